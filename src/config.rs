@@ -1,0 +1,376 @@
+//! Settings, read from the environment and checked at start-up.
+//!
+//! Every setting is named in `.env.example`. A bad value gives one sentence naming the setting
+//! ([`ConfigError`]); a secret's value never appears in it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::crypto::{Keyring, MasterKey, MasterKeyError};
+
+/// The default key prefix, the original bot's.
+pub const DEFAULT_PREFIX: &str = "stargazer";
+/// The default database path.
+pub const DEFAULT_DB_PATH: &str = "data/stargazer-keys.db";
+/// The master key file made beside the database when no key is configured.
+pub const MASTER_KEY_FILE_NAME: &str = "master.key";
+/// The default daily limit of shared-key uses per user and tool.
+pub const DEFAULT_DAILY_LIMIT: u32 = 20;
+/// The default Gitea base URL, the original bot's.
+pub const DEFAULT_GITEA_BASE_URL: &str = "https://git.neko.li";
+/// The default Gitea token file, read when no other tier has a token.
+pub const DEFAULT_GITEA_TOKEN_FILE: &str = "data/gitea_token";
+
+/// A setting with a value that cannot be used, or a required setting that is missing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting} {reason}")]
+pub struct ConfigError {
+    /// The setting's name, as in the environment.
+    pub setting: &'static str,
+    /// What is wrong, completing the sentence that starts with the setting's name.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(setting: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            setting,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How the shared-key daily window moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuotaWindow {
+    /// The window starts at the first use and is not moved by later ones: a true daily cap.
+    #[default]
+    Fixed,
+    /// Every use refreshes the 24-hour TTL (the original bot's behaviour).
+    Rolling,
+}
+
+/// Every setting of the core library.
+#[derive(Clone)]
+pub struct Config {
+    /// The current master key, when configured (`STARGAZER_MASTER_KEY` or `..._FILE`).
+    pub master_key: Option<MasterKey>,
+    /// Keys still readable during a rotation (`STARGAZER_PREVIOUS_MASTER_KEYS`).
+    pub previous_master_keys: Vec<MasterKey>,
+    /// The SQLite file (`STARGAZER_DB_PATH`).
+    pub db_path: PathBuf,
+    /// How many unwrapped data keys stay in memory (`STARGAZER_DATA_KEY_CACHE`).
+    pub data_key_cache: usize,
+    /// Redis nodes (`REDIS_URL`, comma-separated for a cluster); empty = the embedded store.
+    pub redis_urls: Vec<String>,
+    /// How long connecting to Redis may take (`STARGAZER_REDIS_CONNECT_TIMEOUT_MS`).
+    pub redis_connect_timeout: Duration,
+    /// How long one Redis reply may take (`STARGAZER_REDIS_RESPONSE_TIMEOUT_MS`).
+    pub redis_response_timeout: Duration,
+    /// The storage key prefix (`STARGAZER_KEY_PREFIX`).
+    pub key_prefix: String,
+    /// Bot admins (`ADMIN_USER_IDS`).
+    pub admin_user_ids: BTreeSet<u64>,
+    /// The quota window (`QUOTA_WINDOW`).
+    pub quota_window: QuotaWindow,
+    /// Shared-key uses per user and tool per day (`DEFAULT_KEY_DAILY_LIMIT`).
+    pub default_daily_limit: u32,
+    /// Per-tool overrides of the daily limit (`STARGAZER_TOOL_DAILY_LIMITS`, `tool=N,...`).
+    pub tool_daily_limits: BTreeMap<String, u32>,
+    /// An operator's TOML file of extra services (`STARGAZER_SERVICES_FILE`).
+    pub services_file: Option<PathBuf>,
+    /// The environment as it was at start-up: the last tier of key resolution.
+    pub env: EnvSnapshot,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("master_key", &self.master_key)
+            .field("previous_master_keys", &self.previous_master_keys)
+            .field("db_path", &self.db_path)
+            .field("redis_urls", &self.redis_urls.len())
+            .field("key_prefix", &self.key_prefix)
+            .field("admin_user_ids", &self.admin_user_ids)
+            .field("quota_window", &self.quota_window)
+            .field("default_daily_limit", &self.default_daily_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Environment variables captured at start-up, as secrets: `Debug` lists names only.
+#[derive(Clone, Default)]
+pub struct EnvSnapshot(BTreeMap<String, SecretString>);
+
+impl EnvSnapshot {
+    /// A non-empty variable's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(|value| value.expose_secret())
+            .filter(|value| !value.trim().is_empty())
+    }
+
+    /// Adds or replaces a variable (for hosts and tests that build a config in code).
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(name.into(), SecretString::from(value.into()));
+    }
+}
+
+impl fmt::Debug for EnvSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    }
+
+    /// Reads the settings from `(name, value)` pairs; an empty value counts as unset.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut env = EnvSnapshot::default();
+        for (name, value) in vars {
+            env.set(name, value);
+        }
+        let get = |name: &str| env.get(name).map(str::trim);
+
+        let master_key = match (
+            get("STARGAZER_MASTER_KEY"),
+            get("STARGAZER_MASTER_KEY_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "STARGAZER_MASTER_KEY",
+                    "and STARGAZER_MASTER_KEY_FILE are both set; set only one of them",
+                ));
+            }
+            (Some(text), None) => Some(parse_master_key("STARGAZER_MASTER_KEY", text)?),
+            (None, Some(path)) => Some(read_master_key_file(
+                "STARGAZER_MASTER_KEY_FILE",
+                Path::new(path),
+            )?),
+            (None, None) => None,
+        };
+        let previous_master_keys = get("STARGAZER_PREVIOUS_MASTER_KEYS")
+            .map(|list| {
+                split_list(list)
+                    .map(|text| parse_master_key("STARGAZER_PREVIOUS_MASTER_KEYS", text))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+
+        let key_prefix = get("STARGAZER_KEY_PREFIX")
+            .unwrap_or(DEFAULT_PREFIX)
+            .to_owned();
+        if let Some(bad) = key_prefix
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.')))
+        {
+            return Err(ConfigError::new(
+                "STARGAZER_KEY_PREFIX",
+                format!(
+                    "must not contain {bad:?}: use ASCII letters, digits, '-', '_', '.' or ':'"
+                ),
+            ));
+        }
+
+        let quota_window = match get("QUOTA_WINDOW").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("fixed") => QuotaWindow::Fixed,
+            Some("rolling") => QuotaWindow::Rolling,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "QUOTA_WINDOW",
+                    format!("must be \"fixed\" or \"rolling\", not {other:?}"),
+                ));
+            }
+        };
+
+        let tool_daily_limits = get("STARGAZER_TOOL_DAILY_LIMITS")
+            .map(|list| {
+                split_list(list)
+                    .map(|item| {
+                        let (tool, limit) = item.split_once('=').ok_or_else(|| {
+                            ConfigError::new(
+                                "STARGAZER_TOOL_DAILY_LIMITS",
+                                format!("must be a comma-separated list of tool=limit; {item:?} has no '='"),
+                            )
+                        })?;
+                        let limit = parse_number("STARGAZER_TOOL_DAILY_LIMITS", limit.trim())?;
+                        Ok((tool.trim().to_owned(), limit))
+                    })
+                    .collect::<Result<BTreeMap<_, _>, ConfigError>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+
+        Ok(Config {
+            master_key,
+            previous_master_keys,
+            db_path: PathBuf::from(get("STARGAZER_DB_PATH").unwrap_or(DEFAULT_DB_PATH)),
+            data_key_cache: get("STARGAZER_DATA_KEY_CACHE")
+                .map(|v| parse_number("STARGAZER_DATA_KEY_CACHE", v))
+                .transpose()?
+                .unwrap_or(10_000),
+            redis_urls: get("REDIS_URL")
+                .map(|list| split_list(list).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            redis_connect_timeout: Duration::from_millis(
+                get("STARGAZER_REDIS_CONNECT_TIMEOUT_MS")
+                    .map(|v| parse_number("STARGAZER_REDIS_CONNECT_TIMEOUT_MS", v))
+                    .transpose()?
+                    .unwrap_or(1_000),
+            ),
+            redis_response_timeout: Duration::from_millis(
+                get("STARGAZER_REDIS_RESPONSE_TIMEOUT_MS")
+                    .map(|v| parse_number("STARGAZER_REDIS_RESPONSE_TIMEOUT_MS", v))
+                    .transpose()?
+                    .unwrap_or(500),
+            ),
+            key_prefix,
+            admin_user_ids: get("ADMIN_USER_IDS")
+                .map(|list| parse_id_list("ADMIN_USER_IDS", list))
+                .transpose()?
+                .unwrap_or_default(),
+            quota_window,
+            default_daily_limit: get("DEFAULT_KEY_DAILY_LIMIT")
+                .map(|v| parse_number("DEFAULT_KEY_DAILY_LIMIT", v))
+                .transpose()?
+                .unwrap_or(DEFAULT_DAILY_LIMIT),
+            tool_daily_limits,
+            services_file: get("STARGAZER_SERVICES_FILE").map(PathBuf::from),
+            env,
+        })
+    }
+
+    /// The keyring: the configured master key and the previous ones.
+    pub fn keyring(&self) -> Result<Keyring, ConfigError> {
+        let current = self.master_key.clone().ok_or_else(|| {
+            ConfigError::new(
+                "STARGAZER_MASTER_KEY",
+                "is not set (nor STARGAZER_MASTER_KEY_FILE); run `stargazer-keys gen-master-key` to make one",
+            )
+        })?;
+        Ok(Keyring::new(current, self.previous_master_keys.clone()))
+    }
+
+    /// Where the binary keeps a generated master key when none is configured: `master.key`
+    /// beside the database.
+    pub fn default_master_key_file(&self) -> PathBuf {
+        self.db_path
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(MASTER_KEY_FILE_NAME)
+    }
+
+    /// The daily limit for `tool`: its override, or the default.
+    pub fn daily_limit(&self, tool: &str) -> u32 {
+        self.tool_daily_limits
+            .get(tool)
+            .copied()
+            .unwrap_or(self.default_daily_limit)
+    }
+}
+
+/// Reads the master key in `path`, or creates the file (mode 0600, directory included) with a
+/// new random key. Returns the key and whether it was created.
+pub fn load_or_create_master_key_file(path: &Path) -> Result<(MasterKey, bool), ConfigError> {
+    const SETTING: &str = "STARGAZER_MASTER_KEY_FILE";
+    if path.exists() {
+        return Ok((read_master_key_file(SETTING, path)?, false));
+    }
+    let fail = |err: std::io::Error| {
+        ConfigError::new(
+            SETTING,
+            format!(
+                "is unset, and the default key file {} cannot be created: {err}",
+                path.display()
+            ),
+        )
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let key = MasterKey::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(fail)?;
+    let mut text = key.to_base64().expose_secret().to_owned();
+    text.push('\n');
+    file.write_all(text.as_bytes()).map_err(fail)?;
+    zeroize::Zeroize::zeroize(&mut text);
+    file.sync_all().map_err(fail)?;
+    Ok((key, true))
+}
+
+fn parse_master_key(setting: &'static str, text: &str) -> Result<MasterKey, ConfigError> {
+    MasterKey::from_base64(text).map_err(|err| {
+        let hint = match err {
+            MasterKeyError::NotBase64 => "; run `stargazer-keys gen-master-key` to make one",
+            MasterKeyError::WrongLength(_) => " (44 base64 characters)",
+        };
+        ConfigError::new(setting, format!("{err}{hint}"))
+    })
+}
+
+fn read_master_key_file(setting: &'static str, path: &Path) -> Result<MasterKey, ConfigError> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|err| {
+        ConfigError::new(
+            setting,
+            format!("names {}, which cannot be read: {err}", path.display()),
+        )
+    })?);
+    MasterKey::from_base64(&text).map_err(|err| {
+        ConfigError::new(
+            setting,
+            format!("names {}, whose content {err}", path.display()),
+        )
+    })
+}
+
+fn split_list(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+fn parse_id_list(setting: &'static str, list: &str) -> Result<BTreeSet<u64>, ConfigError> {
+    split_list(list)
+        .map(|item| {
+            item.parse::<u64>()
+                .ok()
+                .filter(|id| *id != 0)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        setting,
+                        format!(
+                            "must be a comma-separated list of Discord user ids (numbers); {item:?} is not one"
+                        ),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn parse_number<T: std::str::FromStr>(setting: &'static str, text: &str) -> Result<T, ConfigError> {
+    text.parse()
+        .map_err(|_| ConfigError::new(setting, format!("must be a whole number, not {text:?}")))
+}

@@ -1,0 +1,34 @@
+//! stargazer-keys: bring-your-own and pooled third-party API keys for Discord bots.
+//!
+//! Users keep their own keys (they follow them across channels and servers); admins keep shared
+//! pools, global or per channel. Secrets are sealed with AES-256-GCM under per-owner data keys
+//! that live in SQLite, wrapped by a master key; sealed values live in Redis under the layout of
+//! the original Python bot (or in the same SQLite file when there is no Redis).
+//!
+//! This crate knows nothing of Discord: `stargazer-keys-commands` builds the slash commands and
+//! the operator binary on it.
+
+#![warn(missing_docs)]
+
+pub mod catalogue;
+pub mod config;
+pub mod crypto;
+pub mod data_keys;
+pub mod db;
+pub mod gitea;
+pub mod messages;
+pub mod quota;
+pub mod secret;
+pub mod storage;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod vault;
+
+pub use catalogue::{Catalogue, Service};
+pub use config::{Config, ConfigError, QuotaWindow};
+pub use crypto::{KekId, Keyring, MasterKey, OpenError};
+pub use data_keys::{DataKeyError, DataKeyStore, RotationReport};
+pub use messages::{default_key_limit_error, missing_api_key_error};
+pub use quota::{LimitCheck, LimitReached, QuotaPermit};
+pub use secret::ApiKey;
+pub use vault::{KeyError, KeySource, KeyVault, Pool, ResolvedKey};

@@ -1,0 +1,128 @@
+//! The sentences users see when a tool has no key or the shared-key limit is spent. Each says
+//! what happened and the exact command that fixes it. No I/O here.
+
+use std::time::Duration;
+
+use crate::catalogue::{Catalogue, Service};
+
+/// The message for a service with no key anywhere, from the built-in catalogue (a host with
+/// its own services uses [`Catalogue::missing_api_key_error`] or the vault's).
+///
+/// ```
+/// let text = stargazer_keys::missing_api_key_error("brave");
+/// assert!(text.contains("`/set_user_api_key service:brave`"));
+/// ```
+pub fn missing_api_key_error(service: &str) -> String {
+    Catalogue::builtin().missing_api_key_error(service)
+}
+
+impl Catalogue {
+    /// The message for a service with no key anywhere: the service's name, where to get a
+    /// key, and the command that adds it.
+    pub fn missing_api_key_error(&self, service: &str) -> String {
+        match self.get(service) {
+            Some(entry) => {
+                let get_one = entry
+                    .signup_url
+                    .as_deref()
+                    .map(|url| format!(" You can get one at {url}."))
+                    .unwrap_or_default();
+                format!(
+                    "No {name} API key is available to you.{get_one} Add yours with `/set_user_api_key service:{id}`: you paste it into a private form, and it works for you in every server.",
+                    name = entry.display_name,
+                    id = entry.id,
+                )
+            }
+            None => format!(
+                "No API key for {service:?} is available to you. Add yours with `/set_user_api_key service:{service}`: you paste it into a private form, and it works for you in every server."
+            ),
+        }
+    }
+}
+
+/// The message when a user has spent the daily limit of shared-key uses of `tool`, which
+/// uses `service`: the count, the limit, when it resets (when known), and the command that
+/// lifts the limit.
+///
+/// ```
+/// use std::time::Duration;
+/// use stargazer_keys::{Catalogue, default_key_limit_error};
+/// let catalogue = Catalogue::builtin();
+/// let text = default_key_limit_error(
+///     "web_search",
+///     catalogue.get("brave").unwrap(),
+///     20,
+///     20,
+///     Some(Duration::from_secs(3 * 3600 + 12 * 60)),
+/// );
+/// assert_eq!(
+///     text,
+///     "You have used the bot's shared Brave Search key 20 times today for web_search, \
+///      which is the daily limit of 20. The limit resets in 3 hours 12 minutes. \
+///      To keep going now, add your own key with `/set_user_api_key service:brave` \
+///      (get one at https://brave.com/search/api/); your own key has no daily limit."
+/// );
+/// ```
+pub fn default_key_limit_error(
+    tool: &str,
+    service: &Service,
+    current: u64,
+    limit: u32,
+    resets_in: Option<Duration>,
+) -> String {
+    let count = if current == 1 {
+        "once".to_owned()
+    } else {
+        format!("{current} times")
+    };
+    let reset = match resets_in {
+        Some(left) => format!(" The limit resets in {}.", human_duration(left)),
+        None => " The limit resets 24 hours after your first use.".to_owned(),
+    };
+    let get_one = service
+        .signup_url
+        .as_deref()
+        .map(|url| format!(" (get one at {url})"))
+        .unwrap_or_default();
+    format!(
+        "You have used the bot's shared {name} key {count} today for {tool}, which is the daily limit of {limit}.{reset} To keep going now, add your own key with `/set_user_api_key service:{id}`{get_one}; your own key has no daily limit.",
+        name = service.display_name,
+        id = service.id,
+    )
+}
+
+/// "3 hours 12 minutes", "1 hour", "45 minutes", "less than a minute".
+pub fn human_duration(duration: Duration) -> String {
+    let minutes = duration.as_secs().div_ceil(60);
+    let (hours, minutes) = (minutes / 60, minutes % 60);
+    let unit = |n: u64, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
+    match (hours, minutes) {
+        (0, 0) => "less than a minute".to_owned(),
+        (0, m) => unit(m, "minute"),
+        (h, 0) => unit(h, "hour"),
+        (h, m) => format!("{} {}", unit(h, "hour"), unit(m, "minute")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_secs(0)), "less than a minute");
+        assert_eq!(human_duration(Duration::from_secs(59)), "1 minute");
+        assert_eq!(human_duration(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(
+            human_duration(Duration::from_secs(7200 + 60)),
+            "2 hours 1 minute"
+        );
+        assert_eq!(human_duration(Duration::from_secs(86_400)), "24 hours");
+    }
+}

@@ -1,0 +1,312 @@
+//! The daily quota on shared keys, per user and tool, and the privileges that lift it.
+//!
+//! Counters live at `{p}:default_key_usage:{user_id}:{tool}` with a 24-hour TTL. Checks are
+//! fail-open: when storage is unreachable or fails, the call is allowed (and logged), so a
+//! Redis hiccup never blocks a legitimate call. Counting never fails the caller either.
+
+use std::time::Duration;
+
+use crate::catalogue::validate_service_id;
+use crate::storage::StorageError;
+use crate::vault::KeyVault;
+
+/// How long a counter lives: one day.
+pub const QUOTA_TTL_SECS: u64 = 86_400;
+/// The privilege bit that lifts the shared-key limit (BYPASS_RATELIMIT).
+pub const BYPASS_RATELIMIT_BIT: u32 = 12;
+
+/// The result of a quota check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitCheck {
+    /// Whether one more use is allowed.
+    pub allowed: bool,
+    /// Uses counted in the current window.
+    pub current: u64,
+    /// The daily limit.
+    pub limit: u32,
+}
+
+/// A use of a shared key refused because the daily limit is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitReached {
+    /// Uses counted in the current window.
+    pub current: u64,
+    /// The daily limit.
+    pub limit: u32,
+    /// When the window resets, when known.
+    pub resets_in: Option<Duration>,
+}
+
+/// A user's count for one tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolUsage {
+    /// The tool.
+    pub tool: String,
+    /// Uses counted in the current window.
+    pub count: u64,
+    /// The tool's daily limit.
+    pub limit: u32,
+    /// When the window resets.
+    pub resets_in: Option<Duration>,
+}
+
+/// One reserved use of a shared key. [`QuotaPermit::commit`] keeps it;
+/// [`QuotaPermit::refund`] gives it back when the call failed. Dropping a permit keeps the use.
+#[derive(Debug)]
+#[must_use = "commit the permit after a successful call, or refund it after a failed one"]
+pub struct QuotaPermit {
+    vault: KeyVault,
+    /// The counter the unit was taken from; `None` when storage was unavailable (fail-open).
+    counter: Option<String>,
+    /// The count after this reservation.
+    pub count: u64,
+    /// The daily limit.
+    pub limit: u32,
+}
+
+impl QuotaPermit {
+    /// Keeps the use counted.
+    pub fn commit(self) {}
+
+    /// Gives the use back (errors are logged and swallowed).
+    pub async fn refund(self) {
+        if let Some(counter) = &self.counter
+            && let Err(err) = self.vault.storage().refund(counter).await
+        {
+            tracing::warn!(error = %err, "cannot refund a shared-key use");
+        }
+    }
+
+    /// Whether the reservation was recorded (false when storage was unavailable and the call
+    /// was let through).
+    pub fn is_recorded(&self) -> bool {
+        self.counter.is_some()
+    }
+}
+
+/// Why an operator's usage command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// The tool name cannot be one.
+    #[error(transparent)]
+    InvalidTool(#[from] crate::catalogue::CatalogueError),
+    /// Storage failed.
+    #[error("the usage counters are unavailable: {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl KeyVault {
+    /// The daily limit of `tool`: its `STARGAZER_TOOL_DAILY_LIMITS` override, else
+    /// `DEFAULT_KEY_DAILY_LIMIT`.
+    pub fn daily_limit(&self, tool: &str) -> u32 {
+        self.config().daily_limit(tool)
+    }
+
+    /// Whether the user may use a shared key for `tool` once more: one GET. Fail-open.
+    pub async fn check_default_key_limit(
+        &self,
+        user_id: u64,
+        tool: &str,
+        daily_limit: Option<u32>,
+    ) -> LimitCheck {
+        let limit = daily_limit.unwrap_or_else(|| self.daily_limit(tool));
+        let allowed = |current| LimitCheck {
+            allowed: current < u64::from(limit),
+            current,
+            limit,
+        };
+        if let Err(err) = validate_service_id(tool) {
+            tracing::warn!(error = %err, "quota check on a bad tool name; allowing");
+            return allowed(0);
+        }
+        match self
+            .storage()
+            .get(&self.layout().usage_key(user_id, tool))
+            .await
+        {
+            Ok(value) => allowed(value.and_then(|v| v.parse().ok()).unwrap_or(0)),
+            Err(err) => {
+                tracing::warn!(error = %err, tool, "quota check failed; allowing (fail-open)");
+                LimitCheck {
+                    allowed: true,
+                    current: 0,
+                    limit,
+                }
+            }
+        }
+    }
+
+    /// Counts one use of a shared key: INCR and EXPIRE in one MULTI. Errors are logged and
+    /// swallowed, so counting never breaks the call that just succeeded.
+    pub async fn increment_default_key_usage(&self, user_id: u64, tool: &str) {
+        if let Err(err) = validate_service_id(tool) {
+            tracing::warn!(error = %err, "not counting a use of a bad tool name");
+            return;
+        }
+        let key = self.layout().usage_key(user_id, tool);
+        if let Err(err) = self
+            .storage()
+            .incr_with_ttl(&key, QUOTA_TTL_SECS, self.config().quota_window)
+            .await
+        {
+            tracing::warn!(error = %err, tool, "cannot count a shared-key use");
+        }
+    }
+
+    /// Reserves one use atomically: never admits more than the limit, however many calls race.
+    /// Storage failure admits (fail-open) with an unrecorded permit.
+    pub async fn reserve_default_key_use(
+        &self,
+        user_id: u64,
+        tool: &str,
+        daily_limit: Option<u32>,
+    ) -> Result<QuotaPermit, LimitReached> {
+        let limit = daily_limit.unwrap_or_else(|| self.daily_limit(tool));
+        let unrecorded = || QuotaPermit {
+            vault: self.clone(),
+            counter: None,
+            count: 0,
+            limit,
+        };
+        if let Err(err) = validate_service_id(tool) {
+            tracing::warn!(error = %err, "quota reservation on a bad tool name; allowing");
+            return Ok(unrecorded());
+        }
+        let key = self.layout().usage_key(user_id, tool);
+        match self
+            .storage()
+            .reserve(
+                &key,
+                u64::from(limit),
+                QUOTA_TTL_SECS,
+                self.config().quota_window,
+            )
+            .await
+        {
+            Ok(reservation) if reservation.admitted => Ok(QuotaPermit {
+                vault: self.clone(),
+                counter: Some(key),
+                count: reservation.count,
+                limit,
+            }),
+            Ok(reservation) => Err(LimitReached {
+                current: reservation.count,
+                limit,
+                resets_in: self.ttl(&key).await,
+            }),
+            Err(err) => {
+                tracing::warn!(error = %err, tool, "quota reservation failed; allowing (fail-open)");
+                Ok(unrecorded())
+            }
+        }
+    }
+
+    /// When the user's window for `tool` resets, when storage knows.
+    pub async fn default_key_limit_resets_in(&self, user_id: u64, tool: &str) -> Option<Duration> {
+        validate_service_id(tool).ok()?;
+        self.ttl(&self.layout().usage_key(user_id, tool)).await
+    }
+
+    async fn ttl(&self, key: &str) -> Option<Duration> {
+        match self.storage().ttl(key).await {
+            Ok(ttl) => ttl.map(Duration::from_secs),
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot read a quota TTL");
+                None
+            }
+        }
+    }
+
+    /// The user's privilege mask (`{p}:user_privileges:{user_id}`, a decimal 64-bit number);
+    /// 0 when absent, unreadable or not a number (logged).
+    pub async fn user_privileges(&self, user_id: u64) -> u64 {
+        match self
+            .storage()
+            .get(&self.layout().privileges_key(user_id))
+            .await
+        {
+            Ok(None) => 0,
+            Ok(Some(value)) => value.trim().parse().unwrap_or_else(|_| {
+                tracing::warn!(
+                    user_id,
+                    "the privilege mask is not a number; treating it as none"
+                );
+                0
+            }),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read privileges; treating as none");
+                0
+            }
+        }
+    }
+
+    /// Whether the shared-key daily limit applies to this call: not for the caller's own key,
+    /// not without a caller, not for bot admins (`ADMIN_USER_IDS`), not for users with the
+    /// BYPASS_RATELIMIT privilege bit. At most one GET.
+    pub async fn default_key_limit_applies(
+        &self,
+        caller: Option<u64>,
+        using_own_key: bool,
+    ) -> bool {
+        let Some(user_id) = caller else {
+            return false;
+        };
+        if using_own_key || self.config().admin_user_ids.contains(&user_id) {
+            return false;
+        }
+        self.user_privileges(user_id).await & (1 << BYPASS_RATELIMIT_BIT) == 0
+    }
+
+    /// The user's counters: for one tool, or every tool with a live counter.
+    pub async fn default_key_usage(
+        &self,
+        user_id: u64,
+        tool: Option<&str>,
+    ) -> Result<Vec<ToolUsage>, UsageError> {
+        let tools = match tool {
+            Some(tool) => {
+                validate_service_id(tool)?;
+                vec![tool.to_owned()]
+            }
+            None => {
+                let prefix = self.layout().usage_key(user_id, "");
+                self.storage()
+                    .scan(&format!("{prefix}*"))
+                    .await?
+                    .into_iter()
+                    .filter_map(|key| key.strip_prefix(&prefix).map(str::to_owned))
+                    .collect()
+            }
+        };
+        let mut usage = Vec::with_capacity(tools.len());
+        for tool in tools {
+            let key = self.layout().usage_key(user_id, &tool);
+            let count = self
+                .storage()
+                .get(&key)
+                .await?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            usage.push(ToolUsage {
+                limit: self.daily_limit(&tool),
+                resets_in: self.storage().ttl(&key).await?.map(Duration::from_secs),
+                count,
+                tool,
+            });
+        }
+        Ok(usage)
+    }
+
+    /// Deletes the user's counter for `tool`; returns whether there was one.
+    pub async fn reset_default_key_usage(
+        &self,
+        user_id: u64,
+        tool: &str,
+    ) -> Result<bool, UsageError> {
+        validate_service_id(tool)?;
+        Ok(self
+            .storage()
+            .del(&self.layout().usage_key(user_id, tool))
+            .await?)
+    }
+}

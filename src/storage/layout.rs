@@ -1,0 +1,140 @@
+//! Storage key names: the one place that builds them. The layout is the original bot's, so
+//! this crate can take over an existing deployment.
+
+/// Builds the storage keys under one prefix (`stargazer` by default).
+#[derive(Debug, Clone)]
+pub struct Layout {
+    prefix: String,
+}
+
+/// What kind of hash a scanned storage key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKind {
+    /// `{p}:user_api_keys:{user_id}`
+    UserKeys {
+        /// The user.
+        user_id: u64,
+    },
+    /// `{p}:global_api_pool:{service}`
+    GlobalPool {
+        /// The service.
+        service: String,
+    },
+    /// `{p}:channel_api_pool:{channel_id}:{service}`
+    ChannelPool {
+        /// The channel.
+        channel_id: u64,
+        /// The service.
+        service: String,
+    },
+}
+
+impl Layout {
+    /// A layout under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The hash of a user's own keys: field = service id.
+    pub fn user_keys_key(&self, user_id: u64) -> String {
+        format!("{}:user_api_keys:{user_id}", self.prefix)
+    }
+
+    /// The hash of the global pool of a service: field = key id.
+    pub fn global_pool_key(&self, service: &str) -> String {
+        format!("{}:global_api_pool:{service}", self.prefix)
+    }
+
+    /// The hash of a channel's pool of a service: field = key id.
+    pub fn channel_pool_key(&self, channel_id: u64, service: &str) -> String {
+        format!("{}:channel_api_pool:{channel_id}:{service}", self.prefix)
+    }
+
+    /// The shared-key use counter of a user and tool.
+    pub fn usage_key(&self, user_id: u64, tool: &str) -> String {
+        format!("{}:default_key_usage:{user_id}:{tool}", self.prefix)
+    }
+
+    /// The privilege mask of a user.
+    pub fn privileges_key(&self, user_id: u64) -> String {
+        format!("{}:user_privileges:{user_id}", self.prefix)
+    }
+
+    /// SCAN patterns matching every hash that holds sealed values.
+    pub fn sealed_hash_patterns(&self) -> [String; 3] {
+        [
+            format!("{}:user_api_keys:*", self.prefix),
+            format!("{}:global_api_pool:*", self.prefix),
+            format!("{}:channel_api_pool:*", self.prefix),
+        ]
+    }
+
+    /// Names the hash a scanned key is, or `None` for a key outside the layout.
+    pub fn parse_hash_key(&self, key: &str) -> Option<HashKind> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix(':')?;
+        if let Some(user) = rest.strip_prefix("user_api_keys:") {
+            return Some(HashKind::UserKeys {
+                user_id: user.parse().ok()?,
+            });
+        }
+        if let Some(service) = rest.strip_prefix("global_api_pool:") {
+            return Some(HashKind::GlobalPool {
+                service: service.to_owned(),
+            });
+        }
+        let (channel, service) = rest.strip_prefix("channel_api_pool:")?.split_once(':')?;
+        Some(HashKind::ChannelPool {
+            channel_id: channel.parse().ok()?,
+            service: service.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_original_layout() {
+        let layout = Layout::new("stargazer");
+        assert_eq!(layout.user_keys_key(42), "stargazer:user_api_keys:42");
+        assert_eq!(
+            layout.global_pool_key("brave"),
+            "stargazer:global_api_pool:brave"
+        );
+        assert_eq!(
+            layout.channel_pool_key(7, "brave"),
+            "stargazer:channel_api_pool:7:brave"
+        );
+        assert_eq!(
+            layout.usage_key(42, "web_search"),
+            "stargazer:default_key_usage:42:web_search"
+        );
+        assert_eq!(layout.privileges_key(42), "stargazer:user_privileges:42");
+    }
+
+    #[test]
+    fn scanned_keys_parse_back() {
+        let layout = Layout::new("sg");
+        assert_eq!(
+            layout.parse_hash_key(&layout.channel_pool_key(7, "brave")),
+            Some(HashKind::ChannelPool {
+                channel_id: 7,
+                service: "brave".into()
+            })
+        );
+        assert_eq!(
+            layout.parse_hash_key("sg:user_api_keys:12"),
+            Some(HashKind::UserKeys { user_id: 12 })
+        );
+        assert_eq!(layout.parse_hash_key("other:user_api_keys:12"), None);
+        assert_eq!(layout.parse_hash_key("sg:user_api_keys:x"), None);
+    }
+}

@@ -1,0 +1,249 @@
+//! Where sealed values and quota counters live: a small backend trait with two
+//! implementations, Redis (single node or cluster) and an embedded store inside the SQLite file.
+//!
+//! Backends store opaque strings; they never see a secret in clear.
+
+mod embedded;
+pub mod layout;
+mod redis_store;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use embedded::EmbeddedStore;
+pub use layout::{HashKind, Layout};
+pub use redis_store::RedisStore;
+
+use crate::config::{Config, QuotaWindow};
+use crate::db::DbError;
+
+/// A boxed future, so the backend trait can be used as `dyn StorageBackend`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A storage failure. No variant carries a stored value.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Redis could not be reached or answered with an error.
+    #[error("Redis is unreachable or failed ({0})")]
+    Redis(String),
+    /// The embedded store (SQLite) failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A blocking storage task died.
+    #[error("a storage task failed: {0}")]
+    Task(String),
+    /// The operation is not available on this backend.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+impl From<redis::RedisError> for StorageError {
+    fn from(err: redis::RedisError) -> Self {
+        // RedisError's Display may quote a reply (a stored value): describe it by kind only.
+        let what = if err.is_timeout() {
+            "timed out".to_owned()
+        } else if err.is_connection_refusal() {
+            "connection refused".to_owned()
+        } else if err.is_io_error() || err.is_connection_dropped() {
+            "connection lost".to_owned()
+        } else if let Some(code) = err.code() {
+            format!("server error {code}")
+        } else {
+            format!("{:?}", err.kind())
+        };
+        StorageError::Redis(what)
+    }
+}
+
+impl From<redis::ParsingError> for StorageError {
+    fn from(_: redis::ParsingError) -> Self {
+        StorageError::Redis("unexpected reply type".to_owned())
+    }
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(err: rusqlite::Error) -> Self {
+        StorageError::Db(err.into())
+    }
+}
+
+/// Which backend is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// One Redis server.
+    Redis,
+    /// A Redis Cluster.
+    RedisCluster,
+    /// The embedded store in the SQLite file.
+    Embedded,
+}
+
+/// The reads of one key resolution, sent in one round trip.
+#[derive(Debug, Clone)]
+pub struct ResolveRequest {
+    /// The user's hash and the field (service id) to read, when a user is known.
+    pub user: Option<(String, String)>,
+    /// Pool hashes to draw from, in order of preference.
+    pub pools: Vec<String>,
+    /// How many distinct random entries to draw from each pool.
+    pub sample: usize,
+}
+
+/// What one key resolution read.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveReply {
+    /// The user's sealed value, if any.
+    pub user: Option<String>,
+    /// For each requested pool, its random (field, value) draw.
+    pub pools: Vec<Vec<(String, String)>>,
+}
+
+/// The outcome of reserving one unit of a quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// Whether the unit was granted.
+    pub admitted: bool,
+    /// The counter after the reservation (not counting a refused unit).
+    pub count: u64,
+}
+
+/// The storage operations the vault and the quota need. Every method is one round trip.
+pub trait StorageBackend: Send + Sync + 'static {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+    /// Checks that the backend answers.
+    fn ping(&self) -> BoxFuture<'_, Result<(), StorageError>>;
+    /// HGET.
+    fn hget<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, StorageError>>;
+    /// HSET.
+    fn hset<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// HSETNX: sets the field only when absent; returns whether it was set.
+    fn hset_nx<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StorageError>>;
+    /// Replaces a field's value only if it still equals `expected`; returns whether it did.
+    fn hreplace<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        expected: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StorageError>>;
+    /// HDEL; returns whether the field existed.
+    fn hdel<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StorageError>>;
+    /// HGETALL, sorted by field.
+    fn hgetall<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, StorageError>>;
+    /// HRANDFIELD key count WITHVALUES: up to `count` distinct random entries.
+    fn hrandfield<'a>(
+        &'a self,
+        key: &'a str,
+        count: usize,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, StorageError>>;
+    /// DEL; returns whether the key existed.
+    fn del<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StorageError>>;
+    /// Every key matching a SCAN pattern (`prefix:*` forms only).
+    fn scan<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
+    /// The reads of one key resolution, in one round trip.
+    fn resolve<'a>(
+        &'a self,
+        request: &'a ResolveRequest,
+    ) -> BoxFuture<'a, Result<ResolveReply, StorageError>>;
+    /// GET of a string value (an expired one reads as absent).
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, StorageError>>;
+    /// SET of a string value without expiry.
+    fn set<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// INCR and EXPIRE (NX in a fixed window) atomically; returns the new count.
+    fn incr_with_ttl<'a>(
+        &'a self,
+        key: &'a str,
+        ttl_secs: u64,
+        window: QuotaWindow,
+    ) -> BoxFuture<'a, Result<u64, StorageError>>;
+    /// INCR, then, over `limit`, gives the unit back: atomic, so concurrent reservations never
+    /// admit more than `limit`.
+    fn reserve<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        ttl_secs: u64,
+        window: QuotaWindow,
+    ) -> BoxFuture<'a, Result<Reservation, StorageError>>;
+    /// Gives one unit back (never below zero); returns the new count.
+    fn refund<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StorageError>>;
+    /// Seconds until the key expires; `None` when it is absent or has no expiry.
+    fn ttl<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, StorageError>>;
+}
+
+/// Connects to the backend the config names: Redis when `REDIS_URL` is set (a cluster when it
+/// lists several nodes), else the embedded store in the SQLite file.
+pub async fn connect(config: &Config) -> Result<Arc<dyn StorageBackend>, StorageError> {
+    if config.redis_urls.is_empty() {
+        let path = config.db_path.clone();
+        let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&path))
+            .await
+            .map_err(|err| StorageError::Task(err.to_string()))??;
+        Ok(Arc::new(store))
+    } else {
+        Ok(Arc::new(
+            RedisStore::connect(
+                &config.redis_urls,
+                config.redis_connect_timeout,
+                config.redis_response_timeout,
+            )
+            .await?,
+        ))
+    }
+}
+
+/// Lua: INCR, refresh or set the TTL, and give the unit back when over the limit.
+const RESERVE_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if ARGV[3] == 'rolling' then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
+end
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return {0, n - 1}
+end
+return {1, n}
+";
+
+/// Lua: DECR, but never below zero and never on a missing key.
+const REFUND_SCRIPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0
+";
+
+/// Lua: HSET only when the field still holds the expected value.
+const HREPLACE_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+";

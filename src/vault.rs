@@ -1,0 +1,915 @@
+//! The key vault: users' own keys, global and channel pools, and key resolution.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand::seq::SliceRandom;
+use secrecy::ExposeSecret;
+use time::OffsetDateTime;
+
+use crate::catalogue::{Catalogue, CatalogueError, validate_service_id};
+use crate::config::{Config, ConfigError};
+use crate::crypto::{DataKey, SealContext, SealedFormat, StoredValue};
+use crate::data_keys::{DataKeyError, DataKeyStore};
+use crate::secret::ApiKey;
+use crate::storage::{self, BackendKind, Layout, ResolveRequest, StorageBackend, StorageError};
+
+/// Longest secret accepted, in characters (Discord's modal input limit).
+pub const MAX_SECRET_LEN: usize = 4_000;
+/// How many random entries one resolution draws from each pool.
+const POOL_SAMPLE: usize = 8;
+/// The payload of a `v4:` value: `p1;{unix seconds};{contributor or 0};{secret}`.
+const PAYLOAD_TAG: &str = "p1";
+
+/// A shared pool of keys: the whole bot's, or one channel's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pool {
+    /// The global pool (bot admins).
+    Global,
+    /// One channel's pool (members who manage that channel).
+    Channel(u64),
+}
+
+impl Pool {
+    /// The owner id of the pool's data key: `pool:global` or `pool:channel:{id}`.
+    pub fn owner_id(&self) -> String {
+        match self {
+            Pool::Global => "pool:global".to_owned(),
+            Pool::Channel(id) => format!("pool:channel:{id}"),
+        }
+    }
+
+    fn storage_key(&self, layout: &Layout, service: &str) -> String {
+        match self {
+            Pool::Global => layout.global_pool_key(service),
+            Pool::Channel(id) => layout.channel_pool_key(*id, service),
+        }
+    }
+
+    fn source(&self) -> KeySource {
+        match self {
+            Pool::Global => KeySource::GlobalPool,
+            Pool::Channel(_) => KeySource::ChannelPool,
+        }
+    }
+}
+
+impl fmt::Display for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pool::Global => f.write_str("the global pool"),
+            Pool::Channel(id) => write!(f, "the pool of channel {id}"),
+        }
+    }
+}
+
+/// Where a resolved key came from. Only `User` is the caller's own; the rest are shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeySource {
+    /// The user's own key.
+    User,
+    /// The channel's pool.
+    ChannelPool,
+    /// The global pool.
+    GlobalPool,
+    /// The operator's environment.
+    Env,
+}
+
+impl KeySource {
+    /// `user`, `channel_pool`, `global_pool` or `env`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeySource::User => "user",
+            KeySource::ChannelPool => "channel_pool",
+            KeySource::GlobalPool => "global_pool",
+            KeySource::Env => "env",
+        }
+    }
+
+    /// Whether the key is shared (not the caller's own): the daily quota applies.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, KeySource::User)
+    }
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key found by resolution, and where it came from.
+#[derive(Debug, Clone)]
+pub struct ResolvedKey {
+    /// The key.
+    pub key: ApiKey,
+    /// Its source.
+    pub source: KeySource,
+    /// The pool key id, for keys drawn from a pool.
+    pub key_id: Option<String>,
+}
+
+/// One of a user's keys, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserKeyInfo {
+    /// The service id.
+    pub service: String,
+    /// The service's display name.
+    pub display_name: String,
+    /// `…last4`, or `None` when the stored value does not open.
+    pub masked: Option<String>,
+    /// When it was set (unknown for values written by the original bot).
+    pub set_at: Option<OffsetDateTime>,
+}
+
+/// One key of a pool, as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolKeyInfo {
+    /// The service id.
+    pub service: String,
+    /// The key id (the hash field).
+    pub key_id: String,
+    /// `…last4`, or `None` when the stored value does not open.
+    pub masked: Option<String>,
+    /// Who added it (unknown for values written by the original bot).
+    pub contributor: Option<u64>,
+    /// When it was added.
+    pub added_at: Option<OffsetDateTime>,
+}
+
+/// What adding a pool key did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolAdd {
+    /// The key id.
+    pub key_id: String,
+    /// `…last4`.
+    pub masked: String,
+    /// False when the pool already held this key (nothing changed).
+    pub added: bool,
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MigrationReport {
+    /// Values already `v4:`.
+    pub already_v4: u64,
+    /// `v2:` values rewritten.
+    pub from_v2: u64,
+    /// Plaintext values rewritten.
+    pub from_plaintext: u64,
+    /// Values that could not be opened, left as they were.
+    pub unreadable: u64,
+    /// Values that changed while migrating, left to the writer.
+    pub skipped_changed: u64,
+}
+
+/// Why a vault operation failed. Every variant is a sentence a user or operator can act on;
+/// none carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The service is not in the catalogue.
+    #[error("there is no service called {0:?}; pick one from the list")]
+    UnknownService(String),
+    /// The service name cannot be a service id.
+    #[error(transparent)]
+    InvalidService(#[from] CatalogueError),
+    /// The key is empty (or only whitespace).
+    #[error("the key is empty: paste the key itself")]
+    EmptyKey,
+    /// The key has whitespace inside it.
+    #[error("the key contains spaces or line breaks: paste the key alone, on one line")]
+    KeyHasWhitespace,
+    /// The key has control characters.
+    #[error("the key contains control characters (such as NUL): paste the key alone")]
+    KeyHasControlCharacters,
+    /// The key is over the length limit.
+    #[error("the key is {0} characters long; the limit is {MAX_SECRET_LEN}")]
+    KeyTooLong(usize),
+    /// A pool key id that cannot be one.
+    #[error("{0:?} is not a key id: key ids are 12 hex digits, as the pool listing shows them")]
+    InvalidKeyId(String),
+    /// A Gitea base URL that is not an http(s) URL.
+    #[error("the Gitea base URL must start with https:// (or http://) and contain no spaces")]
+    InvalidBaseUrl,
+    /// Storage failed.
+    #[error("the key store is unavailable, so nothing was changed: {0}")]
+    Storage(#[from] StorageError),
+    /// The data-key store failed.
+    #[error("the encryption key store failed, so nothing was changed: {0}")]
+    DataKeys(#[from] DataKeyError),
+}
+
+/// Why the vault could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenVaultError {
+    /// A setting is wrong or missing.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The services file is wrong.
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    /// The data-key store refused to open.
+    #[error(transparent)]
+    DataKeys(#[from] DataKeyError),
+    /// Storage could not be set up.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The key vault: cheap to clone, `Send + Sync`; open it once and share it.
+#[derive(Clone)]
+pub struct KeyVault {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    layout: Layout,
+    data_keys: DataKeyStore,
+    storage: Arc<dyn StorageBackend>,
+    catalogue: Catalogue,
+}
+
+impl fmt::Debug for KeyVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyVault")
+            .field("storage", &self.inner.storage.kind())
+            .field("prefix", &self.inner.layout.prefix())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyVault {
+    /// Opens the vault the config describes, with the built-in catalogue plus the operator's
+    /// services file.
+    pub async fn open(config: Config) -> Result<Self, OpenVaultError> {
+        Self::open_with_catalogue(config, Catalogue::builtin()).await
+    }
+
+    /// Opens the vault with a host bot's catalogue (the operator's file is added to it).
+    pub async fn open_with_catalogue(
+        config: Config,
+        mut catalogue: Catalogue,
+    ) -> Result<Self, OpenVaultError> {
+        if let Some(path) = &config.services_file {
+            catalogue.load_file(path)?;
+        }
+        let keyring = config.keyring()?;
+        let (path, capacity) = (config.db_path.clone(), config.data_key_cache);
+        let data_keys =
+            tokio::task::spawn_blocking(move || DataKeyStore::open(&path, keyring, capacity))
+                .await
+                .map_err(|err| StorageError::Task(err.to_string()))??;
+        let storage = storage::connect(&config).await?;
+        Ok(Self::from_parts(config, data_keys, storage, catalogue))
+    }
+
+    /// Builds a vault from parts already opened (tests, benchmarks, custom backends).
+    pub fn from_parts(
+        config: Config,
+        data_keys: DataKeyStore,
+        storage: Arc<dyn StorageBackend>,
+        catalogue: Catalogue,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                layout: Layout::new(config.key_prefix.clone()),
+                config,
+                data_keys,
+                storage,
+                catalogue,
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The service catalogue.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.inner.catalogue
+    }
+
+    /// The storage key layout.
+    pub fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    /// The storage backend.
+    pub fn storage(&self) -> &dyn StorageBackend {
+        self.inner.storage.as_ref()
+    }
+
+    /// Which storage backend is in use.
+    pub fn storage_kind(&self) -> BackendKind {
+        self.inner.storage.kind()
+    }
+
+    /// The data-key store.
+    pub fn data_keys(&self) -> &DataKeyStore {
+        &self.inner.data_keys
+    }
+
+    // ----- validation -------------------------------------------------------------------
+
+    /// Checks that `service` is in the catalogue.
+    pub fn check_service(&self, service: &str) -> Result<(), KeyError> {
+        validate_service_id(service)?;
+        if self.inner.catalogue.get(service).is_none() {
+            return Err(KeyError::UnknownService(service.to_owned()));
+        }
+        Ok(())
+    }
+
+    // ----- data keys --------------------------------------------------------------------
+
+    async fn data_key(&self, owner: &str, create: bool) -> Result<Option<Arc<DataKey>>, KeyError> {
+        if let Some(key) = self.inner.data_keys.cached(owner) {
+            return Ok(Some(key));
+        }
+        let store = self.inner.data_keys.clone();
+        let owner = owner.to_owned();
+        let key = tokio::task::spawn_blocking(move || {
+            if create {
+                store.get_or_create(&owner).map(Some)
+            } else {
+                store.get(&owner)
+            }
+        })
+        .await
+        .map_err(|err| StorageError::Task(err.to_string()))??;
+        Ok(key)
+    }
+
+    fn seal_context<'a>(
+        &'a self,
+        owner: &'a str,
+        service: &'a str,
+        key_id: Option<&'a str>,
+    ) -> SealContext<'a> {
+        SealContext {
+            prefix: self.inner.layout.prefix(),
+            owner,
+            service,
+            key_id,
+        }
+    }
+
+    /// Opens a stored value for `owner`; `None` (logged) when it does not open.
+    async fn open_value(
+        &self,
+        owner: &str,
+        service: &str,
+        key_id: Option<&str>,
+        value: &str,
+    ) -> Option<(Payload, SealedFormat)> {
+        let result = async {
+            let stored = StoredValue::parse(value)?;
+            let format = stored.format();
+            if format == SealedFormat::V2 && key_id.is_some() {
+                // v2 values were user values only: a pool entry in that format was put there by hand.
+                return Err(crate::crypto::OpenError::Authentication.into());
+            }
+            let key = if stored.needs_data_key() {
+                self.data_key(owner, false).await?
+            } else {
+                None
+            };
+            let opened = stored.open(key.as_deref(), &self.seal_context(owner, service, key_id))?;
+            let payload = match format {
+                SealedFormat::V4 => Payload::decode(opened.expose_secret()),
+                SealedFormat::V2 | SealedFormat::Plaintext => Payload::bare(opened.expose_secret()),
+            };
+            Ok::<_, OpenFailure>((payload, format))
+        }
+        .await;
+        match result {
+            Ok(opened) => Some(opened),
+            Err(err) => {
+                tracing::warn!(owner, service, key_id, error = %err, "a stored key does not open; skipping it");
+                None
+            }
+        }
+    }
+
+    // ----- user keys --------------------------------------------------------------------
+
+    /// Stores the user's own key for `service`, replacing any earlier one. The secret is trimmed;
+    /// an empty or oversized secret, one with whitespace or control characters inside, or an
+    /// unknown service is refused and nothing is written.
+    pub async fn set_user_api_key(
+        &self,
+        user_id: u64,
+        service: &str,
+        secret: &str,
+    ) -> Result<UserKeyInfo, KeyError> {
+        self.check_service(service)?;
+        let secret = check_secret(secret)?;
+        let owner = user_id.to_string();
+        let data_key = self
+            .data_key(&owner, true)
+            .await?
+            .expect("created on demand");
+        let now = OffsetDateTime::now_utc();
+        let sealed = data_key.seal(
+            &self.seal_context(&owner, service, None),
+            Payload::encode(secret, now, None)
+                .expose_secret()
+                .as_bytes(),
+        );
+        self.inner
+            .storage
+            .hset(&self.inner.layout.user_keys_key(user_id), service, &sealed)
+            .await?;
+        Ok(UserKeyInfo {
+            service: service.to_owned(),
+            display_name: self.inner.catalogue.display_name(service).to_owned(),
+            masked: Some(crate::secret::mask(secret)),
+            set_at: Some(truncate_to_seconds(now)),
+        })
+    }
+
+    /// Removes the user's key for `service`; returns whether there was one.
+    pub async fn remove_user_api_key(&self, user_id: u64, service: &str) -> Result<bool, KeyError> {
+        validate_service_id(service)?;
+        Ok(self
+            .inner
+            .storage
+            .hdel(&self.inner.layout.user_keys_key(user_id), service)
+            .await?)
+    }
+
+    /// The user's keys, masked, by service id.
+    pub async fn list_user_api_keys(&self, user_id: u64) -> Result<Vec<UserKeyInfo>, KeyError> {
+        let entries = self
+            .inner
+            .storage
+            .hgetall(&self.inner.layout.user_keys_key(user_id))
+            .await?;
+        let owner = user_id.to_string();
+        let mut keys = Vec::with_capacity(entries.len());
+        for (service, value) in entries {
+            let opened = self.open_value(&owner, &service, None, &value).await;
+            keys.push(UserKeyInfo {
+                display_name: self.inner.catalogue.display_name(&service).to_owned(),
+                masked: opened.as_ref().map(|(p, _)| p.key.masked()),
+                set_at: opened.and_then(|(p, _)| p.at),
+                service,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// Erases every key of the user: deletes the hash, then the user's data key, so any copy
+    /// of the values left anywhere (backups, replicas) can no longer be opened. Returns how
+    /// many keys the user had.
+    pub async fn forget_user(&self, user_id: u64) -> Result<usize, KeyError> {
+        let key = self.inner.layout.user_keys_key(user_id);
+        let count = self.inner.storage.hgetall(&key).await?.len();
+        self.inner.storage.del(&key).await?;
+        let store = self.inner.data_keys.clone();
+        let owner = user_id.to_string();
+        tokio::task::spawn_blocking(move || store.delete(&owner))
+            .await
+            .map_err(|err| StorageError::Task(err.to_string()))??;
+        Ok(count)
+    }
+
+    // ----- pools ------------------------------------------------------------------------
+
+    /// Adds a key to a pool. The key id is a keyed fingerprint of the secret, so adding the
+    /// same key twice changes nothing (`added` is then false).
+    pub async fn add_pool_key(
+        &self,
+        pool: Pool,
+        service: &str,
+        secret: &str,
+        contributor: u64,
+    ) -> Result<PoolAdd, KeyError> {
+        self.check_service(service)?;
+        let secret = check_secret(secret)?;
+        let owner = pool.owner_id();
+        let data_key = self
+            .data_key(&owner, true)
+            .await?
+            .expect("created on demand");
+        let key_id = data_key.key_id(secret.as_bytes());
+        let payload = Payload::encode(secret, OffsetDateTime::now_utc(), Some(contributor));
+        let sealed = data_key.seal(
+            &self.seal_context(&owner, service, Some(&key_id)),
+            payload.expose_secret().as_bytes(),
+        );
+        let added = self
+            .inner
+            .storage
+            .hset_nx(
+                &pool.storage_key(&self.inner.layout, service),
+                &key_id,
+                &sealed,
+            )
+            .await?;
+        Ok(PoolAdd {
+            key_id,
+            masked: crate::secret::mask(secret),
+            added,
+        })
+    }
+
+    /// Removes a key from a pool by key id; returns whether it was there.
+    pub async fn remove_pool_key(
+        &self,
+        pool: Pool,
+        service: &str,
+        key_id: &str,
+    ) -> Result<bool, KeyError> {
+        validate_service_id(service)?;
+        check_key_id(key_id)?;
+        Ok(self
+            .inner
+            .storage
+            .hdel(&pool.storage_key(&self.inner.layout, service), key_id)
+            .await?)
+    }
+
+    /// The keys of a pool, masked: for one service, or for every service in the catalogue.
+    pub async fn list_pool_keys(
+        &self,
+        pool: Pool,
+        service: Option<&str>,
+    ) -> Result<Vec<PoolKeyInfo>, KeyError> {
+        let services: Vec<String> = match service {
+            Some(service) => {
+                validate_service_id(service)?;
+                vec![service.to_owned()]
+            }
+            None => self.inner.catalogue.iter().map(|s| s.id.clone()).collect(),
+        };
+        let owner = pool.owner_id();
+        let mut keys = Vec::new();
+        for service in services {
+            let entries = self
+                .inner
+                .storage
+                .hgetall(&pool.storage_key(&self.inner.layout, &service))
+                .await?;
+            for (key_id, value) in entries {
+                let opened = self
+                    .open_value(&owner, &service, Some(&key_id), &value)
+                    .await;
+                keys.push(PoolKeyInfo {
+                    service: service.clone(),
+                    masked: opened.as_ref().map(|(p, _)| p.key.masked()),
+                    contributor: opened.as_ref().and_then(|(p, _)| p.contributor),
+                    added_at: opened.and_then(|(p, _)| p.at),
+                    key_id,
+                });
+            }
+        }
+        Ok(keys)
+    }
+
+    /// A random key of the global pool for `service`; `None` (logged) on any failure.
+    pub async fn get_pool_api_key(&self, service: &str) -> Option<ApiKey> {
+        self.draw_from_pool(Pool::Global, service)
+            .await
+            .map(|r| r.key)
+    }
+
+    /// A random key of a channel's pool for `service`; `None` (logged) on any failure.
+    pub async fn get_channel_pool_api_key(&self, channel_id: u64, service: &str) -> Option<ApiKey> {
+        self.draw_from_pool(Pool::Channel(channel_id), service)
+            .await
+            .map(|r| r.key)
+    }
+
+    async fn draw_from_pool(&self, pool: Pool, service: &str) -> Option<ResolvedKey> {
+        if let Err(err) = validate_service_id(service) {
+            tracing::warn!(error = %err, "pool draw refused");
+            return None;
+        }
+        let key = pool.storage_key(&self.inner.layout, service);
+        match self.inner.storage.hrandfield(&key, POOL_SAMPLE).await {
+            Ok(entries) => self.first_that_opens(pool, service, entries).await,
+            Err(err) => {
+                tracing::warn!(%pool, service, error = %err, "cannot draw from the pool");
+                None
+            }
+        }
+    }
+
+    async fn first_that_opens(
+        &self,
+        pool: Pool,
+        service: &str,
+        mut entries: Vec<(String, String)>,
+    ) -> Option<ResolvedKey> {
+        entries.shuffle(&mut rand::thread_rng());
+        let owner = pool.owner_id();
+        for (key_id, value) in entries {
+            if let Some((payload, _)) = self
+                .open_value(&owner, service, Some(&key_id), &value)
+                .await
+            {
+                return Some(ResolvedKey {
+                    key: payload.key,
+                    source: pool.source(),
+                    key_id: Some(key_id),
+                });
+            }
+        }
+        None
+    }
+
+    // ----- resolution -------------------------------------------------------------------
+
+    /// Resolves the key to use for `service`: the user's own key, then the channel's pool,
+    /// then the global pool (both skipped when `fallback_to_pool` is false), then the
+    /// operator's environment. The storage reads are one round trip. A value that does not
+    /// open is skipped (logged); storage failures fall through to the environment. Never
+    /// returns another user's key.
+    pub async fn get_user_api_key(
+        &self,
+        user_id: Option<u64>,
+        service: &str,
+        channel_id: Option<u64>,
+        fallback_to_pool: bool,
+    ) -> Option<ResolvedKey> {
+        if let Err(err) = validate_service_id(service) {
+            tracing::warn!(error = %err, "key resolution refused");
+            return None;
+        }
+        let mut pools = Vec::new();
+        if fallback_to_pool {
+            pools.extend(channel_id.map(Pool::Channel));
+            pools.push(Pool::Global);
+        }
+        let request = ResolveRequest {
+            user: user_id.map(|id| (self.inner.layout.user_keys_key(id), service.to_owned())),
+            pools: pools
+                .iter()
+                .map(|pool| pool.storage_key(&self.inner.layout, service))
+                .collect(),
+            sample: POOL_SAMPLE,
+        };
+        match self.inner.storage.resolve(&request).await {
+            Ok(reply) => {
+                if let (Some(user_id), Some(value)) = (user_id, reply.user) {
+                    let owner = user_id.to_string();
+                    if let Some((payload, _)) = self.open_value(&owner, service, None, &value).await
+                    {
+                        return Some(ResolvedKey {
+                            key: payload.key,
+                            source: KeySource::User,
+                            key_id: None,
+                        });
+                    }
+                }
+                for (pool, entries) in pools.into_iter().zip(reply.pools) {
+                    if let Some(found) = self.first_that_opens(pool, service, entries).await {
+                        return Some(found);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(service, error = %err, "key storage unavailable; falling back to the environment");
+            }
+        }
+        self.env_key(service).map(|key| ResolvedKey {
+            key,
+            source: KeySource::Env,
+            key_id: None,
+        })
+    }
+
+    /// The operator's key for `service` from the environment: `{SERVICE}_API_KEY`, then the
+    /// service's own variables. A value with commas is a list: one is picked at random.
+    pub fn env_key(&self, service: &str) -> Option<ApiKey> {
+        let vars = match self.inner.catalogue.get(service) {
+            Some(entry) => entry.env_vars(),
+            None => crate::catalogue::Service::new(service, service).env_vars(),
+        };
+        vars.iter().find_map(|var| {
+            let value = self.inner.config.env.get(var)?;
+            let choices: Vec<&str> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            choices
+                .choose(&mut rand::thread_rng())
+                .map(|v| ApiKey::new(*v))
+        })
+    }
+
+    // ----- migration --------------------------------------------------------------------
+
+    /// Rewrites every `v2:` and plaintext value (user hashes and pools) as `v4:`. Idempotent:
+    /// a second run finds only `v4:` values. A value that changed meanwhile is left alone.
+    pub async fn migrate(&self) -> Result<MigrationReport, KeyError> {
+        let mut report = MigrationReport::default();
+        for pattern in self.inner.layout.sealed_hash_patterns() {
+            for key in self.inner.storage.scan(&pattern).await? {
+                let Some(kind) = self.inner.layout.parse_hash_key(&key) else {
+                    continue;
+                };
+                for (field, value) in self.inner.storage.hgetall(&key).await? {
+                    self.migrate_value(&kind, &key, &field, &value, &mut report)
+                        .await?;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn migrate_value(
+        &self,
+        kind: &storage::HashKind,
+        key: &str,
+        field: &str,
+        value: &str,
+        report: &mut MigrationReport,
+    ) -> Result<(), KeyError> {
+        let (owner, service, key_id) = match kind {
+            storage::HashKind::UserKeys { user_id } => {
+                (user_id.to_string(), field.to_owned(), None)
+            }
+            storage::HashKind::GlobalPool { service } => {
+                (Pool::Global.owner_id(), service.clone(), Some(field))
+            }
+            storage::HashKind::ChannelPool {
+                channel_id,
+                service,
+            } => (
+                Pool::Channel(*channel_id).owner_id(),
+                service.clone(),
+                Some(field),
+            ),
+        };
+        let Some((payload, format)) = self.open_value(&owner, &service, key_id, value).await else {
+            report.unreadable += 1;
+            return Ok(());
+        };
+        match format {
+            SealedFormat::V4 => {
+                report.already_v4 += 1;
+                return Ok(());
+            }
+            SealedFormat::V2 => report.from_v2 += 1,
+            SealedFormat::Plaintext => report.from_plaintext += 1,
+        }
+        let data_key = self
+            .data_key(&owner, true)
+            .await?
+            .expect("created on demand");
+        let payload = Payload::encode(
+            payload.key.expose(),
+            OffsetDateTime::now_utc(),
+            payload.contributor,
+        );
+        let sealed = data_key.seal(
+            &self.seal_context(&owner, &service, key_id),
+            payload.expose_secret().as_bytes(),
+        );
+        if !self
+            .inner
+            .storage
+            .hreplace(key, field, value, &sealed)
+            .await?
+        {
+            match format {
+                SealedFormat::V2 => report.from_v2 -= 1,
+                _ => report.from_plaintext -= 1,
+            }
+            report.skipped_changed += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Trims a secret and checks it can be a key.
+fn check_secret(secret: &str) -> Result<&str, KeyError> {
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err(KeyError::EmptyKey);
+    }
+    let len = secret.chars().count();
+    if len > MAX_SECRET_LEN {
+        return Err(KeyError::KeyTooLong(len));
+    }
+    if secret.chars().any(char::is_whitespace) {
+        return Err(KeyError::KeyHasWhitespace);
+    }
+    if secret.chars().any(char::is_control) {
+        return Err(KeyError::KeyHasControlCharacters);
+    }
+    Ok(secret)
+}
+
+/// Checks that `key_id` has the form of a pool key id (12 lowercase hex digits).
+pub fn check_key_id(key_id: &str) -> Result<(), KeyError> {
+    if key_id.len() == 12
+        && key_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(KeyError::InvalidKeyId(key_id.chars().take(40).collect()))
+    }
+}
+
+fn truncate_to_seconds(at: OffsetDateTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(at.unix_timestamp()).unwrap_or(at)
+}
+
+/// What a `v4:` value holds: the secret and its metadata.
+struct Payload {
+    key: ApiKey,
+    at: Option<OffsetDateTime>,
+    contributor: Option<u64>,
+}
+
+impl Payload {
+    fn encode(secret: &str, at: OffsetDateTime, contributor: Option<u64>) -> secrecy::SecretString {
+        secrecy::SecretString::from(format!(
+            "{PAYLOAD_TAG};{};{};{secret}",
+            at.unix_timestamp(),
+            contributor.unwrap_or(0)
+        ))
+    }
+
+    fn decode(text: &str) -> Self {
+        let mut parts = text.splitn(4, ';');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(PAYLOAD_TAG), Some(at), Some(contributor), Some(secret)) => Self {
+                key: ApiKey::new(secret),
+                at: at
+                    .parse()
+                    .ok()
+                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()),
+                contributor: contributor.parse().ok().filter(|id| *id != 0),
+            },
+            _ => Self::bare(text),
+        }
+    }
+
+    fn bare(secret: &str) -> Self {
+        Self {
+            key: ApiKey::new(secret),
+            at: None,
+            contributor: None,
+        }
+    }
+}
+
+/// Why a stored value did not open (for the log line).
+#[derive(Debug, thiserror::Error)]
+enum OpenFailure {
+    #[error(transparent)]
+    Open(#[from] crate::crypto::OpenError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_trimmed_and_checked() {
+        assert_eq!(check_secret("  abc \n").unwrap(), "abc");
+        assert!(matches!(check_secret(" \n\t"), Err(KeyError::EmptyKey)));
+        assert!(matches!(
+            check_secret("ab cd"),
+            Err(KeyError::KeyHasWhitespace)
+        ));
+        assert!(matches!(
+            check_secret("ab\0cd"),
+            Err(KeyError::KeyHasControlCharacters)
+        ));
+        assert!(matches!(
+            check_secret(&"x".repeat(4_001)),
+            Err(KeyError::KeyTooLong(4_001))
+        ));
+    }
+
+    #[test]
+    fn payloads_carry_time_and_contributor() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let text = Payload::encode("sk;with;semicolons", at, Some(42));
+        let payload = Payload::decode(text.expose_secret());
+        assert_eq!(payload.key.expose(), "sk;with;semicolons");
+        assert_eq!(payload.at, Some(at));
+        assert_eq!(payload.contributor, Some(42));
+    }
+
+    #[test]
+    fn key_ids_must_be_twelve_hex_digits() {
+        assert!(check_key_id("0123456789ab").is_ok());
+        assert!(check_key_id("0123456789AB").is_err());
+        assert!(check_key_id("*").is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! Fixtures shared by the integration tests: a vault on a real SQLite file and a real
+//! redis-server (or the embedded store), under a prefix of its own.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use stargazer_keys::storage::{EmbeddedStore, RedisStore, StorageBackend};
+use stargazer_keys::testkit::RedisServer;
+use stargazer_keys::{Catalogue, Config, DataKeyStore, KeyVault};
+use tempfile::TempDir;
+
+/// Which storage backend a contract test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Redis,
+    Embedded,
+}
+
+/// Runs an async contract test body once per backend: `contract!(name, |backend| async move {...})`.
+#[macro_export]
+macro_rules! contract {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                tokio::time::timeout(std::time::Duration::from_secs(60), ($body)(Backend::Redis))
+                    .await
+                    .expect("test timed out");
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(60),
+                    ($body)(Backend::Embedded),
+                )
+                .await
+                .expect("test timed out");
+            }
+        }
+    };
+}
+
+/// A fresh base64 master key.
+pub fn master_key_b64() -> String {
+    let bytes: [u8; 32] = rand_bytes();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn rand_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    bytes
+}
+
+/// A vault on its own SQLite file and its own key prefix.
+pub struct Fixture {
+    pub vault: KeyVault,
+    pub backend: Backend,
+    pub dir: TempDir,
+    pub db_path: PathBuf,
+    pub prefix: String,
+    pub master_key: String,
+    pub redis_url: Option<String>,
+}
+
+/// Settings for a fixture.
+pub struct FixtureBuilder {
+    backend: Backend,
+    env: Vec<(String, String)>,
+    redis_url: Option<String>,
+    dir: Option<TempDir>,
+    master_key: Option<String>,
+}
+
+impl FixtureBuilder {
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Uses this Redis instead of the shared test server.
+    pub fn redis_url(mut self, url: String) -> Self {
+        self.redis_url = Some(url);
+        self
+    }
+
+    /// Uses this directory (and the database already in it) with this master key.
+    pub fn existing(mut self, dir: TempDir, master_key: String) -> Self {
+        self.dir = Some(dir);
+        self.master_key = Some(master_key);
+        self
+    }
+
+    pub async fn open(self) -> Fixture {
+        let dir = self
+            .dir
+            .unwrap_or_else(|| tempfile::tempdir().expect("tempdir"));
+        let db_path = dir.path().join("keys.db");
+        let prefix = format!("t{}", hex::encode(rand_bytes::<6>()));
+        let master_key = self.master_key.unwrap_or_else(master_key_b64);
+        let redis_url = match self.backend {
+            Backend::Redis => Some(
+                self.redis_url
+                    .unwrap_or_else(|| RedisServer::shared().url()),
+            ),
+            Backend::Embedded => None,
+        };
+        let mut vars: Vec<(String, String)> = vec![
+            ("STARGAZER_MASTER_KEY".into(), master_key.clone()),
+            ("STARGAZER_DB_PATH".into(), db_path.display().to_string()),
+            ("STARGAZER_KEY_PREFIX".into(), prefix.clone()),
+            ("STARGAZER_REDIS_RESPONSE_TIMEOUT_MS".into(), "300".into()),
+        ];
+        if let Some(url) = &redis_url {
+            vars.push(("REDIS_URL".into(), url.clone()));
+        }
+        vars.extend(self.env);
+        let config = Config::from_vars(vars).expect("valid test settings");
+        let vault = KeyVault::open_with_catalogue(config, Catalogue::builtin())
+            .await
+            .expect("open the vault");
+        Fixture {
+            vault,
+            backend: self.backend,
+            dir,
+            db_path,
+            prefix,
+            master_key,
+            redis_url,
+        }
+    }
+}
+
+impl Fixture {
+    pub fn builder(backend: Backend) -> FixtureBuilder {
+        FixtureBuilder {
+            backend,
+            env: Vec::new(),
+            redis_url: None,
+            dir: None,
+            master_key: None,
+        }
+    }
+
+    pub async fn new(backend: Backend) -> Fixture {
+        Self::builder(backend).open().await
+    }
+
+    /// A second storage handle on the same data, for writing values behind the vault's back.
+    pub fn storage(&self) -> &dyn StorageBackend {
+        self.vault.storage()
+    }
+
+    /// Every stored value under this fixture's prefix: (key, field, value) for hashes and
+    /// (key, "", value) for strings. Read with a raw client, not through the vault.
+    pub async fn dump(&self) -> Vec<(String, String, String)> {
+        match self.backend {
+            Backend::Redis => {
+                let client = redis::Client::open(self.redis_url.clone().unwrap()).unwrap();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}:*", self.prefix))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let mut out = Vec::new();
+                for key in keys {
+                    let kind: String = redis::cmd("TYPE")
+                        .arg(&key)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap();
+                    if kind == "hash" {
+                        let entries: Vec<(String, String)> = redis::cmd("HGETALL")
+                            .arg(&key)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
+                        out.extend(entries.into_iter().map(|(f, v)| (key.clone(), f, v)));
+                    } else {
+                        let value: String = redis::cmd("GET")
+                            .arg(&key)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
+                        out.push((key, String::new(), value));
+                    }
+                }
+                out.sort();
+                out
+            }
+            Backend::Embedded => {
+                let conn = rusqlite::Connection::open(&self.db_path).unwrap();
+                let mut out: Vec<(String, String, String)> = conn
+                    .prepare("SELECT key, field, value FROM kv_hash")
+                    .unwrap()
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                out.extend(
+                    conn.prepare("SELECT key, '', value FROM kv_string")
+                        .unwrap()
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .unwrap()
+                        .collect::<Result<Vec<_>, _>>()
+                        .unwrap(),
+                );
+                out.sort();
+                out
+            }
+        }
+    }
+
+    /// The bytes of the SQLite file and its WAL.
+    pub fn sqlite_bytes(&self) -> Vec<u8> {
+        file_bytes(&self.db_path)
+    }
+}
+
+/// A file's bytes followed by those of its `-wal` and `-shm` companions, when present.
+pub fn file_bytes(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap_or_default();
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        bytes.extend(std::fs::read(PathBuf::from(companion)).unwrap_or_default());
+    }
+    bytes
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// A fresh secret that looks like an API key.
+pub fn secret(tag: &str) -> String {
+    format!("sk-{tag}-{}", hex::encode(rand_bytes::<12>()))
+}
+
+/// Opens the storage backend of a fixture's settings directly (a second connection).
+pub async fn second_storage(fixture: &Fixture) -> Arc<dyn StorageBackend> {
+    match &fixture.redis_url {
+        Some(url) => Arc::new(
+            RedisStore::connect(
+                std::slice::from_ref(url),
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(1),
+            )
+            .await
+            .unwrap(),
+        ),
+        None => Arc::new(EmbeddedStore::open(&fixture.db_path).unwrap()),
+    }
+}
+
+/// Opens the data-key store of a fixture's file (a second connection).
+pub fn data_key_store(fixture: &Fixture) -> DataKeyStore {
+    fixture.vault.data_keys().clone()
+}
+
+/// Writes a database as the original Python bot left it: its `encryption_keys` table (no
+/// `kek_id`), with each data key wrapped under the master key with no associated data.
+pub fn seed_original_database(path: &Path, master_key_b64: &str, owners: &[(&str, [u8; 32])]) {
+    use aes_gcm::aead::{Aead, KeyInit};
+    let master = base64::engine::general_purpose::STANDARD
+        .decode(master_key_b64)
+        .unwrap();
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(&master).unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE encryption_keys (user_id TEXT PRIMARY KEY, encrypted_key BLOB, created_at TEXT)",
+    )
+    .unwrap();
+    for (owner, dek) in owners {
+        let nonce: [u8; 12] = rand_bytes();
+        let mut blob = nonce.to_vec();
+        blob.extend(
+            cipher
+                .encrypt(aes_gcm::Nonce::from_slice(&nonce), dek.as_slice())
+                .unwrap(),
+        );
+        conn.execute(
+            "INSERT INTO encryption_keys VALUES (?1, ?2, '2024-01-01T00:00:00')",
+            rusqlite::params![owner, blob],
+        )
+        .unwrap();
+    }
+}
+
+/// A value in the original bot's `v2:` format: padded urlsafe base64 of nonce || ciphertext,
+/// no associated data.
+pub fn seal_v2(dek: &[u8; 32], secret: &str) -> String {
+    use aes_gcm::aead::{Aead, KeyInit};
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(dek).unwrap();
+    let nonce: [u8; 12] = rand_bytes();
+    let mut raw = nonce.to_vec();
+    raw.extend(
+        cipher
+            .encrypt(aes_gcm::Nonce::from_slice(&nonce), secret.as_bytes())
+            .unwrap(),
+    );
+    format!(
+        "v2:{}",
+        base64::engine::general_purpose::URL_SAFE.encode(raw)
+    )
+}
