@@ -291,15 +291,15 @@ impl Config {
 /// Reads the master key in `path`, or creates the file (mode 0600, directory included) with a
 /// new random key. Returns the key and whether it was created.
 pub fn load_or_create_master_key_file(path: &Path) -> Result<(MasterKey, bool), ConfigError> {
-    const SETTING: &str = "STARGAZER_MASTER_KEY_FILE";
+    const SETTING: &str = "STARGAZER_MASTER_KEY";
     if path.exists() {
-        return Ok((read_master_key_file(SETTING, path)?, false));
+        return Ok((read_default_master_key_file(path)?, false));
     }
     let fail = |err: std::io::Error| {
         ConfigError::new(
             SETTING,
             format!(
-                "is unset, and the default key file {} cannot be created: {err}",
+                "is not set, and the default key file {} cannot be created: {err}",
                 path.display()
             ),
         )
@@ -319,6 +319,28 @@ pub fn load_or_create_master_key_file(path: &Path) -> Result<(MasterKey, bool), 
     zeroize::Zeroize::zeroize(&mut text);
     file.sync_all().map_err(fail)?;
     Ok((key, true))
+}
+
+/// Reads the default master key file (used when no key is configured), never creating it.
+pub fn read_default_master_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|err| {
+        ConfigError::new(
+            "STARGAZER_MASTER_KEY",
+            format!(
+                "is not set, and the default key file {} cannot be read: {err}",
+                path.display()
+            ),
+        )
+    })?);
+    MasterKey::from_base64(&text).map_err(|err| {
+        ConfigError::new(
+            "STARGAZER_MASTER_KEY",
+            format!(
+                "is not set, and the content of the default key file {} {err}",
+                path.display()
+            ),
+        )
+    })
 }
 
 fn parse_master_key(setting: &'static str, text: &str) -> Result<MasterKey, ConfigError> {

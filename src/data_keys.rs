@@ -30,7 +30,7 @@ pub enum DataKeyError {
     UnknownMasterKeys(Vec<KekUsage>),
     /// Rows from the original bot open under none of the configured master keys.
     #[error(
-        "{0} data keys from the original bot open under none of the configured master keys; set STARGAZER_MASTER_KEY (or STARGAZER_PREVIOUS_MASTER_KEYS) to the key that bot used"
+        "the original bot's data keys ({0} of them) open under none of the configured master keys; set STARGAZER_MASTER_KEY (or STARGAZER_PREVIOUS_MASTER_KEYS) to the key that bot used"
     )]
     LegacyUnreadable(u64),
     /// A row names a configured master key, yet does not unwrap under it.
@@ -61,18 +61,33 @@ pub struct KekUsage {
     pub rows: u64,
 }
 
+/// "1 data key is" / "3 data keys are".
+fn count_data_keys(rows: u64) -> String {
+    if rows == 1 {
+        "1 data key is".to_owned()
+    } else {
+        format!("{rows} data keys are")
+    }
+}
+
 fn unknown_keks_sentence(usage: &[KekUsage]) -> String {
     let parts: Vec<String> = usage
         .iter()
         .map(|u| {
             format!(
-                "{} data keys are wrapped by master key {}",
-                u.rows, u.kek_id
+                "{} wrapped by master key {}",
+                count_data_keys(u.rows),
+                u.kek_id
             )
         })
         .collect();
+    let (which, it) = if usage.len() == 1 {
+        ("which is", "it")
+    } else {
+        ("which are", "them")
+    };
     format!(
-        "{}, which is not configured: set STARGAZER_MASTER_KEY to it, or add it to STARGAZER_PREVIOUS_MASTER_KEYS while you rotate",
+        "{}, {which} not configured: set STARGAZER_MASTER_KEY to {it}, or add {it} to STARGAZER_PREVIOUS_MASTER_KEYS while you rotate",
         parts.join(" and ")
     )
 }
@@ -211,9 +226,13 @@ impl DataKeyStore {
     /// Deletes the owner's data key (crypto-shredding every value sealed under it).
     /// Returns whether there was one.
     pub fn delete(&self, owner: &str) -> Result<bool, DataKeyError> {
-        let deleted = self
-            .conn()
-            .execute("DELETE FROM encryption_keys WHERE user_id = ?1", [owner])?;
+        let conn = self.conn();
+        let deleted = conn.execute("DELETE FROM encryption_keys WHERE user_id = ?1", [owner])?;
+        if deleted > 0 {
+            // Move the change out of the write-ahead log so no old frame keeps the wrapped key.
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        drop(conn);
         self.cache().pop(owner);
         Ok(deleted > 0)
     }
@@ -294,8 +313,10 @@ impl DataKeyStore {
             return Err(DataKeyError::UnknownMasterKeys(unknown));
         }
         if let Some(legacy) = usage.iter().find(|u| u.kek_id == LEGACY_KEK_ID) {
-            self.verify_sample(LEGACY_KEK_ID)
-                .map_err(|_| DataKeyError::LegacyUnreadable(legacy.rows))?;
+            self.verify_sample(LEGACY_KEK_ID).map_err(|err| match err {
+                DataKeyError::Unwrap { .. } => DataKeyError::LegacyUnreadable(legacy.rows),
+                other => other,
+            })?;
         }
         Ok(())
     }

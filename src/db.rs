@@ -84,6 +84,9 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
         .map_err(open_err)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(open_err)?;
+    // Deleted data keys must not linger in free pages: crypto-shredding depends on it.
+    conn.pragma_update(None, "secure_delete", "ON")
+        .map_err(open_err)?;
     migrate(&conn, path)?;
     Ok(conn)
 }

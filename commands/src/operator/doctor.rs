@@ -1,0 +1,266 @@
+//! `doctor`: one line per check of the settings, the database, the master key and the storage
+//! backend.
+//!
+//! Nothing else runs while the doctor checks, so the blocking SQLite calls run inline.
+
+use std::fmt::Display;
+use std::io::{self, Write as _};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use stargazer_keys::data_keys::KekUsage;
+use stargazer_keys::{Config, ConfigError, DataKeyStore, Keyring, db, storage};
+
+use super::{Error, default_key_file_in_use, kek_label};
+
+/// Runs every check and prints one line for each; exit status 1 when one failed.
+pub async fn run(config: Result<Config, ConfigError>) -> Result<ExitCode, Error> {
+    let mut report = Report::default();
+    let config = match config {
+        Ok(config) => {
+            report.ok("settings: every setting parses")?;
+            config
+        }
+        Err(err) => {
+            report.fail("settings", err)?;
+            for what in ["database", "master key", "data keys", "storage"] {
+                report.skip(what, "the settings do not parse")?;
+            }
+            return Ok(report.exit_code());
+        }
+    };
+    let database_opens = check_database(&mut report, &config)?;
+    let keyring = check_master_key(&mut report, &config)?;
+    check_data_keys(&mut report, &config, database_opens, keyring)?;
+    check_storage(&mut report, &config).await?;
+    Ok(report.exit_code())
+}
+
+/// Whether the database exists and opens with an up-to-date schema.
+fn check_database(report: &mut Report, config: &Config) -> io::Result<bool> {
+    let path = &config.db_path;
+    if !path.exists() {
+        report.skip(
+            "database",
+            format_args!(
+                "{} does not exist yet; the bot creates it on first start",
+                path.display()
+            ),
+        )?;
+        return Ok(false);
+    }
+    match db::open(path) {
+        Ok(_) => {
+            report.ok(format_args!(
+                "database: {} opens, schema version {}",
+                path.display(),
+                db::SCHEMA_VERSION
+            ))?;
+            Ok(true)
+        }
+        Err(err) => {
+            report.fail("database", err)?;
+            Ok(false)
+        }
+    }
+}
+
+/// The keyring, when the master key can be read.
+fn check_master_key(report: &mut Report, config: &Config) -> io::Result<Option<Keyring>> {
+    let keyring = match super::keyring(config) {
+        Ok(keyring) => keyring,
+        Err(err) => {
+            report.fail("master key", err)?;
+            return Ok(None);
+        }
+    };
+    let source = if let Some(path) = default_key_file_in_use(config) {
+        format!("the default key file {}", path.display())
+    } else if let Some(path) = config.env.get("STARGAZER_MASTER_KEY_FILE") {
+        format!("STARGAZER_MASTER_KEY_FILE ({})", path.trim())
+    } else {
+        "STARGAZER_MASTER_KEY".to_owned()
+    };
+    let previous = match keyring.all().count() - 1 {
+        0 => String::new(),
+        1 => ", and 1 previous key".to_owned(),
+        n => format!(", and {n} previous keys"),
+    };
+    report.ok(format_args!(
+        "master key: current kek id {} from {source}{previous}",
+        keyring.current().id()
+    ))?;
+    Ok(Some(keyring))
+}
+
+/// How many rows each master key wraps, and that the configured keys open them.
+fn check_data_keys(
+    report: &mut Report,
+    config: &Config,
+    database_opens: bool,
+    keyring: Option<Keyring>,
+) -> io::Result<()> {
+    let keyring = match (database_opens, keyring) {
+        (true, Some(keyring)) => keyring,
+        (false, _) => return report.skip("data keys", "no database to read them from"),
+        (true, None) => return report.skip("data keys", "no master key to open them with"),
+    };
+    let store = match DataKeyStore::open_unchecked(&config.db_path, keyring, 1) {
+        Ok(store) => store,
+        Err(err) => return report.fail("data keys", err),
+    };
+    let usage = match store.kek_usage() {
+        Ok(usage) => usage,
+        Err(err) => return report.fail("data keys", err),
+    };
+    if usage.is_empty() {
+        return report.ok("data keys: none yet");
+    }
+    report.ok(format_args!(
+        "data keys: {}",
+        describe_usage(&usage, store.keyring())
+    ))?;
+    match store.verify_opens() {
+        Ok(_) => report.ok("data keys open under the configured master keys"),
+        Err(err) => report.fail("data keys open", err),
+    }
+}
+
+/// "320 in all: 300 under master key ab12 (current), 20 under master key cd34 (run
+/// rotate-master-key to move them)".
+fn describe_usage(usage: &[KekUsage], keyring: &Keyring) -> String {
+    let parts: Vec<String> = usage
+        .iter()
+        .map(|u| {
+            let note = if u.kek_id == keyring.current().id().as_str() {
+                "current"
+            } else if u.kek_id.is_empty() || keyring.get(&u.kek_id).is_some() {
+                "run rotate-master-key to move them"
+            } else {
+                "not configured"
+            };
+            format!("{} under {} ({note})", u.rows, kek_label(&u.kek_id))
+        })
+        .collect();
+    let total: u64 = usage.iter().map(|u| u.rows).sum();
+    format!("{total} in all: {}", parts.join(", "))
+}
+
+/// That the storage backend answers: Redis within its timeouts, or the embedded store.
+async fn check_storage(report: &mut Report, config: &Config) -> io::Result<()> {
+    if config.redis_urls.is_empty() {
+        return report.ok(format_args!(
+            "storage: embedded store in {} (REDIS_URL unset)",
+            config.db_path.display()
+        ));
+    }
+    let target = describe_redis(&config.redis_urls);
+    // Room for the client's one retry of connecting and of the reply.
+    let limit = (config.redis_connect_timeout + config.redis_response_timeout) * 2;
+    let started = Instant::now();
+    let answer = tokio::time::timeout(limit, async {
+        storage::connect(config).await?.ping().await
+    })
+    .await;
+    match answer {
+        Ok(Ok(())) => report.ok(format_args!(
+            "storage: {target} answers PING ({} ms)",
+            started.elapsed().as_millis()
+        )),
+        Ok(Err(err)) => report.fail(
+            "storage",
+            format_args!("{target} does not answer PING: {err}"),
+        ),
+        Err(_) => report.fail(
+            "storage",
+            format_args!(
+                "{target} did not answer PING within {} ms",
+                limit.as_millis()
+            ),
+        ),
+    }
+}
+
+/// "Redis at host:port", or the cluster's nodes; never the password a URL may hold.
+fn describe_redis(urls: &[String]) -> String {
+    let addresses: Vec<&str> = urls.iter().map(|url| redis_address(url)).collect();
+    match addresses.as_slice() {
+        [one] => format!("Redis at {one}"),
+        many => format!("the Redis Cluster at {}", many.join(", ")),
+    }
+}
+
+/// The host and port of a Redis URL, without scheme, credentials, database or options.
+fn redis_address(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
+    let address = rest.split(['/', '?']).next().unwrap_or_default();
+    if address.is_empty() {
+        "a local socket"
+    } else {
+        address
+    }
+}
+
+/// The check lines printed so far, and whether one failed.
+#[derive(Debug, Default)]
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn ok(&mut self, what: impl Display) -> io::Result<()> {
+        self.line("ok  ", what)
+    }
+
+    fn fail(&mut self, what: &str, why: impl Display) -> io::Result<()> {
+        self.failed = true;
+        self.line("FAIL", format_args!("{what}: {why}"))
+    }
+
+    fn skip(&mut self, what: &str, why: impl Display) -> io::Result<()> {
+        self.line("skip", format_args!("{what}: {why}"))
+    }
+
+    fn line(&self, status: &str, text: impl Display) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        writeln!(out, "{status} {text}")?;
+        out.flush()
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        if self.failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_addresses_drop_credentials_and_database() {
+        assert_eq!(redis_address("redis://:hunter2@cache:6379/0"), "cache:6379");
+        assert_eq!(
+            redis_address("rediss://user:p@ss@10.0.0.1:6380"),
+            "10.0.0.1:6380"
+        );
+        assert_eq!(
+            redis_address("redis://127.0.0.1:6379/?protocol=resp3"),
+            "127.0.0.1:6379"
+        );
+        assert_eq!(
+            redis_address("redis+unix:///run/redis.sock"),
+            "a local socket"
+        );
+    }
+
+    #[test]
+    fn clusters_are_described_by_their_nodes() {
+        let urls = ["redis://a:1".to_owned(), "redis://b:2".to_owned()];
+        assert_eq!(describe_redis(&urls), "the Redis Cluster at a:1, b:2");
+    }
+}

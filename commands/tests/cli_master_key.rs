@@ -1,0 +1,627 @@
+//! The operator binary end to end: `gen-master-key`, `rotate-master-key` and `doctor`, run as
+//! a process with a clean environment in a temporary directory, checked against the real SQLite
+//! file (and a private redis-server).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use secrecy::ExposeSecret as _;
+use stargazer_keys::crypto::{SealContext, StoredValue};
+use stargazer_keys::testkit::RedisServer;
+use stargazer_keys::{DataKeyStore, Keyring, MasterKey};
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stargazer-keys");
+
+/// A working directory with a `data/` folder, and the settings the binary runs with.
+struct Setup {
+    dir: TempDir,
+    vars: Vec<(String, String)>,
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let mut setup = Self {
+            dir,
+            vars: Vec::new(),
+        };
+        let db = setup.db_path().display().to_string();
+        setup.set("STARGAZER_DB_PATH", db);
+        setup
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.dir.path().join("data").join("stargazer-keys.db")
+    }
+
+    fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
+        self.vars.push((name.to_owned(), value.into()));
+        self
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let output = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+}
+
+impl Run {
+    /// The single stderr line of a failed run, after checking that there is exactly one.
+    fn one_error_line(&self) -> &str {
+        assert_eq!(self.code, Some(1), "{self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{self:#?}");
+        assert!(lines[0].starts_with("error: "), "{self:#?}");
+        lines[0]
+    }
+
+    fn doctor_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    fn line_starting(&self, prefix: &str) -> &str {
+        self.stdout
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line starts with {prefix:?}: {self:#?}"))
+    }
+
+    fn mentions(&self, text: &str) -> bool {
+        self.stdout.contains(text) || self.stderr.contains(text)
+    }
+}
+
+fn key_text(key: &MasterKey) -> String {
+    key.to_base64().expose_secret().to_owned()
+}
+
+fn seal_context(owner: &str) -> SealContext<'_> {
+    SealContext {
+        prefix: "stargazer",
+        owner,
+        service: "openrouter",
+        key_id: None,
+    }
+}
+
+/// A secret sealed under its owner's data key, as the vault would store it.
+struct Sealed {
+    owner: String,
+    value: String,
+    secret: String,
+}
+
+/// Creates data keys for `count` owners under `keyring`'s current key and seals a secret with
+/// each. Owner ids start at `first`.
+fn seed(db: &Path, keyring: Keyring, first: u64, count: u64) -> Vec<Sealed> {
+    let store = DataKeyStore::open(db, keyring, 16).unwrap();
+    (first..first + count)
+        .map(|n| {
+            let owner = if n == 0 {
+                "pool:global".to_owned()
+            } else {
+                n.to_string()
+            };
+            let secret = format!("sk-or-v1-secret-number-{n:06}");
+            let value = store
+                .get_or_create(&owner)
+                .unwrap()
+                .seal(&seal_context(&owner), secret.as_bytes());
+            Sealed {
+                owner,
+                value,
+                secret,
+            }
+        })
+        .collect()
+}
+
+/// Checks that every sealed secret opens with a store keyed by `key` alone.
+fn assert_all_open_with(db: &Path, key: &MasterKey, sealed: &[Sealed]) {
+    let store = DataKeyStore::open(db, Keyring::new(key.clone(), vec![]), 16).unwrap();
+    for s in sealed {
+        let data_key = store
+            .get(&s.owner)
+            .unwrap()
+            .expect("the owner keeps a data key");
+        let opened = StoredValue::parse(&s.value)
+            .unwrap()
+            .open(Some(&data_key), &seal_context(&s.owner))
+            .unwrap();
+        assert_eq!(opened.expose_secret(), s.secret);
+    }
+}
+
+fn only_key(key: &MasterKey) -> Keyring {
+    Keyring::new(key.clone(), vec![])
+}
+
+fn kek_rows(db: &Path, keyring: Keyring) -> Vec<(String, u64)> {
+    DataKeyStore::open_unchecked(db, keyring, 1)
+        .unwrap()
+        .kek_usage()
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.kek_id, u.rows))
+        .collect()
+}
+
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// --help
+
+#[test]
+fn help_lists_every_subcommand_with_a_description() {
+    let run = Setup::new().run(&["--help"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    for (name, words) in [
+        ("gen-master-key", "new random master key"),
+        ("rotate-master-key", "Rewrap every data key"),
+        ("doctor", "Check the settings"),
+    ] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|line| line.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("{name} is not listed: {run:#?}"));
+        assert!(line.contains(words), "{line}");
+    }
+}
+
+#[test]
+fn a_usage_error_keeps_clap_exit_status_2() {
+    let run = Setup::new().run(&["rotate-master-key", "--no-such-flag"]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+}
+
+// gen-master-key
+
+#[test]
+fn gen_master_key_prints_a_44_character_base64_key_of_32_bytes() {
+    let run = Setup::new().run(&["gen-master-key"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{run:#?}");
+    assert_eq!(lines[0].len(), 44);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(lines[0])
+        .unwrap();
+    assert_eq!(bytes.len(), 32);
+    assert_eq!(run.stderr.lines().count(), 1, "{run:#?}");
+    assert!(run.stderr.contains("STARGAZER_MASTER_KEY"), "{run:#?}");
+    assert!(
+        run.stderr.contains("STARGAZER_PREVIOUS_MASTER_KEYS"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("rotate-master-key"), "{run:#?}");
+}
+
+#[test]
+fn gen_master_key_prints_a_different_key_each_run() {
+    let setup = Setup::new();
+    assert_ne!(
+        setup.run(&["gen-master-key"]).stdout,
+        setup.run(&["gen-master-key"]).stdout
+    );
+}
+
+#[test]
+fn gen_master_key_reads_no_settings() {
+    let mut setup = Setup::new();
+    setup.set("QUOTA_WINDOW", "daily");
+    let run = setup.run(&["gen-master-key"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+}
+
+// Bad settings: one line naming the setting, never the bad key.
+
+fn assert_refused(setting: &str, value: &str) -> Run {
+    let mut setup = Setup::new();
+    setup.set(setting, value);
+    let run = setup.run(&["rotate-master-key"]);
+    let line = run.one_error_line();
+    assert!(line.contains(setting), "{line}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    run
+}
+
+fn assert_key_refused(setting: &str, key: &str) {
+    let run = assert_refused(setting, key);
+    assert!(!run.mentions(key), "the key text leaked: {run:#?}");
+}
+
+#[test]
+fn a_master_key_of_the_wrong_length_is_refused_in_one_line() {
+    let short = base64::engine::general_purpose::STANDARD.encode([7u8; 16]);
+    assert_key_refused("STARGAZER_MASTER_KEY", &short);
+}
+
+#[test]
+fn a_master_key_that_is_not_base64_is_refused_in_one_line() {
+    assert_key_refused("STARGAZER_MASTER_KEY", "this is not base64 at all!!");
+}
+
+#[test]
+fn an_unreadable_master_key_file_is_refused_in_one_line() {
+    let run = assert_refused(
+        "STARGAZER_MASTER_KEY_FILE",
+        "/nonexistent/stargazer/master.key",
+    );
+    assert!(run.stderr.contains("cannot be read"), "{run:#?}");
+}
+
+#[test]
+fn a_previous_master_key_of_the_wrong_length_is_refused_in_one_line() {
+    let short = base64::engine::general_purpose::STANDARD.encode([9u8; 31]);
+    assert_key_refused("STARGAZER_PREVIOUS_MASTER_KEYS", &short);
+}
+
+#[test]
+fn admin_user_ids_that_are_not_numbers_are_refused_in_one_line() {
+    assert_refused("ADMIN_USER_IDS", "abc");
+}
+
+#[test]
+fn an_unknown_quota_window_is_refused_in_one_line() {
+    assert_refused("QUOTA_WINDOW", "daily");
+}
+
+#[test]
+fn settings_from_a_dot_env_file_are_read() {
+    let setup = Setup::new();
+    std::fs::write(setup.dir.path().join(".env"), "QUOTA_WINDOW=daily\n").unwrap();
+    let line = setup
+        .run(&["rotate-master-key"])
+        .one_error_line()
+        .to_owned();
+    assert!(line.contains("QUOTA_WINDOW"), "{line}");
+}
+
+#[test]
+fn a_malformed_dot_env_file_is_one_line_naming_its_line_but_not_its_text() {
+    let setup = Setup::new();
+    std::fs::write(
+        setup.dir.path().join(".env"),
+        "# settings\nQUOTA_WINDOW=fixed\nSTARGAZER_MASTER_KEY secret-looking-text\n",
+    )
+    .unwrap();
+    let run = setup.run(&["gen-master-key"]);
+    let line = run.one_error_line();
+    assert!(line.contains(".env line 3"), "{line}");
+    assert!(!run.mentions("secret-looking-text"), "{run:#?}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+}
+
+// rotate-master-key
+
+#[test]
+fn rotate_master_key_moves_every_data_key_to_the_current_key() {
+    let (a, b, c) = (
+        MasterKey::generate(),
+        MasterKey::generate(),
+        MasterKey::generate(),
+    );
+    let mut setup = Setup::new();
+    let db = setup.db_path();
+    let mut sealed = seed(&db, only_key(&a), 0, 200);
+    sealed.extend(seed(
+        &db,
+        Keyring::new(c.clone(), vec![a.clone()]),
+        200,
+        100,
+    ));
+    sealed.extend(seed(
+        &db,
+        Keyring::new(b.clone(), vec![a.clone(), c.clone()]),
+        300,
+        50,
+    ));
+
+    setup.set("STARGAZER_MASTER_KEY", key_text(&b)).set(
+        "STARGAZER_PREVIOUS_MASTER_KEYS",
+        format!("{}, {}", key_text(&a), key_text(&c)),
+    );
+    let run = setup.run(&["rotate-master-key"]);
+
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.stderr, "", "{run:#?}");
+    let summary = &run.stdout;
+    assert!(
+        summary.contains(&format!(
+            "Rewrapped 300 data keys under master key {}",
+            b.id()
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("200 from master key {}", a.id())),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("100 from master key {}", c.id())),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "50 data keys were already under master key {}",
+            b.id()
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("STARGAZER_PREVIOUS_MASTER_KEYS can now be emptied"),
+        "{summary}"
+    );
+    for key in [&a, &b, &c] {
+        assert!(
+            !run.mentions(&key_text(key)),
+            "a master key leaked: {run:#?}"
+        );
+    }
+    assert_all_open_with(&db, &b, &sealed);
+    assert_eq!(kek_rows(&db, only_key(&b)), [(b.id().to_string(), 350)]);
+}
+
+#[test]
+fn rotate_master_key_prints_a_json_summary() {
+    let (a, b) = (MasterKey::generate(), MasterKey::generate());
+    let mut setup = Setup::new();
+    seed(&setup.db_path(), only_key(&a), 1, 3);
+    setup
+        .set("STARGAZER_MASTER_KEY", key_text(&b))
+        .set("STARGAZER_PREVIOUS_MASTER_KEYS", key_text(&a));
+    let run = setup.run(&["rotate-master-key", "--json"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        summary,
+        serde_json::json!({
+            "rewrapped": 3,
+            "already_current": 0,
+            "current_kek_id": b.id().to_string(),
+            "from": { a.id().to_string(): 3 },
+        })
+    );
+}
+
+#[test]
+fn rotate_master_key_refuses_rows_of_an_unconfigured_key_and_changes_nothing() {
+    let (a, b) = (MasterKey::generate(), MasterKey::generate());
+    let mut setup = Setup::new();
+    let db = setup.db_path();
+    let sealed = seed(&db, only_key(&a), 1, 120);
+    setup.set("STARGAZER_MASTER_KEY", key_text(&b));
+
+    let run = setup.run(&["rotate-master-key"]);
+
+    let line = run.one_error_line();
+    assert!(line.contains(a.id().as_str()), "{line}");
+    assert!(line.contains("120 data keys"), "{line}");
+    assert!(line.contains("nothing was changed"), "{line}");
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    assert_eq!(kek_rows(&db, only_key(&a)), [(a.id().to_string(), 120)]);
+    assert_all_open_with(&db, &a, &sealed);
+}
+
+#[test]
+fn rotate_master_key_without_a_master_key_says_which_setting_to_set() {
+    let setup = Setup::new();
+    seed(&setup.db_path(), only_key(&MasterKey::generate()), 1, 2);
+    let line = setup
+        .run(&["rotate-master-key"])
+        .one_error_line()
+        .to_owned();
+    assert!(line.contains("STARGAZER_MASTER_KEY is not set"), "{line}");
+    assert!(line.contains("gen-master-key"), "{line}");
+}
+
+#[test]
+fn rotate_master_key_without_a_database_creates_none() {
+    let mut setup = Setup::new();
+    setup.set("STARGAZER_MASTER_KEY", key_text(&MasterKey::generate()));
+    let line = setup
+        .run(&["rotate-master-key"])
+        .one_error_line()
+        .to_owned();
+    assert!(line.contains("does not exist"), "{line}");
+    assert!(line.contains("STARGAZER_DB_PATH"), "{line}");
+    assert!(!setup.db_path().exists());
+}
+
+// doctor
+
+fn assert_only_ok_or_skip(run: &Run) {
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    for line in run.doctor_lines() {
+        assert!(
+            line.starts_with("ok   ") || line.starts_with("skip "),
+            "{line}\n{run:#?}"
+        );
+    }
+}
+
+#[test]
+fn doctor_passes_on_a_healthy_embedded_setup() {
+    let (a, b) = (MasterKey::generate(), MasterKey::generate());
+    let mut setup = Setup::new();
+    let db = setup.db_path();
+    seed(&db, only_key(&a), 1, 5);
+    seed(&db, Keyring::new(b.clone(), vec![a.clone()]), 10, 3);
+    setup
+        .set("STARGAZER_MASTER_KEY", key_text(&b))
+        .set("STARGAZER_PREVIOUS_MASTER_KEYS", key_text(&a));
+
+    let run = setup.run(&["doctor"]);
+
+    assert_only_ok_or_skip(&run);
+    assert_eq!(run.stderr, "", "{run:#?}");
+    assert!(run.line_starting("ok   settings").len() > 12);
+    assert!(
+        run.line_starting("ok   database")
+            .contains(&db.display().to_string())
+    );
+    let master = run.line_starting("ok   master key");
+    assert!(master.contains(b.id().as_str()), "{master}");
+    let usage = run.line_starting("ok   data keys:");
+    assert!(
+        usage.contains(&format!("3 under master key {} (current)", b.id())),
+        "{usage}"
+    );
+    assert!(
+        usage.contains(&format!(
+            "5 under master key {} (run rotate-master-key",
+            a.id()
+        )),
+        "{usage}"
+    );
+    run.line_starting("ok   data keys open");
+    assert_eq!(
+        run.line_starting("ok   storage"),
+        format!(
+            "ok   storage: embedded store in {} (REDIS_URL unset)",
+            db.display()
+        )
+    );
+    for key in [&a, &b] {
+        assert!(
+            !run.mentions(&key_text(key)),
+            "a master key leaked: {run:#?}"
+        );
+    }
+}
+
+#[test]
+fn doctor_uses_the_default_key_file_when_no_key_is_configured() {
+    let setup = Setup::new();
+    let path = setup.dir.path().join("data").join("master.key");
+    let (key, _) = stargazer_keys::config::load_or_create_master_key_file(&path).unwrap();
+    seed(&setup.db_path(), only_key(&key), 1, 2);
+
+    let run = setup.run(&["doctor"]);
+
+    assert_only_ok_or_skip(&run);
+    let master = run.line_starting("ok   master key");
+    assert!(master.contains(key.id().as_str()), "{master}");
+    assert!(master.contains(&path.display().to_string()), "{master}");
+}
+
+#[test]
+fn doctor_fails_on_rows_of_an_unconfigured_key_with_its_id_and_row_count() {
+    let (a, b) = (MasterKey::generate(), MasterKey::generate());
+    let mut setup = Setup::new();
+    seed(&setup.db_path(), only_key(&a), 1, 7);
+    setup.set("STARGAZER_MASTER_KEY", key_text(&b));
+
+    let run = setup.run(&["doctor"]);
+
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let fail = run.line_starting("FAIL data keys");
+    assert!(
+        fail.contains(&format!("7 data keys are wrapped by master key {}", a.id())),
+        "{fail}"
+    );
+    assert!(fail.contains("not configured"), "{fail}");
+}
+
+#[test]
+fn doctor_without_a_master_key_fails_naming_the_setting() {
+    let setup = Setup::new();
+    seed(&setup.db_path(), only_key(&MasterKey::generate()), 1, 2);
+    let run = setup.run(&["doctor"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let fail = run.line_starting("FAIL master key");
+    assert!(fail.contains("STARGAZER_MASTER_KEY is not set"), "{fail}");
+    assert!(!setup.dir.path().join("data").join("master.key").exists());
+}
+
+#[test]
+fn doctor_reports_bad_settings_without_the_key_text() {
+    let mut setup = Setup::new();
+    let short = base64::engine::general_purpose::STANDARD.encode([3u8; 20]);
+    setup.set("STARGAZER_MASTER_KEY", short.clone());
+    let run = setup.run(&["doctor"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.line_starting("FAIL settings")
+            .contains("STARGAZER_MASTER_KEY")
+    );
+    assert!(!run.mentions(&short), "{run:#?}");
+}
+
+#[test]
+fn doctor_passes_with_a_running_redis() {
+    let redis = RedisServer::start().unwrap();
+    let mut setup = Setup::new();
+    let key = MasterKey::generate();
+    seed(&setup.db_path(), only_key(&key), 1, 2);
+    setup
+        .set("STARGAZER_MASTER_KEY", key_text(&key))
+        .set("REDIS_URL", redis.url());
+
+    let run = setup.run(&["doctor"]);
+
+    assert_only_ok_or_skip(&run);
+    let storage = run.line_starting("ok   storage");
+    assert!(
+        storage.contains(&format!("Redis at 127.0.0.1:{} answers PING", redis.port())),
+        "{storage}"
+    );
+}
+
+#[test]
+fn doctor_fails_quickly_when_redis_does_not_answer() {
+    let mut setup = Setup::new();
+    let key = MasterKey::generate();
+    seed(&setup.db_path(), only_key(&key), 1, 2);
+    setup.set("STARGAZER_MASTER_KEY", key_text(&key)).set(
+        "REDIS_URL",
+        format!("redis://:hunter2@127.0.0.1:{}/", closed_port()),
+    );
+
+    let started = Instant::now();
+    let run = setup.run(&["doctor"]);
+
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let fail = run.line_starting("FAIL storage");
+    assert!(fail.contains("does not answer PING"), "{fail}");
+    assert!(
+        !run.mentions("hunter2"),
+        "the Redis password leaked: {run:#?}"
+    );
+    run.line_starting("ok   data keys open");
+}
