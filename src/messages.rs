@@ -34,7 +34,7 @@ impl Catalogue {
                 )
             }
             None => format!(
-                "No API key for {service:?} is available to you. Add yours with `/set_user_api_key service:{service}`: you paste it into a private form, and it works for you in every server."
+                "No API key for `{service}` is set up on this bot, and it does not take keys for `{service}` yet; ask the bot's operator to add the service."
             ),
         }
     }
@@ -57,10 +57,10 @@ impl Catalogue {
 /// );
 /// assert_eq!(
 ///     text,
-///     "You have used the bot's shared Brave Search key 20 times today for web_search, \
-///      which is the daily limit of 20. The limit resets in 3 hours 12 minutes. \
-///      To keep going now, add your own key with `/set_user_api_key service:brave` \
-///      (get one at https://brave.com/search/api/); your own key has no daily limit."
+///     "You have used web_search 20 times with the bot's shared Brave Search key, and the \
+///      daily limit is 20. It resets in 3 hours 12 minutes. To keep going now, add your own \
+///      key with `/set_user_api_key service:brave` (get one at https://brave.com/search/api/); \
+///      your own key has no daily limit."
 /// );
 /// ```
 pub fn default_key_limit_error(
@@ -76,8 +76,8 @@ pub fn default_key_limit_error(
         format!("{current} times")
     };
     let reset = match resets_in {
-        Some(left) => format!(" The limit resets in {}.", human_duration(left)),
-        None => " The limit resets 24 hours after your first use.".to_owned(),
+        Some(left) => format!(" It resets in {}.", human_duration(left)),
+        None => " It resets within 24 hours.".to_owned(),
     };
     let get_one = service
         .signup_url
@@ -85,7 +85,7 @@ pub fn default_key_limit_error(
         .map(|url| format!(" (get one at {url})"))
         .unwrap_or_default();
     format!(
-        "You have used the bot's shared {name} key {count} today for {tool}, which is the daily limit of {limit}.{reset} To keep going now, add your own key with `/set_user_api_key service:{id}`{get_one}; your own key has no daily limit.",
+        "You have used {tool} {count} with the bot's shared {name} key, and the daily limit is {limit}.{reset} To keep going now, add your own key with `/set_user_api_key service:{id}`{get_one}; your own key has no daily limit.",
         name = service.display_name,
         id = service.id,
     )

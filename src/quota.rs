@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use crate::catalogue::validate_service_id;
 use crate::storage::StorageError;
 use crate::vault::KeyVault;
 
@@ -14,6 +13,31 @@ use crate::vault::KeyVault;
 pub const QUOTA_TTL_SECS: u64 = 86_400;
 /// The privilege bit that lifts the shared-key limit (BYPASS_RATELIMIT).
 pub const BYPASS_RATELIMIT_BIT: u32 = 12;
+
+/// Longest tool name.
+pub const MAX_TOOL_NAME_LEN: usize = 100;
+
+/// A tool name that cannot name a counter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a valid tool name: use 1 to 100 characters without spaces, ':' or any of *?[]\\"
+)]
+pub struct InvalidToolName(pub String);
+
+/// Checks a tool name: 1 to 100 characters, no whitespace or control characters, and none of
+/// `:` (the key separator) or `*?[]\` (SCAN patterns).
+pub fn validate_tool_name(tool: &str) -> Result<(), InvalidToolName> {
+    let ok = !tool.is_empty()
+        && tool.chars().count() <= MAX_TOOL_NAME_LEN
+        && !tool.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, ':' | '*' | '?' | '[' | ']' | '\\')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidToolName(tool.chars().take(40).collect()))
+    }
+}
 
 /// The result of a quota check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +113,7 @@ impl QuotaPermit {
 pub enum UsageError {
     /// The tool name cannot be one.
     #[error(transparent)]
-    InvalidTool(#[from] crate::catalogue::CatalogueError),
+    InvalidTool(#[from] InvalidToolName),
     /// Storage failed.
     #[error("the usage counters are unavailable: {0}")]
     Storage(#[from] StorageError),
@@ -115,7 +139,7 @@ impl KeyVault {
             current,
             limit,
         };
-        if let Err(err) = validate_service_id(tool) {
+        if let Err(err) = validate_tool_name(tool) {
             tracing::warn!(error = %err, "quota check on a bad tool name; allowing");
             return allowed(0);
         }
@@ -139,7 +163,7 @@ impl KeyVault {
     /// Counts one use of a shared key: INCR and EXPIRE in one MULTI. Errors are logged and
     /// swallowed, so counting never breaks the call that just succeeded.
     pub async fn increment_default_key_usage(&self, user_id: u64, tool: &str) {
-        if let Err(err) = validate_service_id(tool) {
+        if let Err(err) = validate_tool_name(tool) {
             tracing::warn!(error = %err, "not counting a use of a bad tool name");
             return;
         }
@@ -168,7 +192,7 @@ impl KeyVault {
             count: 0,
             limit,
         };
-        if let Err(err) = validate_service_id(tool) {
+        if let Err(err) = validate_tool_name(tool) {
             tracing::warn!(error = %err, "quota reservation on a bad tool name; allowing");
             return Ok(unrecorded());
         }
@@ -203,7 +227,7 @@ impl KeyVault {
 
     /// When the user's window for `tool` resets, when storage knows.
     pub async fn default_key_limit_resets_in(&self, user_id: u64, tool: &str) -> Option<Duration> {
-        validate_service_id(tool).ok()?;
+        validate_tool_name(tool).ok()?;
         self.ttl(&self.layout().usage_key(user_id, tool)).await
     }
 
@@ -265,7 +289,7 @@ impl KeyVault {
     ) -> Result<Vec<ToolUsage>, UsageError> {
         let tools = match tool {
             Some(tool) => {
-                validate_service_id(tool)?;
+                validate_tool_name(tool)?;
                 vec![tool.to_owned()]
             }
             None => {
@@ -303,7 +327,7 @@ impl KeyVault {
         user_id: u64,
         tool: &str,
     ) -> Result<bool, UsageError> {
-        validate_service_id(tool)?;
+        validate_tool_name(tool)?;
         Ok(self
             .storage()
             .del(&self.layout().usage_key(user_id, tool))

@@ -242,12 +242,12 @@ impl StorageBackend for EmbeddedStore {
         self.run(move |conn| {
             // Our patterns are `prefix:*` with a prefix of plain characters, so GLOB matches
             // them as Redis would.
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT key FROM kv_hash WHERE key GLOB ?1
-                 UNION SELECT key FROM kv_string WHERE key GLOB ?1 ORDER BY 1",
-            )?;
+                 UNION SELECT key FROM kv_string WHERE key GLOB ?1 AND {LIVE} ORDER BY 1"
+            ))?;
             let keys = stmt
-                .query_map([pattern], |row| row.get(0))?
+                .query_map(params![pattern, now_secs()], |row| row.get(0))?
                 .collect::<Result<Vec<String>, _>>()?;
             Ok(keys)
         })
@@ -332,13 +332,13 @@ impl StorageBackend for EmbeddedStore {
             let now = now_secs();
             let (count, expires) = live_counter(&tx, &key, now)?.unwrap_or((0, None));
             let admitted = count < limit;
-            let count = if admitted { count + 1 } else { count };
-            write_counter(
-                &tx,
-                &key,
-                count,
-                Some(next_expiry(expires, now, ttl_secs, window)),
-            )?;
+            let (count, expires) = if admitted {
+                (count + 1, next_expiry(expires, now, ttl_secs, window))
+            } else {
+                // A refused try must not push a rolling window out.
+                (count, expires.unwrap_or(now + ttl_secs as i64))
+            };
+            write_counter(&tx, &key, count, Some(expires))?;
             tx.commit()?;
             Ok(Reservation { admitted, count })
         })

@@ -215,17 +215,19 @@ pub async fn connect(config: &Config) -> Result<Arc<dyn StorageBackend>, Storage
     }
 }
 
-/// Lua: INCR, refresh or set the TTL, and give the unit back when over the limit.
+/// Lua: INCR; over the limit, give the unit back and only repair a missing TTL (a refused try
+/// must not push a rolling window out); else refresh (rolling) or set (fixed) the TTL.
 const RESERVE_SCRIPT: &str = r"
 local n = redis.call('INCR', KEYS[1])
-if ARGV[3] == 'rolling' then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-else
-  redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
-end
 if n > tonumber(ARGV[1]) then
   redis.call('DECR', KEYS[1])
+  if redis.call('TTL', KEYS[1]) == -1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+  end
   return {0, n - 1}
+end
+if ARGV[3] == 'rolling' or redis.call('TTL', KEYS[1]) == -1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 return {1, n}
 ";
