@@ -114,10 +114,8 @@ impl KeyVault {
         let Some(base_url) = base_url else {
             return self.set_user_api_key(user_id, GITEA_SERVICE, token).await;
         };
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(KeyError::EmptyKey);
-        }
+        // Checked as any key is, before JSON escapes could hide a control character.
+        let token = crate::vault::check_secret(token)?;
         let value = zeroize::Zeroizing::new(
             serde_json::to_string(&GiteaValue {
                 token: token.to_owned(),

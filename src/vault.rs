@@ -789,8 +789,9 @@ impl KeyVault {
     }
 }
 
-/// Trims a secret and checks it can be a key.
-fn check_secret(secret: &str) -> Result<&str, KeyError> {
+/// Trims a secret and checks it can be a key: not empty, at most 4,000 characters, no
+/// whitespace or control characters inside. Returns the trimmed secret.
+pub fn check_secret(secret: &str) -> Result<&str, KeyError> {
     let secret = secret.trim();
     if secret.is_empty() {
         return Err(KeyError::EmptyKey);

@@ -5,16 +5,13 @@
 
 mod operator;
 
-use std::io::{self, IsTerminal as _};
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stargazer_keys::Config;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
 
-use operator::{Error, doctor, master_key};
+use operator::{Error, doctor, keys, master_key, usage};
 
 /// Bring-your-own and pooled API keys for Discord bots: the operator's tools.
 ///
@@ -30,6 +27,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the Discord bot (until Ctrl-C or SIGTERM)
+    ///
+    /// Needs DISCORD_TOKEN. Registers the commands in DISCORD_GUILD_ID when set (instant),
+    /// else globally. DISCORD_HTTP_PROXY sends every REST call to that base URL (a rate-limit
+    /// proxy). Without a configured master key, creates `master.key` beside the database
+    /// (mode 0600) on first start and warns once. Logs go to stderr, filtered by RUST_LOG;
+    /// no secret reaches them at any level.
+    Bot,
+
     /// Print a new random master key, to set as STARGAZER_MASTER_KEY
     ///
     /// Prints 32 random bytes in standard base64 (44 characters) on stdout, and a hint on
@@ -55,6 +61,43 @@ enum Command {
     /// run. Exits with status 1 if any check failed. Never prints a secret, and creates
     /// nothing (an older database schema is brought up to date, as the bot would).
     Doctor,
+
+    /// Set, list, remove or erase a user's own keys
+    ///
+    /// Works on the storage the bot uses (REDIS_URL, or the embedded store in the SQLite
+    /// file). Keys are read from stdin, never from the command line, and printed masked.
+    #[command(subcommand)]
+    User(keys::UserCommand),
+
+    /// Add, list or remove keys of the global pool or of a channel's pool
+    ///
+    /// Without --channel, the global pool; with --channel ID, that channel's pool. Keys are
+    /// read from stdin, never from the command line, and printed masked.
+    #[command(subcommand)]
+    Pool(keys::PoolCommand),
+
+    /// Show which key a user would get for a service, and where it comes from
+    ///
+    /// Resolves as the bot does: the user's own key, then the channel's pool (with
+    /// --channel), then the global pool (both skipped with --no-pools), then the operator's
+    /// environment ({SERVICE}_API_KEY and the service's own variables). Prints the source
+    /// (user, channel_pool, global_pool, env, or none) and the key, masked unless --reveal.
+    /// With --json: {"source": ..., "key": <masked key, the key with --reveal, or null>}.
+    /// Finding no key is an answer, not an error: the exit status is 0.
+    Resolve(keys::ResolveArgs),
+
+    /// Rewrite stored keys of older formats (v2, plaintext) in the current v4 format
+    ///
+    /// Goes through every user's keys and every pool, and rewrites the original bot's v2
+    /// values and plaintext values as v4 (sealed and bound to their owner and service).
+    /// Values already v4 are left alone, so running it again changes nothing. A value that
+    /// does not open is left as it is and named in a warning; a value that changes while it
+    /// is being migrated is left as its writer wrote it. Exits 0 when the pass completes.
+    Migrate(keys::MigrateArgs),
+
+    /// Show or reset a user's daily count of shared-key uses
+    #[command(subcommand)]
+    Usage(usage::UsageCommand),
 }
 
 fn main() -> ExitCode {
@@ -63,7 +106,7 @@ fn main() -> ExitCode {
     if let Err(err) = load_env_file(Path::new(".env")) {
         return report(&err);
     }
-    init_tracing();
+    stargazer_keys_commands::logging::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => return report(&Error::Runtime(err)),
@@ -76,10 +119,16 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<ExitCode, Error> {
     match command {
+        Command::Bot => operator::bot::run(Config::from_env()?).await,
         Command::GenMasterKey => master_key::generate(),
         Command::RotateMasterKey(args) => master_key::rotate(&Config::from_env()?, &args).await,
         // The doctor reports bad settings as one of its checks.
         Command::Doctor => doctor::run(Config::from_env()).await,
+        Command::User(command) => keys::user(&Config::from_env()?, command).await,
+        Command::Pool(command) => keys::pool(&Config::from_env()?, command).await,
+        Command::Resolve(args) => keys::resolve(&Config::from_env()?, &args).await,
+        Command::Migrate(args) => keys::migrate(&Config::from_env()?, &args).await,
+        Command::Usage(command) => usage::run(&Config::from_env()?, command).await,
     }
 }
 
@@ -119,14 +168,3 @@ fn load_env_file(path: &Path) -> Result<(), Error> {
     }
 }
 
-/// Logs to stderr, filtered by RUST_LOG (default `info`).
-fn init_tracing() {
-    let filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .from_env_lossy();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .try_init();
-}

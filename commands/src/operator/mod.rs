@@ -1,14 +1,22 @@
-//! The operator subcommands, one module each, and what they share: the error type and the
-//! keyring built from the settings.
+//! The operator subcommands, one module each, and what they share: the error type, the
+//! keyring built from the settings, the vault opened on them, and small output helpers.
 
+pub mod bot;
 pub mod doctor;
+pub mod keys;
 pub mod master_key;
+pub mod usage;
 
-use std::io;
+use std::io::{self, Write as _};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use stargazer_keys::config::{load_or_create_master_key_file, read_default_master_key_file};
-use stargazer_keys::{Config, ConfigError, DataKeyError, Keyring};
+use stargazer_keys::quota::UsageError;
+use stargazer_keys::vault::OpenVaultError;
+use stargazer_keys::{Config, ConfigError, DataKeyError, KeyError, KeyVault, Keyring};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Why a subcommand failed. Each variant prints as one sentence that holds no secret.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +45,50 @@ pub enum Error {
     /// The output cannot be written (e.g. stdout was closed).
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
+    /// The vault cannot be opened with these settings.
+    #[error(transparent)]
+    OpenVault(#[from] OpenVaultError),
+    /// The bot stopped on an error.
+    #[error(transparent)]
+    Bot(#[from] stargazer_keys_commands::bot::BotError),
+    /// A key operation was refused or failed; nothing was changed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A usage counter cannot be read or reset.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// The service is not in the catalogue.
+    #[error("there is no service called {service:?}; the services are: {known}")]
+    UnknownService {
+        /// What was asked for (at most 40 characters of it).
+        service: String,
+        /// The catalogue's service ids, comma-separated.
+        known: String,
+    },
+    /// A tool name that cannot be one.
+    #[error("{0}")]
+    InvalidTool(String),
+    /// `--base-url` given for a service other than Gitea.
+    #[error("--base-url is only for --service gitea, not {0:?}")]
+    BaseUrlNotForService(String),
+    /// Nothing but whitespace on stdin.
+    #[error(
+        "there is no key on stdin: pipe the key in (e.g. printf '%s' \"$KEY\" | stargazer-keys ...); keys are never taken from the command line"
+    )]
+    NoSecret,
+    /// Far more on stdin than any key.
+    #[error(
+        "stdin holds more than {} KiB, but a key is at most {} characters: pipe the key alone; nothing was changed",
+        keys::STDIN_LIMIT / 1024,
+        stargazer_keys::vault::MAX_SECRET_LEN
+    )]
+    SecretTooLarge,
+    /// Bytes on stdin that are not text.
+    #[error("the key on stdin is not UTF-8 text: pipe the key alone; nothing was changed")]
+    SecretNotText,
+    /// Stdin cannot be read.
+    #[error("cannot read the key from stdin: {0}")]
+    ReadSecret(io::Error),
 }
 
 fn rotation_failed(err: &DataKeyError) -> String {
@@ -61,7 +113,6 @@ pub fn keyring(config: &Config) -> Result<Keyring, ConfigError> {
 
 /// The keyring of commands that may start from nothing (the bot): the configured master keys,
 /// or the default key file, created with a new key when missing. Creating it logs one warning.
-#[allow(dead_code, reason = "the `bot` subcommand will call it")]
 pub fn keyring_creating_default(config: &Config) -> Result<Keyring, ConfigError> {
     if config.master_key.is_some() {
         return config.keyring();
@@ -75,6 +126,93 @@ pub fn keyring_creating_default(config: &Config) -> Result<Keyring, ConfigError>
         );
     }
     Ok(Keyring::new(key, config.previous_master_keys.clone()))
+}
+
+/// Opens the vault as the bot would (same storage, same database, same catalogue), with the
+/// keyring of [`keyring`]: a database missing from its directory is created. For the commands
+/// that add keys, and for `migrate`, which may start from the original bot's plaintext values.
+pub async fn open_vault(config: &Config) -> Result<KeyVault, Error> {
+    let mut config = config.clone();
+    if config.master_key.is_none() {
+        // KeyVault::open reads the keyring from the config: hand it the default file's key.
+        config.master_key = Some(keyring(&config)?.current().clone());
+    }
+    Ok(KeyVault::open(config).await?)
+}
+
+/// Opens the vault of an existing database: a command that only reads or removes keys never
+/// creates one, so a wrong STARGAZER_DB_PATH is reported instead of showing an empty vault.
+pub async fn open_existing_vault(config: &Config) -> Result<KeyVault, Error> {
+    if !config.db_path.exists() {
+        return Err(Error::NoDatabase(config.db_path.clone()));
+    }
+    open_vault(config).await
+}
+
+/// Checks that `service` is in the vault's catalogue; the refusal lists the services.
+pub fn check_service(vault: &KeyVault, service: &str) -> Result<(), Error> {
+    if vault.catalogue().get(service).is_some() {
+        return Ok(());
+    }
+    let known: Vec<&str> = vault.catalogue().iter().map(|s| s.id.as_str()).collect();
+    Err(Error::UnknownService {
+        service: service.chars().take(40).collect(),
+        known: known.join(", "),
+    })
+}
+
+/// Parses a Discord id (user, channel) for clap: a whole number from 1 to 2^64 - 1. Clap
+/// prefixes the message with the flag and the value.
+pub fn parse_id(text: &str) -> Result<u64, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("not a Discord id: ids are whole numbers, such as 123456789012345678".into());
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Err("0 is not a Discord id: ids start at 1".into()),
+        Ok(id) => Ok(id),
+        Err(_) => Err(format!(
+            "too large for a Discord id: the largest is {}",
+            u64::MAX
+        )),
+    }
+}
+
+/// Writes `text` and a newline on stdout: the success path of every command.
+pub fn print(text: &str) -> Result<ExitCode, Error> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Left-aligned columns separated by two spaces, with a header row.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    std::iter::once(line(header.to_vec()))
+        .chain(
+            rows.iter()
+                .map(|row| line(row.iter().map(String::as_str).collect())),
+        )
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// RFC 3339 (`2025-01-31T12:00:00Z`), or `None` when unknown.
+pub fn rfc3339(at: Option<OffsetDateTime>) -> Option<String> {
+    at.and_then(|at| at.format(&Rfc3339).ok())
 }
 
 /// The default key file, when no master key is configured and that file exists.

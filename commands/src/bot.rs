@@ -1,0 +1,225 @@
+//! The bot: settings, the poise framework with our commands, and the serenity client. The same
+//! code runs `stargazer-keys bot` and the end-to-end tests (against a fake Discord).
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use poise::serenity_prelude as serenity;
+use secrecy::{ExposeSecret, SecretString};
+use stargazer_keys::{Config, ConfigError, KeyVault};
+
+use crate::{CommandError, DEFAULT_MODAL_TIMEOUT, HasKeyVault};
+
+/// The bot's error type.
+pub type Error = CommandError;
+
+/// The settings of the Discord side.
+#[derive(Clone)]
+pub struct BotSettings {
+    /// `DISCORD_TOKEN`.
+    pub token: SecretString,
+    /// `DISCORD_GUILD_ID`: register the commands in this guild only (instant), else globally.
+    pub guild_id: Option<u64>,
+    /// `DISCORD_HTTP_PROXY`: the base URL every REST call goes to instead of Discord (a
+    /// rate-limit proxy, or a test double); serenity's own rate limiter is then off.
+    pub http_proxy: Option<String>,
+    /// `STARGAZER_MODAL_TIMEOUT_SECS`: how long a secret-entry modal waits (default 300).
+    pub modal_timeout: Duration,
+}
+
+impl fmt::Debug for BotSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BotSettings")
+            .field("guild_id", &self.guild_id)
+            .field("http_proxy", &self.http_proxy)
+            .field("modal_timeout", &self.modal_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl BotSettings {
+    /// Reads the Discord settings from the environment captured in `config`.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let env = &config.env;
+        let token = env
+            .get("DISCORD_TOKEN")
+            .map(|t| SecretString::from(t.trim().to_owned()))
+            .ok_or_else(|| {
+                invalid(
+                    "DISCORD_TOKEN",
+                    "is not set: put the bot token from the Discord developer portal in it",
+                )
+            })?;
+        let guild_id = env
+            .get("DISCORD_GUILD_ID")
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|id| *id != 0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "DISCORD_GUILD_ID",
+                            format!("must be a Discord server id (a number), not {:?}", v.trim()),
+                        )
+                    })
+            })
+            .transpose()?;
+        let http_proxy = env
+            .get("DISCORD_HTTP_PROXY")
+            .map(|url| {
+                let url = url.trim().trim_end_matches('/');
+                if url.starts_with("http://") || url.starts_with("https://") {
+                    Ok(url.to_owned())
+                } else {
+                    Err(invalid(
+                        "DISCORD_HTTP_PROXY",
+                        "must be a base URL starting with http:// or https://",
+                    ))
+                }
+            })
+            .transpose()?;
+        let modal_timeout = env
+            .get("STARGAZER_MODAL_TIMEOUT_SECS")
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=900).contains(s))
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| {
+                        invalid(
+                            "STARGAZER_MODAL_TIMEOUT_SECS",
+                            "must be a number of seconds from 1 to 900 (Discord's interaction token lasts 15 minutes)",
+                        )
+                    })
+            })
+            .transpose()?
+            .unwrap_or(DEFAULT_MODAL_TIMEOUT);
+        Ok(Self {
+            token,
+            guild_id,
+            http_proxy,
+            modal_timeout,
+        })
+    }
+}
+
+/// The data of the stand-alone bot.
+pub struct BotData {
+    vault: KeyVault,
+    modal_timeout: Duration,
+}
+
+impl HasKeyVault for BotData {
+    fn key_vault(&self) -> &KeyVault {
+        &self.vault
+    }
+
+    fn modal_timeout(&self) -> Duration {
+        self.modal_timeout
+    }
+}
+
+/// Why the bot stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    /// The client could not be built or its connection failed for good.
+    #[error("the Discord client failed: {0}")]
+    Client(#[from] serenity::Error),
+}
+
+/// Runs the bot with our commands plus `extra` ones (a host's sibling commands) until
+/// `shutdown` completes, then closes the gateway connections cleanly.
+pub async fn run(
+    settings: BotSettings,
+    vault: KeyVault,
+    extra: Vec<poise::Command<BotData, Error>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BotError> {
+    let mut commands = crate::commands::<BotData, Error>();
+    commands.extend(extra);
+    let guild_id = settings.guild_id;
+    let data = BotData {
+        vault,
+        modal_timeout: settings.modal_timeout,
+    };
+    let framework = poise::Framework::builder()
+        .options(poise::FrameworkOptions {
+            commands,
+            on_error: |err| Box::pin(crate::on_error(err)),
+            initialize_owners: false,
+            ..Default::default()
+        })
+        .setup(move |ctx, ready, framework| {
+            Box::pin(async move {
+                let commands = &framework.options().commands;
+                match guild_id {
+                    Some(guild) => {
+                        poise::builtins::register_in_guild(ctx, commands, serenity::GuildId::new(guild))
+                            .await?;
+                        tracing::info!(guild, "registered the commands in one guild");
+                    }
+                    None => {
+                        poise::builtins::register_globally(ctx, commands).await?;
+                        tracing::info!("registered the commands globally (they may take up to an hour to appear)");
+                    }
+                }
+                tracing::info!(user = %ready.user.name, "connected to Discord");
+                Ok(data)
+            })
+        })
+        .build();
+
+    let token = settings.token.expose_secret();
+    let http = match &settings.http_proxy {
+        Some(proxy) => serenity::HttpBuilder::new(token)
+            .proxy(proxy.as_str())
+            .ratelimiter_disabled(true)
+            .build(),
+        None => serenity::HttpBuilder::new(token).build(),
+    };
+    let mut client = serenity::ClientBuilder::new_with_http(http, serenity::GatewayIntents::GUILDS)
+        .framework(framework)
+        .await?;
+    let shards = client.shard_manager.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        shards.shutdown_all().await;
+    });
+    client.start().await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

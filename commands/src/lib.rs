@@ -1,0 +1,87 @@
+//! Discord slash commands for stargazer-keys, built on poise: users bring their own API keys
+//! through ephemeral modals, admins keep shared pools, and sibling command modules resolve keys
+//! (and the shared-key quota) with one call through [`KeyContext`].
+//!
+//! Embedding in another poise bot takes one line for the commands and one for errors; the
+//! host's data type only has to hand out the vault:
+//!
+//! ```no_run
+//! use stargazer_keys::KeyVault;
+//! use stargazer_keys_commands::HasKeyVault;
+//!
+//! struct Data { keys: KeyVault }
+//! impl HasKeyVault for Data {
+//!     fn key_vault(&self) -> &KeyVault { &self.keys }
+//! }
+//! type Error = Box<dyn std::error::Error + Send + Sync>;
+//!
+//! let options = poise::FrameworkOptions::<Data, Error> {
+//!     commands: stargazer_keys_commands::commands(),
+//!     on_error: |err| Box::pin(stargazer_keys_commands::on_error(err)),
+//!     ..Default::default()
+//! };
+//! ```
+
+#![warn(missing_docs)]
+
+mod autocomplete;
+pub mod bot;
+mod checks;
+mod context;
+mod error;
+pub mod logging;
+pub mod modal;
+mod pool;
+mod reply;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+mod user;
+
+use std::time::Duration;
+
+use stargazer_keys::KeyVault;
+
+pub use context::{KeyContext, KeyUseError};
+pub use error::{CommandError, UserFacing, on_error};
+pub use pool::{
+    pool, pool_add, pool_channel, pool_channel_add, pool_channel_list, pool_channel_remove,
+    pool_list, pool_remove,
+};
+pub use user::{forget_my_api_keys, list_user_api_keys, remove_user_api_key, set_user_api_key};
+
+/// The poise context of these commands.
+pub type Context<'a, U, E> = poise::Context<'a, U, E>;
+/// The poise application context of these commands.
+pub type ApplicationContext<'a, U, E> = poise::ApplicationContext<'a, U, E>;
+
+/// How long a secret-entry modal waits for its submit by default.
+pub const DEFAULT_MODAL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What the host bot's data must offer: the key vault (and, optionally, the modal timeout).
+pub trait HasKeyVault: Send + Sync + 'static {
+    /// The vault, opened once at start-up.
+    fn key_vault(&self) -> &KeyVault;
+
+    /// How long a secret-entry modal waits for its submit (default 5 minutes).
+    fn modal_timeout(&self) -> Duration {
+        DEFAULT_MODAL_TIMEOUT
+    }
+}
+
+impl HasKeyVault for KeyVault {
+    fn key_vault(&self) -> &KeyVault {
+        self
+    }
+}
+
+/// Every command of this crate, ready for `FrameworkOptions::commands`.
+pub fn commands<U: HasKeyVault, E: From<CommandError> + UserFacing + 'static>()
+-> Vec<poise::Command<U, E>> {
+    vec![
+        set_user_api_key(),
+        remove_user_api_key(),
+        list_user_api_keys(),
+        forget_my_api_keys(),
+        pool(),
+    ]
+}

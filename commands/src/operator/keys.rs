@@ -1,0 +1,643 @@
+//! `user`, `pool`, `resolve` and `migrate`: the keys in the vault, from the command line.
+//!
+//! Keys come in on stdin only (argv would leave them in `ps` and shell history) and go out
+//! only with `resolve --reveal`; everything else shows `…` and the last four characters.
+
+use std::io::{self, BufRead as _, IsTerminal as _, Read as _};
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+use stargazer_keys::gitea::{GITEA_SERVICE, GiteaSource, check_base_url};
+use stargazer_keys::vault::MigrationReport;
+use stargazer_keys::{ApiKey, Config, KeyError, KeyVault, Pool};
+use zeroize::Zeroizing;
+
+use super::{
+    Error, check_service, open_existing_vault, open_vault, parse_id, print, rfc3339, table,
+};
+
+/// Most bytes read from stdin: far more than any key, and a wrong pipe (a whole file) is
+/// refused after reading this much rather than buffered whole.
+pub const STDIN_LIMIT: usize = 64 * 1024;
+
+/// `user set|list|remove|forget`.
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Store a user's own key for a service, reading the key from stdin
+    ///
+    /// The key is read from stdin, never from the command line: pipe it in, e.g.
+    /// `printf '%s' "$KEY" | stargazer-keys user set --user 123456789012345678 --service brave`.
+    /// One trailing newline is dropped; an empty key, or one with spaces, control characters
+    /// (such as NUL) or more than 4000 characters, is refused and nothing is written. From a
+    /// terminal, one line is read (and shown as you type it). The key replaces the user's
+    /// earlier one for that service; only its last four characters are printed.
+    Set(UserSetArgs),
+
+    /// List a user's keys, masked
+    ///
+    /// One row per service: its id, its name, the key's last four characters (`unreadable`
+    /// when the stored value does not open) and when it was set (RFC 3339; `unknown` for values
+    /// of the original bot). With --json: an array of objects {"service", "display_name",
+    /// "masked" (null when unreadable), "set_at" (null when unknown)}.
+    List(UserListArgs),
+
+    /// Delete a user's key for one service
+    ///
+    /// Says whether the user had one, and exits 0 either way, so it is safe to run twice.
+    Remove(UserRemoveArgs),
+
+    /// Erase every key of a user and destroy their data key (crypto-shredding)
+    ///
+    /// Deletes the user's keys, then the user's data key, so copies of the stored values left
+    /// in backups or replicas can no longer be opened. Prints how many keys were erased. Keys
+    /// the user added to pools stay: pools have data keys of their own.
+    Forget(UserForgetArgs),
+}
+
+/// `pool add|list|remove`.
+#[derive(Debug, clap::Subcommand)]
+pub enum PoolCommand {
+    /// Add a key to the global pool, or to a channel's pool, reading the key from stdin
+    ///
+    /// The key is read from stdin, never from the command line, as with `user set`. Prints
+    /// its key id (12 hex digits, a keyed fingerprint: the same key always gets the same id)
+    /// and its last four characters. Adding a key the pool already holds changes nothing and
+    /// says so.
+    Add(PoolAddArgs),
+
+    /// List the keys of the global pool, or of a channel's pool, masked
+    ///
+    /// One row per key: key id, service, last four characters, who added it and when. With
+    /// --json: an array of objects {"key_id", "service", "masked" (null when the value does not
+    /// open), "contributor" (the Discord id as a string, as Discord's API writes ids; null when
+    /// added by the operator or by the original bot), "added_at" (RFC 3339 or null)}.
+    List(PoolListArgs),
+
+    /// Remove a key from a pool by its key id
+    ///
+    /// The key id is the one `pool list` shows. Says whether the pool held that key, and exits
+    /// 0 either way, so it is safe to run twice.
+    Remove(PoolRemoveArgs),
+}
+
+/// Options of `user set`.
+#[derive(Debug, clap::Args)]
+pub struct UserSetArgs {
+    /// The user's Discord id
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    user: u64,
+    /// The service, by id (e.g. brave, openrouter, gitea)
+    #[arg(long, value_name = "SERVICE")]
+    service: String,
+    /// The Gitea instance the token is for (gitea only; default GITEA_BASE_URL, else https://git.neko.li)
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+}
+
+/// Options of `user list`.
+#[derive(Debug, clap::Args)]
+pub struct UserListArgs {
+    /// The user's Discord id
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    user: u64,
+    /// Print a JSON array of {"service", "display_name", "masked", "set_at"}
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `user remove`.
+#[derive(Debug, clap::Args)]
+pub struct UserRemoveArgs {
+    /// The user's Discord id
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    user: u64,
+    /// The service, by id
+    #[arg(long, value_name = "SERVICE")]
+    service: String,
+}
+
+/// Options of `user forget`.
+#[derive(Debug, clap::Args)]
+pub struct UserForgetArgs {
+    /// The user's Discord id
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    user: u64,
+}
+
+/// Options of `pool add`.
+#[derive(Debug, clap::Args)]
+pub struct PoolAddArgs {
+    /// The service, by id
+    #[arg(long, value_name = "SERVICE")]
+    service: String,
+    /// The channel whose pool gets the key (default: the global pool)
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    channel: Option<u64>,
+    /// The Discord id of the user who gave the key, shown in listings (default: none, the operator)
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    contributor: Option<u64>,
+}
+
+/// Options of `pool list`.
+#[derive(Debug, clap::Args)]
+pub struct PoolListArgs {
+    /// Only this service's keys (default: every service)
+    #[arg(long, value_name = "SERVICE")]
+    service: Option<String>,
+    /// The channel whose pool to list (default: the global pool)
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    channel: Option<u64>,
+    /// Print a JSON array of {"key_id", "service", "masked", "contributor", "added_at"}
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `pool remove`.
+#[derive(Debug, clap::Args)]
+pub struct PoolRemoveArgs {
+    /// The service, by id
+    #[arg(long, value_name = "SERVICE")]
+    service: String,
+    /// The key id, as `pool list` shows it (12 hex digits)
+    #[arg(long, value_name = "KEY_ID")]
+    key_id: String,
+    /// The channel whose pool holds the key (default: the global pool)
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    channel: Option<u64>,
+}
+
+/// Options of `resolve`.
+#[derive(Debug, clap::Args)]
+pub struct ResolveArgs {
+    /// The user's Discord id
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    user: u64,
+    /// The service, by id
+    #[arg(long, value_name = "SERVICE")]
+    service: String,
+    /// The channel the call comes from: its pool is tried after the user's own key
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    channel: Option<u64>,
+    /// Skip the channel and global pools, as a call with fallback_to_pool = false does
+    #[arg(long)]
+    no_pools: bool,
+    /// Print the key itself instead of its last four characters
+    #[arg(long)]
+    reveal: bool,
+    /// Print {"source", "key"} as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Print the counts as JSON: {"rewritten", "from_v2", "from_plaintext", "already_v4", "unreadable", "changed_meanwhile"}
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `user` subcommand.
+pub async fn user(config: &Config, command: UserCommand) -> Result<ExitCode, Error> {
+    match command {
+        UserCommand::Set(args) => user_set(config, &args).await,
+        UserCommand::List(args) => user_list(config, &args).await,
+        UserCommand::Remove(args) => user_remove(config, &args).await,
+        UserCommand::Forget(args) => user_forget(config, &args).await,
+    }
+}
+
+/// Runs a `pool` subcommand.
+pub async fn pool(config: &Config, command: PoolCommand) -> Result<ExitCode, Error> {
+    match command {
+        PoolCommand::Add(args) => pool_add(config, &args).await,
+        PoolCommand::List(args) => pool_list(config, &args).await,
+        PoolCommand::Remove(args) => pool_remove(config, &args).await,
+    }
+}
+
+async fn user_set(config: &Config, args: &UserSetArgs) -> Result<ExitCode, Error> {
+    let base_url = match args.base_url.as_deref() {
+        Some(_) if args.service != GITEA_SERVICE => {
+            return Err(Error::BaseUrlNotForService(args.service.clone()));
+        }
+        Some(url) => Some(check_base_url(url)?),
+        None => None,
+    };
+    let vault = open_vault(config).await?;
+    check_service(&vault, &args.service)?;
+    let secret = read_secret()?;
+    let info = match base_url {
+        Some(url) => {
+            vault
+                .set_gitea_credentials(args.user, &secret, Some(url))
+                .await?
+        }
+        None => {
+            vault
+                .set_user_api_key(args.user, &args.service, &secret)
+                .await?
+        }
+    };
+    let instance = base_url
+        .map(|url| format!(" (for {url})"))
+        .unwrap_or_default();
+    print(&format!(
+        "Saved the {} key {}{instance} for user {}.",
+        info.display_name,
+        info.masked.as_deref().unwrap_or("…"),
+        args.user
+    ))
+}
+
+async fn user_list(config: &Config, args: &UserListArgs) -> Result<ExitCode, Error> {
+    let vault = open_existing_vault(config).await?;
+    let keys = vault.list_user_api_keys(args.user).await?;
+    if args.json {
+        let keys: Vec<Value> = keys
+            .iter()
+            .map(|key| {
+                json!({
+                    "service": key.service,
+                    "display_name": key.display_name,
+                    "masked": key.masked,
+                    "set_at": rfc3339(key.set_at),
+                })
+            })
+            .collect();
+        return print(&Value::from(keys).to_string());
+    }
+    if keys.is_empty() {
+        return print(&format!("User {} has no keys.", args.user));
+    }
+    let rows: Vec<Vec<String>> = keys
+        .into_iter()
+        .map(|key| {
+            vec![
+                key.service,
+                key.display_name,
+                key.masked.unwrap_or_else(|| "unreadable".to_owned()),
+                rfc3339(key.set_at).unwrap_or_else(|| "unknown".to_owned()),
+            ]
+        })
+        .collect();
+    print(&table(&["SERVICE", "NAME", "KEY", "SET AT"], &rows))
+}
+
+async fn user_remove(config: &Config, args: &UserRemoveArgs) -> Result<ExitCode, Error> {
+    let vault = open_existing_vault(config).await?;
+    let removed = removed_or_unknown(
+        &vault,
+        &args.service,
+        vault.remove_user_api_key(args.user, &args.service).await,
+    )?;
+    let name = vault.catalogue().display_name(&args.service);
+    print(&if removed {
+        format!("Removed the {name} key of user {}.", args.user)
+    } else {
+        format!("User {} had no {name} key; nothing changed.", args.user)
+    })
+}
+
+/// The outcome of a removal. A service left out of the catalogue (a services file edited
+/// since) may still hold keys, so it is refused, with the list of services, only when there
+/// was nothing to remove.
+fn removed_or_unknown(
+    vault: &KeyVault,
+    service: &str,
+    outcome: Result<bool, KeyError>,
+) -> Result<bool, Error> {
+    let removed = match outcome {
+        Err(KeyError::InvalidService(_)) => false,
+        other => other?,
+    };
+    if !removed {
+        check_service(vault, service)?;
+    }
+    Ok(removed)
+}
+
+async fn user_forget(config: &Config, args: &UserForgetArgs) -> Result<ExitCode, Error> {
+    let vault = open_existing_vault(config).await?;
+    let count = vault.forget_user(args.user).await?;
+    print(&if count == 0 {
+        format!(
+            "User {} had no keys; their data key, if any, is destroyed too.",
+            args.user
+        )
+    } else {
+        format!(
+            "Erased {} of user {} and destroyed their data key: copies in backups can no longer be opened.",
+            keys(count),
+            args.user
+        )
+    })
+}
+
+async fn pool_add(config: &Config, args: &PoolAddArgs) -> Result<ExitCode, Error> {
+    let vault = open_vault(config).await?;
+    check_service(&vault, &args.service)?;
+    let secret = read_secret()?;
+    let pool = pool_of(args.channel);
+    let added = vault
+        .add_pool_key(pool, &args.service, &secret, args.contributor.unwrap_or(0))
+        .await?;
+    let name = vault.catalogue().display_name(&args.service);
+    print(&if added.added {
+        format!(
+            "Added the {name} key {} to {pool} as key {}.",
+            added.masked, added.key_id
+        )
+    } else {
+        format!(
+            "This {name} key ({}) is already in {pool} as key {}; nothing changed.",
+            added.masked, added.key_id
+        )
+    })
+}
+
+async fn pool_list(config: &Config, args: &PoolListArgs) -> Result<ExitCode, Error> {
+    let vault = open_existing_vault(config).await?;
+    if let Some(service) = &args.service {
+        check_service(&vault, service)?;
+    }
+    let pool = pool_of(args.channel);
+    let keys = vault.list_pool_keys(pool, args.service.as_deref()).await?;
+    if args.json {
+        let keys: Vec<Value> = keys
+            .iter()
+            .map(|key| {
+                json!({
+                    "key_id": key.key_id,
+                    "service": key.service,
+                    "masked": key.masked,
+                    "contributor": key.contributor.map(|id| id.to_string()),
+                    "added_at": rfc3339(key.added_at),
+                })
+            })
+            .collect();
+        return print(&Value::from(keys).to_string());
+    }
+    if keys.is_empty() {
+        let what = args.service.as_deref().map_or(String::new(), |service| {
+            format!("{} ", vault.catalogue().display_name(service))
+        });
+        return print(&format!("There are no {what}keys in {pool}."));
+    }
+    let rows: Vec<Vec<String>> = keys
+        .into_iter()
+        .map(|key| {
+            vec![
+                key.key_id,
+                key.service,
+                key.masked.unwrap_or_else(|| "unreadable".to_owned()),
+                key.contributor.map_or("-".to_owned(), |id| id.to_string()),
+                rfc3339(key.added_at).unwrap_or_else(|| "unknown".to_owned()),
+            ]
+        })
+        .collect();
+    print(&table(
+        &["KEY ID", "SERVICE", "KEY", "ADDED BY", "ADDED AT"],
+        &rows,
+    ))
+}
+
+async fn pool_remove(config: &Config, args: &PoolRemoveArgs) -> Result<ExitCode, Error> {
+    let vault = open_existing_vault(config).await?;
+    let pool = pool_of(args.channel);
+    let removed = removed_or_unknown(
+        &vault,
+        &args.service,
+        vault
+            .remove_pool_key(pool, &args.service, &args.key_id)
+            .await,
+    )?;
+    let name = vault.catalogue().display_name(&args.service);
+    print(&if removed {
+        format!("Removed the {name} key {} from {pool}.", args.key_id)
+    } else {
+        format!(
+            "There is no {name} key {} in {pool}; nothing changed.",
+            args.key_id
+        )
+    })
+}
+
+/// Shows which key a user would get for a service, and from where. Finding none is an
+/// answer (source `none`), not an error.
+pub async fn resolve(config: &Config, args: &ResolveArgs) -> Result<ExitCode, Error> {
+    let vault = open_existing_vault(config).await?;
+    check_service(&vault, &args.service)?;
+    let fallback_to_pool = !args.no_pools;
+    // Gitea values may be JSON {"token", "base_url"}: resolve them as the Gitea tools do.
+    let found: Option<(&str, ApiKey, Option<String>)> = if args.service == GITEA_SERVICE {
+        vault
+            .get_gitea_credentials(Some(args.user), args.channel, fallback_to_pool)
+            .await
+            .map(|found| {
+                let source = match found.source {
+                    GiteaSource::Key(source) => source.as_str(),
+                    // GITEA_TOKEN_FILE is the operator's setting, like GITEA_TOKEN.
+                    GiteaSource::TokenFile => "env",
+                };
+                (source, found.token, Some(found.base_url))
+            })
+    } else {
+        vault
+            .get_user_api_key(
+                Some(args.user),
+                &args.service,
+                args.channel,
+                fallback_to_pool,
+            )
+            .await
+            .map(|found| (found.source.as_str(), found.key, None))
+    };
+    let source = found.as_ref().map_or("none", |(source, _, _)| source);
+    let key = found.as_ref().map(|(_, key, _)| {
+        Zeroizing::new(if args.reveal {
+            key.expose().to_owned()
+        } else {
+            key.masked()
+        })
+    });
+    let text = Zeroizing::new(if args.json {
+        json!({ "source": source, "key": key.as_deref().map(String::as_str) }).to_string()
+    } else {
+        let mut text = format!(
+            "source: {source}\nkey: {}",
+            key.as_deref().map_or("none", String::as_str)
+        );
+        if let Some((_, _, Some(base_url))) = &found {
+            text.push_str(&format!("\nbase url: {base_url}"));
+        }
+        text
+    });
+    print(&text)
+}
+
+/// Rewrites every `v2:` and plaintext value as `v4:` and prints the counts. Idempotent.
+pub async fn migrate(config: &Config, args: &MigrateArgs) -> Result<ExitCode, Error> {
+    let vault = open_vault(config).await?;
+    let report = vault.migrate().await?;
+    print(&if args.json {
+        json!({
+            "rewritten": report.from_v2 + report.from_plaintext,
+            "from_v2": report.from_v2,
+            "from_plaintext": report.from_plaintext,
+            "already_v4": report.already_v4,
+            "unreadable": report.unreadable,
+            "changed_meanwhile": report.skipped_changed,
+        })
+        .to_string()
+    } else {
+        migration_summary(&report)
+    })
+}
+
+fn migration_summary(report: &MigrationReport) -> String {
+    let rewritten = report.from_v2 + report.from_plaintext;
+    let mut lines = Vec::new();
+    if rewritten > 0 {
+        lines.push(format!(
+            "Rewrote {} as v4: {} from v2, {} from plaintext.",
+            values(rewritten),
+            report.from_v2,
+            report.from_plaintext
+        ));
+        if report.already_v4 > 0 {
+            lines.push(format!("{} already v4.", were(report.already_v4)));
+        }
+    } else if report.already_v4 > 0 {
+        lines.push(format!(
+            "Nothing to rewrite: {} already v4.",
+            were(report.already_v4)
+        ));
+    } else if report.unreadable + report.skipped_changed == 0 {
+        lines.push("There are no stored keys: nothing to rewrite.".to_owned());
+    }
+    if report.unreadable > 0 {
+        lines.push(format!(
+            "{} not open and {} left as {}; the warnings on stderr name them.",
+            match report.unreadable {
+                1 => "1 value does".to_owned(),
+                n => format!("{n} values do"),
+            },
+            if report.unreadable == 1 {
+                "was"
+            } else {
+                "were"
+            },
+            if report.unreadable == 1 {
+                "it is"
+            } else {
+                "they are"
+            },
+        ));
+    }
+    if report.skipped_changed > 0 {
+        lines.push(format!(
+            "{} rewritten by someone else while migrating and left as written; run migrate again to check them.",
+            were(report.skipped_changed)
+        ));
+    }
+    lines.join("\n")
+}
+
+/// Reads a key from stdin: everything piped in, less one trailing newline, or one line from a
+/// terminal. Reads at most [`STDIN_LIMIT`] bytes; every buffer is wiped when dropped.
+fn read_secret() -> Result<Zeroizing<String>, Error> {
+    let stdin = io::stdin();
+    let interactive = stdin.is_terminal();
+    if interactive {
+        eprintln!(
+            "Paste the key and press Enter (it shows as you type; pipe it in to avoid that):"
+        );
+    }
+    // Allocated at full size up front, so growing never leaves a copy of the key behind.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(STDIN_LIMIT + 1));
+    let mut input = stdin.lock().take(STDIN_LIMIT as u64 + 1);
+    let read = if interactive {
+        input.read_until(b'\n', &mut bytes)
+    } else {
+        input.read_to_end(&mut bytes)
+    };
+    read.map_err(Error::ReadSecret)?;
+    if bytes.len() > STDIN_LIMIT {
+        return Err(Error::SecretTooLarge);
+    }
+    let mut text = match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(text) => Zeroizing::new(text),
+        Err(err) => {
+            drop(Zeroizing::new(err.into_bytes()));
+            return Err(Error::SecretNotText);
+        }
+    };
+    let end = text.strip_suffix('\n').map_or(text.len(), |rest| {
+        rest.strip_suffix('\r').unwrap_or(rest).len()
+    });
+    text.truncate(end);
+    if text.trim().is_empty() {
+        return Err(Error::NoSecret);
+    }
+    Ok(text)
+}
+
+fn pool_of(channel: Option<u64>) -> Pool {
+    channel.map_or(Pool::Global, Pool::Channel)
+}
+
+/// "1 key", "2 keys".
+fn keys(count: usize) -> String {
+    if count == 1 {
+        "1 key".to_owned()
+    } else {
+        format!("{count} keys")
+    }
+}
+
+/// "1 value", "2 values".
+fn values(count: u64) -> String {
+    if count == 1 {
+        "1 value".to_owned()
+    } else {
+        format!("{count} values")
+    }
+}
+
+/// "1 value was", "2 values were".
+fn were(count: u64) -> String {
+    let verb = if count == 1 { "was" } else { "were" };
+    format!("{} {verb}", values(count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_summary_counts_each_kind_of_value() {
+        let report = MigrationReport {
+            already_v4: 1,
+            from_v2: 2,
+            from_plaintext: 1,
+            unreadable: 1,
+            skipped_changed: 2,
+        };
+        assert_eq!(
+            migration_summary(&report),
+            "Rewrote 3 values as v4: 2 from v2, 1 from plaintext.\n\
+             1 value was already v4.\n\
+             1 value does not open and was left as it is; the warnings on stderr name them.\n\
+             2 values were rewritten by someone else while migrating and left as written; run migrate again to check them."
+        );
+    }
+
+    #[test]
+    fn migration_summary_of_an_empty_store_says_so() {
+        assert_eq!(
+            migration_summary(&MigrationReport::default()),
+            "There are no stored keys: nothing to rewrite."
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! Shared key pools: `/pool add|remove|list` for the whole bot (bot admins) and
+//! `/pool channel add|remove|list` for one channel (Manage Channels there, or bot admins).
+//! The checks sit on the leaves: a check on `/pool` would also gate `/pool channel`.
+
+// poise turns each command's doc comment into its Discord description and emits the function
+// without it, so the generated functions carry no docs of their own.
+#![allow(missing_docs)]
+
+use std::fmt::Write as _;
+
+use stargazer_keys::Pool;
+
+use crate::modal::{self, Input};
+use crate::{CommandError, Context, HasKeyVault, autocomplete, checks, reply};
+
+fn pool_name(pool: Pool) -> &'static str {
+    match pool {
+        Pool::Global => "the global pool",
+        Pool::Channel(_) => "this channel's pool",
+    }
+}
+
+/// Shared API keys that others can use (with a daily limit).
+#[poise::command(
+    slash_command,
+    subcommands(
+        "pool_add::<U, E>",
+        "pool_remove::<U, E>",
+        "pool_list::<U, E>",
+        "pool_channel::<U, E>"
+    )
+)]
+pub async fn pool<U: HasKeyVault, E: From<CommandError>>(_ctx: Context<'_, U, E>) -> Result<(), E> {
+    Ok(())
+}
+
+/// Add a key to the bot's global pool (bot admins).
+#[poise::command(
+    slash_command,
+    rename = "add",
+    check = "checks::global_pool_manager",
+    ephemeral
+)]
+pub async fn pool_add<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service the key is for"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+) -> Result<(), E> {
+    add(ctx, Pool::Global, &service).await
+}
+
+/// Remove a key from the bot's global pool (bot admins).
+#[poise::command(
+    slash_command,
+    rename = "remove",
+    check = "checks::global_pool_manager",
+    ephemeral
+)]
+pub async fn pool_remove<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service the key is for"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+    #[description = "The key id, as the pool list shows it"]
+    #[autocomplete = "autocomplete::global_key_id"]
+    key_id: String,
+) -> Result<(), E> {
+    remove(ctx, Pool::Global, &service, &key_id).await
+}
+
+/// List the keys of the bot's global pool, masked (bot admins).
+#[poise::command(
+    slash_command,
+    rename = "list",
+    check = "checks::global_pool_manager",
+    ephemeral
+)]
+pub async fn pool_list<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "Only this service"]
+    #[autocomplete = "autocomplete::service"]
+    service: Option<String>,
+) -> Result<(), E> {
+    list(ctx, Pool::Global, service.as_deref()).await
+}
+
+/// This channel's shared keys (members with Manage Channels).
+#[poise::command(
+    slash_command,
+    rename = "channel",
+    subcommands(
+        "pool_channel_add::<U, E>",
+        "pool_channel_remove::<U, E>",
+        "pool_channel_list::<U, E>"
+    )
+)]
+pub async fn pool_channel<U: HasKeyVault, E: From<CommandError>>(
+    _ctx: Context<'_, U, E>,
+) -> Result<(), E> {
+    Ok(())
+}
+
+/// Add a key to this channel's pool (Manage Channels).
+#[poise::command(
+    slash_command,
+    rename = "add",
+    check = "checks::channel_pool_manager",
+    ephemeral
+)]
+pub async fn pool_channel_add<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service the key is for"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+) -> Result<(), E> {
+    add(ctx, Pool::Channel(ctx.channel_id().get()), &service).await
+}
+
+/// Remove a key from this channel's pool (Manage Channels).
+#[poise::command(
+    slash_command,
+    rename = "remove",
+    check = "checks::channel_pool_manager",
+    ephemeral
+)]
+pub async fn pool_channel_remove<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service the key is for"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+    #[description = "The key id, as the pool list shows it"]
+    #[autocomplete = "autocomplete::channel_key_id"]
+    key_id: String,
+) -> Result<(), E> {
+    remove(
+        ctx,
+        Pool::Channel(ctx.channel_id().get()),
+        &service,
+        &key_id,
+    )
+    .await
+}
+
+/// List the keys of this channel's pool, masked (Manage Channels).
+#[poise::command(
+    slash_command,
+    rename = "list",
+    check = "checks::channel_pool_manager",
+    ephemeral
+)]
+pub async fn pool_channel_list<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "Only this service"]
+    #[autocomplete = "autocomplete::service"]
+    service: Option<String>,
+) -> Result<(), E> {
+    list(
+        ctx,
+        Pool::Channel(ctx.channel_id().get()),
+        service.as_deref(),
+    )
+    .await
+}
+
+async fn add<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    pool: Pool,
+    service: &str,
+) -> Result<(), E> {
+    let poise::Context::Application(actx) = ctx else {
+        return Ok(());
+    };
+    let vault = ctx.data().key_vault();
+    let service = match crate::user::known_service(vault, service) {
+        Ok(service) => service,
+        Err(why) => return reply::ephemeral(ctx, &why).await,
+    };
+    let name = vault.catalogue().display_name(&service).to_owned();
+    let title = match pool {
+        Pool::Global => format!("Global pool: {name} key"),
+        Pool::Channel(_) => format!("Channel pool: {name} key"),
+    };
+    let input = Input {
+        label: format!("{name} API key to share"),
+        placeholder: "Paste it here. Others can use it, with a daily limit.",
+        required: true,
+    };
+    let Some(submitted) = modal::ask(actx, &title, vec![input], ctx.data().modal_timeout()).await?
+    else {
+        return Ok(());
+    };
+    let secret = submitted.values.first().map_or("", |v| v.as_str());
+    let text = match vault
+        .add_pool_key(pool, &service, secret, ctx.author().id.get())
+        .await
+    {
+        Ok(added) if added.added => format!(
+            "Added a {name} key ({}, id `{}`) to {}.",
+            added.masked,
+            added.key_id,
+            pool_name(pool)
+        ),
+        Ok(added) => format!(
+            "That {name} key is already in {} (id `{}`), so nothing changed.",
+            pool_name(pool),
+            added.key_id
+        ),
+        Err(err) => CommandError::from(err).to_string(),
+    };
+    modal::answer(ctx.serenity_context(), &submitted, &text).await?;
+    Ok(())
+}
+
+async fn remove<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    pool: Pool,
+    service: &str,
+    key_id: &str,
+) -> Result<(), E> {
+    let vault = ctx.data().key_vault();
+    let service = service.trim().to_lowercase();
+    let key_id = key_id.trim().to_lowercase();
+    let name = vault.catalogue().display_name(&service).to_owned();
+    let removed = vault
+        .remove_pool_key(pool, &service, &key_id)
+        .await
+        .map_err(CommandError::from)?;
+    let text = if removed {
+        format!(
+            "Removed the {name} key `{key_id}` from {}.",
+            pool_name(pool)
+        )
+    } else {
+        format!(
+            "There is no {name} key `{key_id}` in {}, so nothing changed.",
+            pool_name(pool)
+        )
+    };
+    reply::ephemeral(ctx, &text).await
+}
+
+async fn list<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    pool: Pool,
+    service: Option<&str>,
+) -> Result<(), E> {
+    let vault = ctx.data().key_vault();
+    let service = service.map(|s| s.trim().to_lowercase());
+    let keys = vault
+        .list_pool_keys(pool, service.as_deref())
+        .await
+        .map_err(CommandError::from)?;
+    let mut text = String::new();
+    if keys.is_empty() {
+        let _ = write!(text, "{} has no keys", capitalised(pool_name(pool)));
+        if let Some(service) = &service {
+            let _ = write!(text, " for {}", vault.catalogue().display_name(service));
+        }
+        text.push('.');
+    } else {
+        let _ = writeln!(
+            text,
+            "{} (only you can see this):",
+            capitalised(pool_name(pool))
+        );
+        for key in &keys {
+            let masked = key
+                .masked
+                .as_deref()
+                .map_or_else(|| "unreadable".to_owned(), |m| format!("`{m}`"));
+            let by = key
+                .contributor
+                .map_or_else(|| "the operator".to_owned(), |id| format!("<@{id}>"));
+            let _ = writeln!(
+                text,
+                "• **{}** `{}` {masked}, added by {by} {}",
+                vault.catalogue().display_name(&key.service),
+                key.key_id,
+                reply::date(key.added_at)
+            );
+        }
+    }
+    reply::ephemeral(ctx, &text).await
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,71 @@
+//! Ephemeral replies and the text of listings.
+
+use poise::serenity_prelude as serenity;
+use time::OffsetDateTime;
+
+use crate::{CommandError, Context};
+
+/// Discord's limit on a message's content.
+const MAX_CONTENT: usize = 2_000;
+
+/// Replies with an ephemeral message that mentions nobody.
+pub async fn ephemeral<U: Send + Sync + 'static, E>(
+    ctx: Context<'_, U, E>,
+    text: &str,
+) -> Result<(), E>
+where
+    E: From<CommandError>,
+{
+    ctx.send(
+        poise::CreateReply::default()
+            .content(fit(text))
+            .ephemeral(true)
+            .allowed_mentions(serenity::CreateAllowedMentions::new()),
+    )
+    .await
+    .map_err(CommandError::from)?;
+    Ok(())
+}
+
+/// Cuts a message to Discord's limit at a line boundary, saying how many lines were left out.
+pub fn fit(text: &str) -> String {
+    if text.len() <= MAX_CONTENT {
+        return text.to_owned();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let more = format!("\n… and {} more lines", lines.len() - i);
+        if out.len() + line.len() + 1 + more.len() > MAX_CONTENT {
+            out.push_str(&more);
+            return out;
+        }
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// A Discord timestamp that each reader sees in their own time zone, e.g. `<t:1700000000:D>`.
+pub fn date(at: Option<OffsetDateTime>) -> String {
+    at.map_or_else(
+        || "at an unknown date".to_owned(),
+        |at| format!("<t:{}:D>", at.unix_timestamp()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_line_with_a_count() {
+        let text: String = (0..500).map(|i| format!("line {i}\n")).collect();
+        let cut = fit(&text);
+        assert!(cut.len() <= MAX_CONTENT);
+        assert!(cut.ends_with("more lines"));
+        assert_eq!(fit("short"), "short");
+    }
+}

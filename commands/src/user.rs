@@ -1,0 +1,268 @@
+//! A user's own keys: set (through a modal), remove, list, and erase all.
+
+// poise turns each command's doc comment into its Discord description and emits the function
+// without it, so the generated functions carry no docs of their own.
+#![allow(missing_docs)]
+
+use std::fmt::Write as _;
+
+use poise::serenity_prelude as serenity;
+use stargazer_keys::gitea::GITEA_SERVICE;
+use stargazer_keys::{KeySource, KeyVault};
+
+use crate::modal::{self, Input};
+use crate::{CommandError, Context, HasKeyVault, autocomplete, reply};
+
+/// How long the erase confirmation waits for a button press.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The service named by `service`, or the sentence that says it is unknown (checked in memory,
+/// so a modal can still be the first response).
+pub(crate) fn known_service(vault: &KeyVault, service: &str) -> Result<String, String> {
+    let service = service.trim().to_lowercase();
+    match vault.check_service(&service) {
+        Ok(()) => Ok(service),
+        Err(_) => Err(format!(
+            "There is no service called `{}`. Pick one from the list: start typing in the `service` option.",
+            service
+                .chars()
+                .take(40)
+                .collect::<String>()
+                .replace('`', "'")
+        )),
+    }
+}
+
+/// Save your own API key for a service; it works for you in every server and DM.
+#[poise::command(slash_command, ephemeral)]
+pub async fn set_user_api_key<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service the key is for"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+) -> Result<(), E> {
+    let poise::Context::Application(actx) = ctx else {
+        return Ok(());
+    };
+    let vault = ctx.data().key_vault();
+    let service = match known_service(vault, &service) {
+        Ok(service) => service,
+        Err(why) => return reply::ephemeral(ctx, &why).await,
+    };
+    let name = vault.catalogue().display_name(&service).to_owned();
+    let mut inputs = vec![Input {
+        label: if service == GITEA_SERVICE {
+            "Access token".to_owned()
+        } else {
+            format!("{name} API key")
+        },
+        placeholder: "Paste it here. It is stored encrypted and never shown again.",
+        required: true,
+    }];
+    if service == GITEA_SERVICE {
+        inputs.push(Input {
+            label: "Base URL (leave empty for the default)".to_owned(),
+            placeholder: "https://gitea.example.com",
+            required: false,
+        });
+    }
+    let title = format!("Your {name} key");
+    let Some(submitted) = modal::ask(actx, &title, inputs, ctx.data().modal_timeout()).await?
+    else {
+        return Ok(());
+    };
+    let user = ctx.author().id.get();
+    let secret = submitted.values.first().map_or("", |v| v.as_str());
+    let saved = if service == GITEA_SERVICE {
+        let base_url = submitted.values.get(1).map(|v| v.as_str());
+        vault.set_gitea_credentials(user, secret, base_url).await
+    } else {
+        vault.set_user_api_key(user, &service, secret).await
+    };
+    let text = match saved {
+        Ok(info) => format!(
+            "Saved your {name} key ({}). It now works for you in every server and DM; remove it with `/remove_user_api_key service:{service}`.",
+            info.masked.unwrap_or_default()
+        ),
+        Err(err) => {
+            tracing::info!(service, error = %err, "a key was refused");
+            CommandError::from(err).to_string()
+        }
+    };
+    modal::answer(ctx.serenity_context(), &submitted, &text).await?;
+    Ok(())
+}
+
+/// Remove your own API key for a service.
+#[poise::command(slash_command, ephemeral)]
+pub async fn remove_user_api_key<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service whose key to remove"]
+    #[autocomplete = "autocomplete::own_service"]
+    service: String,
+) -> Result<(), E> {
+    let vault = ctx.data().key_vault();
+    let service = service.trim().to_lowercase();
+    let name = vault.catalogue().display_name(&service).to_owned();
+    let removed = vault
+        .remove_user_api_key(ctx.author().id.get(), &service)
+        .await
+        .map_err(CommandError::from)?;
+    let text = if removed {
+        format!("Removed your {name} key.")
+    } else {
+        format!("You had no {name} key saved, so nothing changed.")
+    };
+    reply::ephemeral(ctx, &text).await
+}
+
+fn shared_source_text(source: Option<KeySource>) -> &'static str {
+    match source {
+        Some(KeySource::ChannelPool) => "this channel's pool",
+        Some(KeySource::GlobalPool) => "the bot's shared pool",
+        Some(KeySource::Env) => "the bot's own key",
+        Some(KeySource::User) | None => "none",
+    }
+}
+
+/// List your saved API keys (masked), and the shared keys available in this channel.
+#[poise::command(slash_command, ephemeral)]
+pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+) -> Result<(), E> {
+    let vault = ctx.data().key_vault();
+    let keys = vault
+        .list_user_api_keys(ctx.author().id.get())
+        .await
+        .map_err(CommandError::from)?;
+    let mut text = String::new();
+    if keys.is_empty() {
+        text.push_str("You have no API keys saved. Add one with `/set_user_api_key`.\n");
+    } else {
+        text.push_str("Your API keys (only you can see this):\n");
+        for key in &keys {
+            let masked = key.masked.as_deref().map_or_else(
+                || "unreadable: save it again".to_owned(),
+                |m| format!("`{m}`"),
+            );
+            let _ = writeln!(
+                text,
+                "• **{}** (`{}`): {masked}, saved {}",
+                key.display_name,
+                key.service,
+                reply::date(key.set_at)
+            );
+        }
+    }
+    let channel = ctx.channel_id().get();
+    let lookups = vault.catalogue().iter().map(|service| {
+        let vault = vault.clone();
+        let id = service.id.clone();
+        async move {
+            let source = vault
+                .get_user_api_key(None, &id, Some(channel), true)
+                .await
+                .map(|r| r.source);
+            (id, source)
+        }
+    });
+    let shared: Vec<(String, Option<KeySource>)> = futures_util::future::join_all(lookups).await;
+    let available: Vec<String> = shared
+        .iter()
+        .filter(|(_, source)| source.is_some())
+        .map(|(id, source)| {
+            format!(
+                "{} ({})",
+                vault.catalogue().display_name(id),
+                shared_source_text(*source)
+            )
+        })
+        .collect();
+    if available.is_empty() {
+        text.push_str("\nNo shared keys are available in this channel.");
+    } else {
+        let _ = write!(
+            text,
+            "\nShared keys you can use here without your own: {}. Shared keys are limited to {} uses per tool per day; your own keys have no limit.",
+            available.join(", "),
+            vault.config().default_daily_limit
+        );
+    }
+    reply::ephemeral(ctx, &text).await
+}
+
+/// Erase every API key you saved, for good (asks you to confirm first).
+#[poise::command(slash_command, ephemeral)]
+pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+) -> Result<(), E> {
+    let confirm_id = format!("stargazer-keys:forget:{}", ctx.id());
+    let cancel_id = format!("stargazer-keys:keep:{}", ctx.id());
+    let buttons = vec![serenity::CreateActionRow::Buttons(vec![
+        serenity::CreateButton::new(&confirm_id)
+            .label("Erase all my keys")
+            .style(serenity::ButtonStyle::Danger),
+        serenity::CreateButton::new(&cancel_id)
+            .label("Cancel")
+            .style(serenity::ButtonStyle::Secondary),
+    ])];
+    let handle = ctx
+        .send(
+            poise::CreateReply::default()
+                .content("This erases every API key you saved, and the encryption key that protects them. It cannot be undone. Keys you added to shared pools stay in those pools.")
+                .components(buttons)
+                .ephemeral(true),
+        )
+        .await
+        .map_err(CommandError::from)?;
+    let press = serenity::ComponentInteractionCollector::new(ctx.serenity_context())
+        .custom_ids(vec![confirm_id.clone(), cancel_id])
+        .author_id(ctx.author().id)
+        .timeout(CONFIRM_TIMEOUT)
+        .next()
+        .await;
+    let Some(press) = press else {
+        handle
+            .edit(
+                ctx,
+                poise::CreateReply::default()
+                    .content("No answer within a minute, so nothing was erased.")
+                    .components(vec![]),
+            )
+            .await
+            .map_err(CommandError::from)?;
+        return Ok(());
+    };
+    let text = if press.data.custom_id == confirm_id {
+        match ctx
+            .data()
+            .key_vault()
+            .forget_user(ctx.author().id.get())
+            .await
+        {
+            Ok(0) => "You had no keys saved; your encryption key is erased too.".to_owned(),
+            Ok(1) => {
+                "Erased your API key and its encryption key. Nothing of it can be read any more."
+                    .to_owned()
+            }
+            Ok(n) => format!(
+                "Erased your {n} API keys and their encryption key. Nothing of them can be read any more."
+            ),
+            Err(err) => CommandError::from(err).to_string(),
+        }
+    } else {
+        "Cancelled; nothing was erased.".to_owned()
+    };
+    press
+        .create_response(
+            ctx.serenity_context(),
+            serenity::CreateInteractionResponse::UpdateMessage(
+                serenity::CreateInteractionResponseMessage::new()
+                    .content(text)
+                    .components(vec![]),
+            ),
+        )
+        .await
+        .map_err(CommandError::from)?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! What the bot registers with Discord: checked on the JSON poise builds, with no network.
+
+use serde_json::Value;
+use stargazer_keys_commands::bot::{BotData, Error};
+
+fn registration() -> Vec<Value> {
+    let commands = stargazer_keys_commands::commands::<BotData, Error>();
+    poise::builtins::create_application_commands(&commands)
+        .into_iter()
+        .map(|command| serde_json::to_value(command).expect("serializable"))
+        .collect()
+}
+
+fn named<'a>(list: &'a [Value], name: &str) -> &'a Value {
+    list.iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {list:#?}"))
+}
+
+fn option_names(node: &Value) -> Vec<&str> {
+    node["options"]
+        .as_array()
+        .map(|options| {
+            options
+                .iter()
+                .map(|o| o["name"].as_str().unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every node of the tree: commands, groups, subcommands and options.
+fn walk<'a>(node: &'a Value, out: &mut Vec<&'a Value>) {
+    out.push(node);
+    if let Some(options) = node["options"].as_array() {
+        for option in options {
+            walk(option, out);
+        }
+    }
+}
+
+#[test]
+fn the_top_level_commands_are_the_designed_ones() {
+    let mut names: Vec<String> = registration()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "forget_my_api_keys",
+            "list_user_api_keys",
+            "pool",
+            "remove_user_api_key",
+            "set_user_api_key"
+        ]
+    );
+}
+
+#[test]
+fn pool_has_add_remove_list_and_the_channel_group_with_the_same() {
+    let commands = registration();
+    let pool = named(&commands, "pool");
+    assert_eq!(option_names(pool), ["add", "remove", "list", "channel"]);
+    let options = pool["options"].as_array().unwrap();
+    for leaf in ["add", "remove", "list"] {
+        assert_eq!(named(options, leaf)["type"], 1, "{leaf} is a subcommand");
+    }
+    let channel = named(options, "channel");
+    assert_eq!(channel["type"], 2, "channel is a subcommand group");
+    assert_eq!(option_names(channel), ["add", "remove", "list"]);
+    for leaf in channel["options"].as_array().unwrap() {
+        assert_eq!(leaf["type"], 1);
+    }
+}
+
+#[test]
+fn service_and_key_id_options_autocomplete() {
+    let commands = registration();
+    let set = named(&commands, "set_user_api_key");
+    let service = &set["options"][0];
+    assert_eq!(service["name"], "service");
+    assert_eq!(service["autocomplete"], true);
+    assert_eq!(service["required"], true);
+    let pool = named(&commands, "pool");
+    let remove = named(pool["options"].as_array().unwrap(), "remove");
+    assert_eq!(option_names(remove), ["service", "key_id"]);
+    assert!(
+        remove["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["autocomplete"] == true)
+    );
+}
+
+#[test]
+fn every_node_has_a_description_within_discords_limits() {
+    let commands = registration();
+    let mut nodes = Vec::new();
+    for command in &commands {
+        walk(command, &mut nodes);
+    }
+    for node in nodes {
+        let description = node["description"].as_str().unwrap_or_default();
+        assert!(!description.is_empty(), "no description: {node}");
+        assert!(
+            description.chars().count() <= 100,
+            "description over 100 chars: {description}"
+        );
+        let name = node["name"].as_str().unwrap();
+        assert!(
+            name.len() <= 32 && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "{name}"
+        );
+        if let Some(options) = node["options"].as_array() {
+            assert!(options.len() <= 25, "{name} has {} options", options.len());
+        }
+        if let Some(choices) = node["choices"].as_array() {
+            assert!(choices.len() <= 25, "{name} has {} choices", choices.len());
+        }
+    }
+    assert!(commands.len() <= 100);
+}
