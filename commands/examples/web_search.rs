@@ -27,9 +27,16 @@ pub async fn web_search<U: HasKeyVault, E: From<CommandError>>(
     // Acknowledge first: the search may take longer than Discord's 3 seconds.
     ctx.defer_ephemeral().await.map_err(CommandError::from)?;
     let keys = KeyContext::from_poise(ctx);
+    let base_url = keys
+        .vault()
+        .config()
+        .env
+        .get("BRAVE_API_BASE_URL")
+        .unwrap_or("https://api.search.brave.com")
+        .to_owned();
     let outcome = keys
         .with_api_key(SERVICE, TOOL, |resolved| async move {
-            brave_search(resolved.key.expose(), &query).await
+            brave_search(&base_url, resolved.key.expose(), &query).await
         })
         .await;
     // A missing key, a spent quota and a failed call each come with their user-facing sentence.
@@ -79,10 +86,12 @@ pub enum SearchError {
     Unreachable,
 }
 
-/// Calls the Brave Search API (`BRAVE_API_BASE_URL`, default `https://api.search.brave.com`).
-pub async fn brave_search(key: &str, query: &str) -> Result<Vec<SearchResult>, SearchError> {
-    let base = std::env::var("BRAVE_API_BASE_URL")
-        .unwrap_or_else(|_| "https://api.search.brave.com".to_owned());
+/// Calls the Brave Search API at `base` (`https://api.search.brave.com` in production).
+pub async fn brave_search(
+    base: &str,
+    key: &str,
+    query: &str,
+) -> Result<Vec<SearchResult>, SearchError> {
     let response = reqwest::Client::new()
         .get(format!("{}/res/v1/web/search", base.trim_end_matches('/')))
         .query(&[("q", query)])

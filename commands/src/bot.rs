@@ -134,7 +134,13 @@ impl HasKeyVault for BotData {
 pub enum BotError {
     /// The client could not be built or its connection failed for good.
     #[error("the Discord client failed: {0}")]
-    Client(#[from] serenity::Error),
+    Client(Box<serenity::Error>),
+}
+
+impl From<serenity::Error> for BotError {
+    fn from(err: serenity::Error) -> Self {
+        BotError::Client(Box::new(err))
+    }
 }
 
 /// Runs the bot with our commands plus `extra` ones (a host's sibling commands) until
@@ -156,9 +162,10 @@ pub async fn run(
         .options(poise::FrameworkOptions {
             commands,
             on_error: |err| Box::pin(crate::on_error(err)),
-            initialize_owners: false,
             ..Default::default()
         })
+        // Set on the builder: it overrides FrameworkOptions::initialize_owners.
+        .initialize_owners(false)
         .setup(move |ctx, ready, framework| {
             Box::pin(async move {
                 let commands = &framework.options().commands;

@@ -9,8 +9,8 @@ use stargazer_keys::KeyError;
 /// Why a command failed. Every variant's `Display` is the sentence the user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    /// A vault operation failed.
-    #[error("Nothing was changed, because {0}.")]
+    /// A vault operation failed or was refused.
+    #[error("{}", sentence(.0))]
     Key(#[from] KeyError),
     /// Discord refused or did not answer a request.
     #[error("Discord did not accept the reply; please try again.")]
@@ -18,6 +18,20 @@ pub enum CommandError {
     /// The command ran where it cannot.
     #[error("{0}")]
     Refused(String),
+}
+
+/// A core error as a sentence: capitalised, ending with a full stop.
+fn sentence(err: &KeyError) -> String {
+    let text = err.to_string();
+    let mut chars = text.chars();
+    let mut out: String = chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 impl CommandError {

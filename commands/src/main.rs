@@ -167,4 +167,3 @@ fn load_env_file(path: &Path) -> Result<(), Error> {
         ))),
     }
 }
-

@@ -96,6 +96,14 @@ pub async fn ask<U: Send + Sync + 'static, E>(
         .collect();
     let modal = serenity::CreateModal::new(&custom_id, cut(title)).components(rows);
     let _open = OpenModal::new();
+    // Listen before showing the modal, so even an instant submit is caught.
+    let mut submits = std::pin::pin!(
+        serenity::ModalInteractionCollector::new(ctx.serenity_context())
+            .custom_ids(vec![custom_id])
+            .author_id(ctx.interaction.user.id)
+            .timeout(timeout)
+            .stream()
+    );
     ctx.interaction
         .create_response(
             ctx.serenity_context(),
@@ -103,12 +111,7 @@ pub async fn ask<U: Send + Sync + 'static, E>(
         )
         .await?;
     ctx.has_sent_initial_response.store(true, Ordering::SeqCst);
-    let submitted = serenity::ModalInteractionCollector::new(ctx.serenity_context())
-        .custom_ids(vec![custom_id])
-        .author_id(ctx.interaction.user.id)
-        .timeout(timeout)
-        .next()
-        .await;
+    let submitted = futures_util::StreamExt::next(&mut submits).await;
     let Some(mut interaction) = submitted else {
         tracing::debug!("a secret-entry modal was not submitted before its timeout");
         return Ok(None);

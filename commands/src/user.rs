@@ -206,6 +206,14 @@ pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
             .label("Cancel")
             .style(serenity::ButtonStyle::Secondary),
     ])];
+    // Listen before showing the buttons, so even an instant press is caught.
+    let mut presses = std::pin::pin!(
+        serenity::ComponentInteractionCollector::new(ctx.serenity_context())
+            .custom_ids(vec![confirm_id.clone(), cancel_id.clone()])
+            .author_id(ctx.author().id)
+            .timeout(CONFIRM_TIMEOUT)
+            .stream()
+    );
     let handle = ctx
         .send(
             poise::CreateReply::default()
@@ -215,12 +223,7 @@ pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
         )
         .await
         .map_err(CommandError::from)?;
-    let press = serenity::ComponentInteractionCollector::new(ctx.serenity_context())
-        .custom_ids(vec![confirm_id.clone(), cancel_id])
-        .author_id(ctx.author().id)
-        .timeout(CONFIRM_TIMEOUT)
-        .next()
-        .await;
+    let press = futures_util::StreamExt::next(&mut presses).await;
     let Some(press) = press else {
         handle
             .edit(

@@ -1,11 +1,20 @@
 //! The Redis backend: one `ConnectionManager` (or a cluster connection), cloned per call,
 //! with explicit connect and response timeouts.
+//!
+//! On a cluster, each command goes to the master of its key's hash slot. Every multi-command
+//! operation here touches one key (the quota's MULTI, the Lua scripts), except two: a key
+//! resolution, whose reads are sent all at once instead of as one pipeline, and a scan, which
+//! walks every master.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Value};
 
 use super::{
     BackendKind, BoxFuture, HREPLACE_SCRIPT, REFUND_SCRIPT, RESERVE_SCRIPT, Reservation,
@@ -51,9 +60,39 @@ impl ConnectionLike for Conn {
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,
-    reserve: Script,
-    refund: Script,
-    hreplace: Script,
+    reserve: LuaScript,
+    refund: LuaScript,
+    hreplace: LuaScript,
+}
+
+/// A Lua script over one key, run by its hash (EVALSHA) and, on a node that does not know it
+/// yet, in full (EVAL, which also caches it there). Both go to the key's node. Unlike
+/// `Script::invoke_async`, this never sends SCRIPT LOAD, which a cluster client sends to every
+/// node: one node down would then fail scripts on all the others.
+#[derive(Debug, Clone)]
+struct LuaScript {
+    source: &'static str,
+    hash: String,
+}
+
+impl LuaScript {
+    fn new(source: &'static str) -> Self {
+        Self {
+            source,
+            hash: Script::new(source).get_hash().to_owned(),
+        }
+    }
+
+    /// EVALSHA of the script over `key`, or with `in_full`, EVAL.
+    fn invocation(&self, in_full: bool, key: &str, args: &[&str]) -> Cmd {
+        let (mut cmd, body) = if in_full {
+            (redis::cmd("EVAL"), self.source)
+        } else {
+            (redis::cmd("EVALSHA"), self.hash.as_str())
+        };
+        cmd.arg(body).arg(1).arg(key).arg(args);
+        cmd
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -65,8 +104,8 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to one server (one URL) or a cluster (several). A single server is connected
-    /// lazily: this succeeds while Redis is down, and the first command reports the outage.
+    /// Connects to one server (one URL) or a cluster (several), lazily: this succeeds while
+    /// Redis is down, and the first command reports the outage.
     pub async fn connect(
         urls: &[String],
         connect_timeout: Duration,
@@ -90,14 +129,17 @@ impl RedisStore {
                         .response_timeout(response_timeout)
                         .retries(2)
                         .build()?;
-                Conn::Cluster(client.get_async_connection().await?)
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(connect_timeout)
+                    .set_response_timeout(response_timeout);
+                Conn::Cluster(client.get_pending_async_connection_with_config(config))
             }
         };
         Ok(Self {
             conn,
-            reserve: Script::new(RESERVE_SCRIPT),
-            refund: Script::new(REFUND_SCRIPT),
-            hreplace: Script::new(HREPLACE_SCRIPT),
+            reserve: LuaScript::new(RESERVE_SCRIPT),
+            refund: LuaScript::new(REFUND_SCRIPT),
+            hreplace: LuaScript::new(HREPLACE_SCRIPT),
         })
     }
 
@@ -108,6 +150,178 @@ impl RedisStore {
     async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StorageError> {
         Ok(cmd.query_async(&mut self.conn()).await?)
     }
+
+    /// Runs a one-key script: EVALSHA, then EVAL where the node does not know the script.
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &LuaScript,
+        key: &str,
+        args: &[&str],
+    ) -> Result<T, StorageError> {
+        let by_hash = script.invocation(false, key, args);
+        match by_hash.query_async(&mut self.conn()).await {
+            Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.query(&script.invocation(true, key, args)).await
+            }
+            result => Ok(result?),
+        }
+    }
+
+    /// Sends commands in one round trip: a pipeline on a single server; on a cluster, where a
+    /// pipeline cannot span hash slots, every command at once, each to its own master.
+    async fn query_all(&self, cmds: &[Cmd]) -> Result<Vec<Value>, StorageError> {
+        match &self.conn {
+            Conn::Single(conn) => {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd.clone());
+                }
+                Ok(pipe.query_async(&mut conn.clone()).await?)
+            }
+            Conn::Cluster(conn) => join_all(cmds.iter().map(|cmd| {
+                let mut conn = conn.clone();
+                async move { cmd.query_async::<Value>(&mut conn).await }
+            }))
+            .await
+            .into_iter()
+            .map(|reply| reply.map_err(StorageError::from))
+            .collect(),
+        }
+    }
+
+    /// Every key matching `pattern` on one server, or on every master of a cluster.
+    async fn scan_keys(&self, pattern: &str) -> Result<Vec<String>, StorageError> {
+        let mut keys = match &self.conn {
+            Conn::Single(_) => scan_node(self.conn(), None, pattern).await?,
+            Conn::Cluster(conn) => {
+                // The masters as the servers see them, not as the client last did: a master
+                // the client has dropped must fail the scan, not shorten it.
+                let slots = conn
+                    .clone()
+                    .route_command(
+                        redis::cmd("CLUSTER").arg("SLOTS").to_owned(),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+                    )
+                    .await?;
+                let pages = join_all(
+                    cluster_masters(slots)?
+                        .into_iter()
+                        .map(|master| scan_node(self.conn(), Some(master), pattern)),
+                )
+                .await;
+                let mut keys = Vec::new();
+                for page in pages {
+                    keys.extend(page?);
+                }
+                keys
+            }
+        };
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+/// Every key matching `pattern` on one node: a single server (`master` = `None`) or the
+/// cluster master at this (host, port). SCAN cursors belong to one node, so each node is
+/// walked on its own.
+async fn scan_node(
+    mut conn: Conn,
+    master: Option<(String, u16)>,
+    pattern: &str,
+) -> Result<Vec<String>, StorageError> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        let page = match (&mut conn, &master) {
+            (Conn::Cluster(conn), Some((host, port))) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                conn.route_command(scan, routing).await?.extract_error()?
+            }
+            (conn, _) => scan.query_async(conn).await?,
+        };
+        let (next, batch): (u64, Vec<String>) = redis::from_redis_value(page)?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+/// The distinct masters of a `CLUSTER SLOTS` reply, as (host, port); an error unless they
+/// serve every slot between them.
+fn cluster_masters(slots: Value) -> Result<Vec<(String, u16)>, StorageError> {
+    const SLOTS: i64 = 16_384;
+    let unexpected = || StorageError::Redis("unexpected CLUSTER SLOTS reply".to_owned());
+    let ranges: Vec<Vec<Value>> = redis::from_redis_value(slots)?;
+    let mut masters: Vec<(String, u16)> = Vec::new();
+    let mut covered = 0;
+    for range in ranges {
+        let [start, end, master, ..] = range.as_slice() else {
+            return Err(unexpected());
+        };
+        let (start, end): (i64, i64) = (
+            redis::from_redis_value_ref(start)?,
+            redis::from_redis_value_ref(end)?,
+        );
+        let (host, port): (String, u16) = match master {
+            Value::Array(node) if node.len() >= 2 => (
+                redis::from_redis_value_ref(&node[0])?,
+                redis::from_redis_value_ref(&node[1])?,
+            ),
+            _ => return Err(unexpected()),
+        };
+        if host.is_empty() || host == "?" {
+            return Err(StorageError::Redis(
+                "a cluster master's address is not known yet".to_owned(),
+            ));
+        }
+        covered += end - start + 1;
+        if !masters.contains(&(host.clone(), port)) {
+            masters.push((host, port));
+        }
+    }
+    if covered != SLOTS {
+        return Err(StorageError::Redis(format!(
+            "the cluster serves {covered} of its {SLOTS} slots, so a scan would miss keys"
+        )));
+    }
+    Ok(masters)
+}
+
+/// Polls futures together and returns their outputs in order (`futures::future::join_all`
+/// without the dependency).
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 fn window_arg(window: QuotaWindow) -> &'static str {
@@ -170,14 +384,8 @@ impl StorageBackend for RedisStore {
         value: &'a str,
     ) -> BoxFuture<'a, Result<bool, StorageError>> {
         Box::pin(async move {
-            Ok(self
-                .hreplace
-                .key(key)
-                .arg(field)
-                .arg(expected)
-                .arg(value)
-                .invoke_async(&mut self.conn())
-                .await?)
+            self.eval(&self.hreplace, key, &[field, expected, value])
+                .await
         })
     }
 
@@ -222,35 +430,7 @@ impl StorageBackend for RedisStore {
     }
 
     fn scan<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
-        Box::pin(async move {
-            if let Conn::Cluster(_) = self.conn {
-                return Err(StorageError::Unsupported(
-                    "scanning every node of a Redis Cluster is not supported yet; run this against each master's URL",
-                ));
-            }
-            let mut keys = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = self
-                    .query(
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(pattern)
-                            .arg("COUNT")
-                            .arg(1000),
-                    )
-                    .await?;
-                keys.extend(batch);
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-            keys.sort();
-            keys.dedup();
-            Ok(keys)
-        })
+        Box::pin(self.scan_keys(pattern))
     }
 
     fn resolve<'a>(
@@ -258,19 +438,21 @@ impl StorageBackend for RedisStore {
         request: &'a ResolveRequest,
     ) -> BoxFuture<'a, Result<ResolveReply, StorageError>> {
         Box::pin(async move {
-            let mut pipe = redis::pipe();
+            let mut cmds = Vec::with_capacity(1 + request.pools.len());
             if let Some((key, field)) = &request.user {
-                pipe.cmd("HGET").arg(key).arg(field);
+                cmds.push(redis::cmd("HGET").arg(key).arg(field).to_owned());
             }
             for pool in &request.pools {
-                pipe.cmd("HRANDFIELD")
-                    .arg(pool)
-                    .arg(request.sample)
-                    .arg("WITHVALUES");
+                cmds.push(
+                    redis::cmd("HRANDFIELD")
+                        .arg(pool)
+                        .arg(request.sample)
+                        .arg("WITHVALUES")
+                        .to_owned(),
+                );
             }
-            let mut replies: Vec<Value> = pipe.query_async(&mut self.conn()).await?;
+            let mut replies = self.query_all(&cmds).await?.into_iter();
             let mut reply = ResolveReply::default();
-            let mut replies = replies.drain(..);
             if request.user.is_some() {
                 let value = replies.next().unwrap_or(Value::Nil);
                 reply.user = redis::from_redis_value(value)?;
@@ -323,12 +505,15 @@ impl StorageBackend for RedisStore {
     ) -> BoxFuture<'a, Result<Reservation, StorageError>> {
         Box::pin(async move {
             let (admitted, count): (u8, u64) = self
-                .reserve
-                .key(key)
-                .arg(limit)
-                .arg(ttl_secs)
-                .arg(window_arg(window))
-                .invoke_async(&mut self.conn())
+                .eval(
+                    &self.reserve,
+                    key,
+                    &[
+                        &limit.to_string(),
+                        &ttl_secs.to_string(),
+                        window_arg(window),
+                    ],
+                )
                 .await?;
             Ok(Reservation {
                 admitted: admitted == 1,
@@ -338,7 +523,7 @@ impl StorageBackend for RedisStore {
     }
 
     fn refund<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StorageError>> {
-        Box::pin(async move { Ok(self.refund.key(key).invoke_async(&mut self.conn()).await?) })
+        Box::pin(async move { self.eval(&self.refund, key, &[]).await })
     }
 
     fn ttl<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, StorageError>> {

@@ -1,5 +1,6 @@
 //! Fixtures shared by the integration tests: a vault on a real SQLite file and a real
-//! redis-server (or the embedded store), under a prefix of its own.
+//! redis-server, a real three-master Redis Cluster, or the embedded store, under a prefix of
+//! its own.
 
 #![allow(dead_code)]
 
@@ -8,38 +9,39 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use stargazer_keys::storage::{EmbeddedStore, RedisStore, StorageBackend};
-use stargazer_keys::testkit::RedisServer;
+use stargazer_keys::testkit::{RedisCluster, RedisServer};
 use stargazer_keys::{Catalogue, Config, DataKeyStore, KeyVault};
 use tempfile::TempDir;
 
 /// Which storage backend a contract test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// One redis-server.
     Redis,
+    /// A Redis Cluster of three masters.
+    Cluster,
+    /// The embedded store in the SQLite file.
     Embedded,
 }
 
-/// Runs an async contract test body once per backend: `contract!(name, |backend| async move {...})`.
+/// Runs an async contract test body once per backend: `contract!(name, |backend| async move {...})`
+/// makes the tests `name::redis`, `name::cluster` and `name::embedded`.
 #[macro_export]
 macro_rules! contract {
     ($name:ident, $body:expr) => {
         mod $name {
             use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                tokio::time::timeout(std::time::Duration::from_secs(60), ($body)(Backend::Redis))
-                    .await
-                    .expect("test timed out");
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                tokio::time::timeout(
-                    std::time::Duration::from_secs(60),
-                    ($body)(Backend::Embedded),
-                )
+            $crate::contract!(@backend redis, Backend::Redis, $body);
+            $crate::contract!(@backend cluster, Backend::Cluster, $body);
+            $crate::contract!(@backend embedded, Backend::Embedded, $body);
+        }
+    };
+    (@backend $test:ident, $backend:expr, $body:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            tokio::time::timeout(std::time::Duration::from_secs(60), ($body)($backend))
                 .await
                 .expect("test timed out");
-            }
         }
     };
 }
@@ -82,7 +84,7 @@ impl FixtureBuilder {
         self
     }
 
-    /// Uses this Redis instead of the shared test server.
+    /// Uses this Redis (a cluster: the comma-separated node URLs) instead of the shared one.
     pub fn redis_url(mut self, url: String) -> Self {
         self.redis_url = Some(url);
         self
@@ -106,6 +108,10 @@ impl FixtureBuilder {
             Backend::Redis => Some(
                 self.redis_url
                     .unwrap_or_else(|| RedisServer::shared().url()),
+            ),
+            Backend::Cluster => Some(
+                self.redis_url
+                    .unwrap_or_else(|| RedisCluster::shared().urls()),
             ),
             Backend::Embedded => None,
         };
@@ -159,36 +165,11 @@ impl Fixture {
     /// (key, "", value) for strings. Read with a raw client, not through the vault.
     pub async fn dump(&self) -> Vec<(String, String, String)> {
         match self.backend {
-            Backend::Redis => {
-                let client = redis::Client::open(self.redis_url.clone().unwrap()).unwrap();
-                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{}:*", self.prefix))
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
+            Backend::Redis | Backend::Cluster => {
+                // Each cluster master holds only its own slots' keys: read every node.
                 let mut out = Vec::new();
-                for key in keys {
-                    let kind: String = redis::cmd("TYPE")
-                        .arg(&key)
-                        .query_async(&mut conn)
-                        .await
-                        .unwrap();
-                    if kind == "hash" {
-                        let entries: Vec<(String, String)> = redis::cmd("HGETALL")
-                            .arg(&key)
-                            .query_async(&mut conn)
-                            .await
-                            .unwrap();
-                        out.extend(entries.into_iter().map(|(f, v)| (key.clone(), f, v)));
-                    } else {
-                        let value: String = redis::cmd("GET")
-                            .arg(&key)
-                            .query_async(&mut conn)
-                            .await
-                            .unwrap();
-                        out.push((key, String::new(), value));
-                    }
+                for url in self.redis_urls() {
+                    out.extend(dump_node(&url, &self.prefix).await);
                 }
                 out.sort();
                 out
@@ -216,10 +197,54 @@ impl Fixture {
         }
     }
 
+    /// The Redis node URLs of this fixture (one, or every master of a cluster).
+    pub fn redis_urls(&self) -> Vec<String> {
+        self.redis_url
+            .iter()
+            .flat_map(|urls| urls.split(','))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The bytes of the SQLite file and its WAL.
     pub fn sqlite_bytes(&self) -> Vec<u8> {
         file_bytes(&self.db_path)
     }
+}
+
+/// Every value under `prefix` on one Redis node, as [`Fixture::dump`] lists them.
+async fn dump_node(url: &str, prefix: &str) -> Vec<(String, String, String)> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if kind == "hash" {
+            let entries: Vec<(String, String)> = redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            out.extend(entries.into_iter().map(|(f, v)| (key.clone(), f, v)));
+        } else {
+            let value: String = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            out.push((key, String::new(), value));
+        }
+    }
+    out
 }
 
 /// A file's bytes followed by those of its `-wal` and `-shm` companions, when present.
@@ -248,9 +273,9 @@ pub fn secret(tag: &str) -> String {
 /// Opens the storage backend of a fixture's settings directly (a second connection).
 pub async fn second_storage(fixture: &Fixture) -> Arc<dyn StorageBackend> {
     match &fixture.redis_url {
-        Some(url) => Arc::new(
+        Some(_) => Arc::new(
             RedisStore::connect(
-                std::slice::from_ref(url),
+                &fixture.redis_urls(),
                 std::time::Duration::from_secs(1),
                 std::time::Duration::from_secs(1),
             )

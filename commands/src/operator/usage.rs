@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 use stargazer_keys::Config;
-use stargazer_keys::quota::validate_tool_name;
 use stargazer_keys::messages::human_duration;
+use stargazer_keys::quota::validate_tool_name;
 
 use super::{Error, open_existing_vault, parse_id, print, table};
 

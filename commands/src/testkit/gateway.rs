@@ -40,6 +40,8 @@ fn frame(value: &Value) -> WsMessage {
 
 async fn connection(stream: TcpStream, shared: Arc<Shared>) {
     let mut query = None;
+    // The signature tungstenite's handshake callback requires.
+    #[allow(clippy::result_large_err)]
     let capture = |request: &Request, response: Response| {
         query = request.uri().query().map(str::to_owned);
         Ok(response)

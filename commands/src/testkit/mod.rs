@@ -79,7 +79,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -194,10 +194,11 @@ impl FakeDiscord {
         BOT_USER_ID
     }
 
-    /// How long a modal submit or button press waits after the bot's last answer to the
-    /// interaction it follows (default 150 ms). serenity registers its collector only after
-    /// the REST call that showed the modal or button returns, so an instant reply could arrive
-    /// before anyone listens; a human is never that fast.
+    /// How long a modal submit or button press waits after the bot's last request on the
+    /// interaction it follows up (default 150 ms). serenity registers a collector only after
+    /// the REST calls that showed the modal or button return (a bot often also fetches the
+    /// message to filter on its id), so an instant press would arrive before anyone listens and
+    /// be lost; a human is never that fast.
     pub fn set_settle_delay(&self, delay: Duration) {
         self.shared
             .settle_delay_ms
@@ -225,7 +226,8 @@ impl FakeDiscord {
         self.shared.read(|s| s.gateway.identify.clone())
     }
 
-    /// The command sets registered so far, one per scope, latest first registered first.
+    /// The command sets registered so far, one per scope (a later `PUT` to a scope replaces
+    /// its set), in the order of their latest registration.
     pub fn registered_commands(&self) -> Vec<CommandRegistration> {
         self.shared.read(|s| s.registrations.clone())
     }
@@ -319,9 +321,9 @@ impl FakeDiscord {
         let id = self.shared.snowflake();
         let token = interaction_token(id);
         let kind = if autocomplete { 4 } else { 2 };
-        let data = self
-            .shared
-            .read(|s| payloads::command_data(s, caller, command, autocomplete));
+        // Cloned out so that a panic on a bad fixture never happens under the state lock.
+        let registrations = self.registered_commands();
+        let data = payloads::command_data(&registrations, caller, command, autocomplete);
         let mut payload = payloads::base_interaction(caller, kind, id, &token);
         payload.insert("data".into(), data);
         Value::Object(payload)
@@ -340,13 +342,35 @@ impl FakeDiscord {
         modal: &Callback,
         values: &[&str],
     ) -> Result<InteractionHandle, FakeError> {
+        self.submit_modal_as(caller, modal, values, true).await
+    }
+
+    /// Submits a modal with values Discord's own client would refuse to send (an empty required
+    /// input, a value over its maximum length): what a modified client or a direct API call can
+    /// still deliver, so the bot's own checks are what stands.
+    pub async fn submit_modal_unchecked(
+        &self,
+        caller: &Caller,
+        modal: &Callback,
+        values: &[&str],
+    ) -> Result<InteractionHandle, FakeError> {
+        self.submit_modal_as(caller, modal, values, false).await
+    }
+
+    async fn submit_modal_as(
+        &self,
+        caller: &Caller,
+        modal: &Callback,
+        values: &[&str],
+        client_checks: bool,
+    ) -> Result<InteractionHandle, FakeError> {
         let Some(shown) = modal.modal() else {
             panic!(
                 "fake Discord: submit_modal needs a modal callback (type 9), got type {}: {}",
                 modal.kind, modal.data
             );
         };
-        self.settle(modal.at).await;
+        self.settle(&modal.token).await;
         // A modal shown from a button carries that button's message; one from a command none.
         let message_id = self.shared.read(|s| {
             s.interactions
@@ -357,7 +381,10 @@ impl FakeDiscord {
         let id = self.shared.snowflake();
         let token = interaction_token(id);
         let mut payload = payloads::base_interaction(caller, 5, id, &token);
-        payload.insert("data".into(), payloads::modal_submit_data(&shown, values));
+        payload.insert(
+            "data".into(),
+            payloads::modal_submit_data(&shown, values, client_checks),
+        );
         if let Some(message) =
             message_id.and_then(|m| self.shared.read(|s| s.messages.get(&m).cloned()))
         {
@@ -392,19 +419,7 @@ impl FakeDiscord {
                     .filter(|c| c["type"] == 2)
                     .collect();
                 if let Some(button) = buttons.iter().find(|b| b["custom_id"] == custom_id) {
-                    let last = s
-                        .callbacks
-                        .iter()
-                        .filter(|c| c.token == on.token)
-                        .map(|c| c.at)
-                        .chain(
-                            s.followups
-                                .iter()
-                                .filter(|f| f.token == on.token)
-                                .map(|f| f.at),
-                        )
-                        .max();
-                    return Ok((id, message.clone(), button["disabled"] == true, last));
+                    return Ok((id, message.clone(), button["disabled"] == true));
                 }
                 seen.extend(
                     buttons
@@ -415,7 +430,7 @@ impl FakeDiscord {
             }
             Err(seen)
         });
-        let (message_id, message, disabled, last) = match found {
+        let (message_id, message, disabled) = match found {
             Ok(found) => found,
             Err(seen) => {
                 return Err(FakeError::NotFound(format!(
@@ -429,9 +444,7 @@ impl FakeDiscord {
                 "button `{custom_id}` is disabled; Discord would not send a press"
             )));
         }
-        if let Some(last) = last {
-            self.settle(last).await;
-        }
+        self.settle(&on.token).await;
         let id = self.shared.snowflake();
         let token = interaction_token(id);
         let mut payload = payloads::base_interaction(caller, 3, id, &token);
@@ -468,9 +481,20 @@ impl FakeDiscord {
         gateway::request_reconnect(&self.shared);
     }
 
-    async fn settle(&self, since: Instant) {
-        let until = since + self.shared.settle_delay();
-        tokio::time::sleep_until(until.into()).await;
+    /// Waits until the bot has been quiet on `token` for the settle delay (giving up on
+    /// quiet after 20 rounds, for a bot that never stops calling).
+    async fn settle(&self, token: &str) {
+        let mut waited_for = None;
+        for _ in 0..20 {
+            let last = self.shared.read(|s| s.last_activity.get(token).copied());
+            if last.is_none() || last == waited_for {
+                return;
+            }
+            waited_for = last;
+            if let Some(last) = last {
+                tokio::time::sleep_until((last + self.shared.settle_delay()).into()).await;
+            }
+        }
     }
 
     async fn send(

@@ -8,7 +8,6 @@ use serenity::model::permissions::PRESET_GENERAL;
 
 use super::APPLICATION_ID;
 use super::records::{CommandRegistration, CommandScope, LOADING, ShownModal};
-use super::state::State;
 
 /// The command id used when the bot did not register the command invoked.
 pub const FALLBACK_COMMAND_ID: u64 = 1_233_000_000_000_000_100;
@@ -345,18 +344,23 @@ pub(crate) fn base_interaction(
 }
 
 /// The registered command `name` visible to `caller`: its JSON and whether it is a guild command.
-fn find_registered<'a>(state: &'a State, caller: &Caller, name: &str) -> Option<(&'a Value, bool)> {
+fn find_registered<'a>(
+    registrations: &'a [CommandRegistration],
+    caller: &Caller,
+    name: &str,
+) -> Option<(&'a Value, bool)> {
+    let in_scope = |scope: CommandScope| {
+        registrations
+            .iter()
+            .find(|r| r.scope == scope)
+            .and_then(|r| r.command(name))
+    };
     let in_guild = caller
         .guild_id
-        .and_then(|g| state.registration(CommandScope::Guild(g)))
-        .and_then(|r| r.command(name))
-        .map(|c| (c, true));
-    in_guild.or_else(|| {
-        state
-            .registration(CommandScope::Global)
-            .and_then(|r| r.command(name))
-            .map(|c| (c, false))
-    })
+        .and_then(|g| in_scope(CommandScope::Guild(g)));
+    in_guild
+        .map(|c| (c, true))
+        .or_else(|| in_scope(CommandScope::Global).map(|c| (c, false)))
 }
 
 fn registered_elsewhere(registrations: &[CommandRegistration], name: &str) -> Vec<String> {
@@ -383,15 +387,15 @@ fn option_names(options: &[Value]) -> String {
 /// registration when the bot registered the command; panics, naming the mistake, where
 /// Discord would never send such an interaction.
 pub(crate) fn command_data(
-    state: &State,
+    registrations: &[CommandRegistration],
     caller: &Caller,
     cmd: &SlashCommand,
     autocomplete: bool,
 ) -> Value {
     let shown = cmd.display();
-    let registered = find_registered(state, caller, cmd.name());
+    let registered = find_registered(registrations, caller, cmd.name());
     if registered.is_none() {
-        let elsewhere = registered_elsewhere(&state.registrations, cmd.name());
+        let elsewhere = registered_elsewhere(registrations, cmd.name());
         assert!(
             elsewhere.is_empty(),
             "fake Discord: {shown} is registered only {}, so the caller (guild {:?}) cannot see it",
@@ -514,10 +518,10 @@ pub(crate) fn command_data(
 /// The option type and JSON value Discord would send for `value` given the registration `reg`.
 fn coerce(shown: &str, name: &str, reg: &Value, value: &OptionValue) -> (u64, Value) {
     let kind = reg["type"].as_u64().unwrap_or(3);
-    if let (OptionValue::String(s), Some(choices)) = (value, reg["choices"].as_array()) {
-        if let Some(choice) = choices.iter().find(|c| c["name"] == s.as_str()) {
-            return (kind, choice["value"].clone());
-        }
+    if let (OptionValue::String(s), Some(choices)) = (value, reg["choices"].as_array())
+        && let Some(choice) = choices.iter().find(|c| c["name"] == s.as_str())
+    {
+        return (kind, choice["value"].clone());
     }
     let json = match (kind, value) {
         (3, OptionValue::String(_))
@@ -552,9 +556,9 @@ fn option_type_name(kind: u64) -> &'static str {
     }
 }
 
-/// The `data` of a modal submit answering `modal` with `values`, in input order. Panics where
-/// Discord's client would refuse to submit.
-pub(crate) fn modal_submit_data(modal: &ShownModal, values: &[&str]) -> Value {
+/// The `data` of a modal submit answering `modal` with `values`, in input order. With
+/// `client_checks`, panics where Discord's client would refuse to submit.
+pub(crate) fn modal_submit_data(modal: &ShownModal, values: &[&str], client_checks: bool) -> Value {
     assert!(
         values.len() <= modal.inputs.len(),
         "fake Discord: {} values for modal {:?}, which has {} inputs",
@@ -570,12 +574,12 @@ pub(crate) fn modal_submit_data(modal: &ShownModal, values: &[&str]) -> Value {
             let value = values.get(i).copied().unwrap_or("");
             let len = value.chars().count() as u64;
             assert!(
-                !(input.required && value.is_empty()),
+                !(client_checks && input.required && value.is_empty()),
                 "fake Discord: input {i} ({:?}) of modal {:?} is required; Discord would not submit it empty",
                 input.label,
                 modal.title
             );
-            if !value.is_empty() {
+            if client_checks && !value.is_empty() {
                 assert!(
                     input.min_length.is_none_or(|min| len >= min) && input.max_length.is_none_or(|max| len <= max),
                     "fake Discord: input {i} ({:?}) of modal {:?} takes {:?}..={:?} characters, got {len}; \

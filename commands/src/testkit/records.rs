@@ -1,8 +1,6 @@
 //! What the fake Discord saw the bot do: requests, registrations, interaction callbacks and
 //! webhook calls, with small predicates for the assertions tests make most often.
 
-use std::time::Instant;
-
 use serde_json::Value;
 
 /// One HTTP request the bot sent to the fake REST API, whatever its route.
@@ -76,7 +74,6 @@ pub struct Callback {
     pub kind: u64,
     /// The callback's `data` (`Value::Null` when absent).
     pub data: Value,
-    pub(crate) at: Instant,
 }
 
 impl Callback {
@@ -179,7 +176,6 @@ pub struct Followup {
     pub message_id: Option<u64>,
     /// The request body (`Value::Null` for deletions).
     pub body: Value,
-    pub(crate) at: Instant,
 }
 
 impl Followup {

@@ -91,6 +91,9 @@ async fn handle(
         ));
     }
     shared.update(|s| {
+        if let Some(token) = interaction_token_in(uri.path()) {
+            s.last_activity.insert(token.to_owned(), Instant::now());
+        }
         s.requests.push(RecordedRequest {
             method: method.to_string(),
             path: path_and_query,
@@ -104,6 +107,14 @@ async fn handle(
         Some(body) => (reply.status, axum::Json(body)).into_response(),
         None => reply.status.into_response(),
     }
+}
+
+/// The interaction token of a callback or webhook path.
+fn interaction_token_in(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix("/api/v10/interactions/")
+        .or_else(|| path.strip_prefix("/api/v10/webhooks/"))?;
+    rest.split('/').nth(1)
 }
 
 /// The JSON body, or the `payload_json` part of a multipart body (messages with attachments).
@@ -344,9 +355,9 @@ fn callback(shared: &Shared, id: u64, token: &str, body: &Value) -> Reply {
         let allowed = match injected.kind {
             4 => kind == 8,
             2 => matches!(kind, 4 | 5 | 9),
-            3 => matches!(kind, 4 | 5 | 6 | 7 | 9),
-            5 if injected.message_id.is_some() => matches!(kind, 4 | 5 | 6 | 7),
-            5 => matches!(kind, 4 | 5 | 6),
+            3 => matches!(kind, 4..=7 | 9),
+            5 if injected.message_id.is_some() => matches!(kind, 4..=7),
+            5 => matches!(kind, 4..=6),
             _ => false,
         };
         if !allowed {
@@ -367,7 +378,6 @@ fn callback(shared: &Shared, id: u64, token: &str, body: &Value) -> Reply {
             token: token.to_owned(),
             kind,
             data: data.clone(),
-            at: Instant::now(),
         });
         match kind {
             4 | 5 => {
@@ -434,7 +444,6 @@ fn create_followup(shared: &Shared, token: &str, body: &Value) -> Reply {
                 kind: FollowupKind::Create,
                 message_id: Some(message_id),
                 body: body.clone(),
-                at: Instant::now(),
             });
             return Some(message);
         }
@@ -460,7 +469,6 @@ fn create_followup(shared: &Shared, token: &str, body: &Value) -> Reply {
             kind: FollowupKind::Create,
             message_id: Some(message_id),
             body: body.clone(),
-            at: Instant::now(),
         });
         Some(message)
     });
@@ -503,7 +511,6 @@ fn webhook_message(
             kind,
             message_id: Some(message_id),
             body: body.clone(),
-            at: Instant::now(),
         });
         if method == "DELETE" {
             s.messages.remove(&message_id);

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -65,6 +65,8 @@ pub(crate) struct State {
     /// Interaction token -> follow-up message ids.
     pub(crate) token_followups: HashMap<String, Vec<u64>>,
     pub(crate) interactions: HashMap<String, Injected>,
+    /// Interaction token -> when the bot last called a route with it (callback or webhook).
+    pub(crate) last_activity: HashMap<String, Instant>,
     pub(crate) gateway: GatewayState,
 }
 

@@ -1,0 +1,1056 @@
+//! End to end: the real bot (the code `stargazer-keys bot` runs) against the fake Discord of
+//! the `testkit` feature, a real redis-server (or the embedded store) and a real SQLite file.
+//! Every test is bounded in time; every log line of the bot is captured at TRACE level and
+//! searched for the secrets the tests submit.
+
+#[allow(dead_code, reason = "the example's main is not run here")]
+#[path = "../examples/web_search.rs"]
+mod web_search_example;
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use poise::serenity_prelude::Permissions;
+use stargazer_keys::testkit::RedisServer;
+use stargazer_keys::{Config, KeySource, KeyVault, Pool};
+use stargazer_keys_commands::bot::{self, BotError, BotSettings};
+use stargazer_keys_commands::testkit::{
+    Callback, Caller, CommandScope, FakeDiscord, InteractionHandle, SlashCommand,
+};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
+
+const GUILD: u64 = 1_100_000_000_000_000_001;
+const CHANNEL: u64 = 1_100_000_000_000_000_002;
+const OTHER_CHANNEL: u64 = 1_100_000_000_000_000_003;
+const DM_CHANNEL: u64 = 1_100_000_000_000_000_004;
+const ALICE: u64 = 2_100_000_000_000_000_001;
+const BOB: u64 = 2_100_000_000_000_000_002;
+const ADMIN: u64 = 2_100_000_000_000_000_009;
+const WAIT: Duration = Duration::from_secs(10);
+const TEST_BUDGET: Duration = Duration::from_secs(90);
+/// Modals of these tests time out quickly, so the unanswered-modal test is short.
+const MODAL_TIMEOUT_SECS: u64 = 2;
+
+// ---- captured logs --------------------------------------------------------------------------
+
+/// Every log line of every bot in this test binary, at TRACE, through the bot's own
+/// secret-safe layer.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = Capture(Arc::clone(&buffer));
+        let _ = tracing_subscriber::registry()
+            .with(stargazer_keys_commands::logging::layer(
+                move || writer.clone(),
+                EnvFilter::new("trace"),
+            ))
+            .try_init();
+        buffer
+    })
+}
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn captured_logs() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+// ---- the harness ------------------------------------------------------------------------------
+
+/// Where the bot keeps its keys in a test.
+enum Store {
+    /// The redis-server shared by this test binary.
+    SharedRedis,
+    /// A private redis-server the test can stop and restart.
+    PrivateRedis(RedisServer),
+    /// The embedded store in the SQLite file.
+    Embedded,
+}
+
+struct Bot {
+    fake: FakeDiscord,
+    vault: KeyVault,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), BotError>>,
+    redis: Option<RedisServer>,
+    _dir: TempDir,
+}
+
+impl Bot {
+    async fn start() -> Self {
+        Self::start_with(Store::SharedRedis, &[]).await
+    }
+
+    async fn start_with(store: Store, env: &[(&str, String)]) -> Self {
+        logs();
+        let fake = FakeDiscord::start().await.expect("start the fake Discord");
+        let dir = tempfile::tempdir().unwrap();
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        let mut prefix = [0u8; 6];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut prefix);
+        let mut vars: Vec<(String, String)> = vec![
+            ("DISCORD_TOKEN".into(), fake.token().to_owned()),
+            ("DISCORD_HTTP_PROXY".into(), fake.http_url()),
+            ("DISCORD_GUILD_ID".into(), GUILD.to_string()),
+            (
+                "STARGAZER_MASTER_KEY".into(),
+                base64::engine::general_purpose::STANDARD.encode(key),
+            ),
+            (
+                "STARGAZER_DB_PATH".into(),
+                dir.path().join("keys.db").display().to_string(),
+            ),
+            (
+                "STARGAZER_KEY_PREFIX".into(),
+                format!("e2e{}", hex(&prefix)),
+            ),
+            ("ADMIN_USER_IDS".into(), ADMIN.to_string()),
+            (
+                "STARGAZER_MODAL_TIMEOUT_SECS".into(),
+                MODAL_TIMEOUT_SECS.to_string(),
+            ),
+            ("STARGAZER_REDIS_RESPONSE_TIMEOUT_MS".into(), "500".into()),
+        ];
+        let redis = match store {
+            Store::SharedRedis => {
+                vars.push(("REDIS_URL".into(), RedisServer::shared().url()));
+                None
+            }
+            Store::PrivateRedis(server) => {
+                vars.push(("REDIS_URL".into(), server.url()));
+                Some(server)
+            }
+            Store::Embedded => None,
+        };
+        vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let config = Config::from_vars(vars).expect("valid settings");
+        let settings = BotSettings::from_config(&config).expect("valid bot settings");
+        let vault = KeyVault::open(config).await.expect("open the vault");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(bot::run(
+            settings,
+            vault.clone(),
+            vec![web_search_example::web_search()],
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let registered = fake
+            .wait_registered(Duration::from_secs(30))
+            .await
+            .expect("the bot registers its commands");
+        let global = env
+            .iter()
+            .any(|(k, v)| *k == "DISCORD_GUILD_ID" && v.is_empty());
+        let expected = if global {
+            CommandScope::Global
+        } else {
+            CommandScope::Guild(GUILD)
+        };
+        assert_eq!(registered[0].scope, expected);
+        Bot {
+            fake,
+            vault,
+            stop: Some(stop),
+            task,
+            redis,
+            _dir: dir,
+        }
+    }
+
+    async fn slash(&self, caller: &Caller, command: SlashCommand) -> InteractionHandle {
+        self.fake
+            .slash(caller, command)
+            .await
+            .expect("inject the command")
+    }
+
+    /// Runs a command and returns the bot's first answer to it.
+    async fn answer(&self, caller: &Caller, command: SlashCommand) -> Callback {
+        self.slash(caller, command)
+            .await
+            .callback(WAIT)
+            .await
+            .expect("the bot answers")
+    }
+
+    /// Runs a command that shows a modal, submits `values`, and returns the answer to the
+    /// submit.
+    async fn through_modal(
+        &self,
+        caller: &Caller,
+        command: SlashCommand,
+        values: &[&str],
+    ) -> Callback {
+        let modal = self.answer(caller, command).await;
+        assert!(modal.is_modal(), "expected a modal first, got {modal:?}");
+        self.fake
+            .submit_modal(caller, &modal, values)
+            .await
+            .expect("submit the modal")
+            .callback(WAIT)
+            .await
+            .expect("the bot answers the submit")
+    }
+
+    /// Asserts that no secret appears in anything the bot sent to Discord, in what it
+    /// registered, or in its logs.
+    fn assert_no_leak(&self, secrets: &[&str]) {
+        let logs = captured_logs();
+        for secret in secrets {
+            assert!(!secret.is_empty());
+            for request in self.fake.requests() {
+                assert!(
+                    !request.contains(secret),
+                    "a secret went to Discord in {} {}",
+                    request.method,
+                    request.path
+                );
+            }
+            for registration in self.fake.registered_commands() {
+                assert!(
+                    !serde_json::to_string(&registration.commands)
+                        .unwrap()
+                        .contains(secret)
+                );
+            }
+            assert!(!logs.contains(secret), "a secret is in the bot's logs");
+        }
+    }
+
+    /// Asserts that every message answer the bot gave is ephemeral.
+    fn assert_every_reply_ephemeral(&self) {
+        for callback in self.fake.callbacks() {
+            if matches!(callback.kind, 4 | 5) {
+                assert!(
+                    callback.is_ephemeral(),
+                    "a reply is visible to everyone: {callback:?}"
+                );
+            }
+        }
+        for followup in self.fake.followups() {
+            if followup.body.get("content").is_some() && followup.body.get("flags").is_some() {
+                assert!(
+                    followup.is_ephemeral(),
+                    "a follow-up is visible to everyone: {followup:?}"
+                );
+            }
+        }
+    }
+
+    async fn stop(mut self) {
+        let problems = self.fake.problems();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let ended = tokio::time::timeout(WAIT, &mut self.task).await;
+        assert!(ended.is_ok(), "the bot did not shut down within {WAIT:?}");
+        assert!(
+            problems.is_empty(),
+            "the fake Discord reported: {problems:#?}"
+        );
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn secret(tag: &str) -> String {
+    let mut bytes = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    format!("sk-{tag}-{}", hex(&bytes))
+}
+
+fn masked(secret: &str) -> String {
+    format!("…{}", &secret[secret.len() - 4..])
+}
+
+fn alice() -> Caller {
+    Caller::in_guild(ALICE, "alice", GUILD, CHANNEL)
+}
+
+fn bob() -> Caller {
+    Caller::in_guild(BOB, "bob", GUILD, CHANNEL)
+}
+
+fn admin() -> Caller {
+    Caller::in_guild(ADMIN, "admin", GUILD, CHANNEL)
+}
+
+fn moderator() -> Caller {
+    Caller::in_guild(BOB, "bob", GUILD, CHANNEL)
+        .with_permissions(Permissions::VIEW_CHANNEL | Permissions::MANAGE_CHANNELS)
+}
+
+fn set_key(service: &str) -> SlashCommand {
+    SlashCommand::new("set_user_api_key").option("service", service)
+}
+
+async fn bounded(body: impl Future<Output = ()>) {
+    tokio::time::timeout(TEST_BUDGET, body)
+        .await
+        .expect("the test finished within its budget");
+}
+
+async fn resolve(vault: &KeyVault, user: u64, service: &str) -> Option<(KeySource, String)> {
+    vault
+        .get_user_api_key(Some(user), service, Some(CHANNEL), true)
+        .await
+        .map(|r| (r.source, r.key.expose().to_owned()))
+}
+
+// ---- user keys ------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_user_api_key_saves_the_key_from_the_modal_and_never_echoes_it() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let key = secret("brave");
+        let modal = bot.answer(&alice(), set_key("brave")).await;
+        let shown = modal.modal().expect("the first response is the modal");
+        assert_eq!(shown.inputs.len(), 1);
+        assert_eq!(shown.inputs[0].max_length, Some(4000));
+        let reply = bot
+            .fake
+            .submit_modal(&alice(), &modal, &[&format!("  {key}\n")])
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert_eq!(reply.kind, 4, "answered on the submit interaction itself");
+        assert!(reply.is_ephemeral());
+        assert_eq!(
+            reply.content().unwrap(),
+            format!(
+                "Saved your Brave Search key ({}). It now works for you in every server and DM; remove it with `/remove_user_api_key service:brave`.",
+                masked(&key)
+            )
+        );
+        assert_eq!(resolve(&bot.vault, ALICE, "brave").await, Some((KeySource::User, key.clone())));
+        bot.assert_no_leak(&[&key]);
+        bot.assert_every_reply_ephemeral();
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitea_asks_for_a_token_and_an_optional_base_url() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let token = secret("gitea");
+        let modal = bot.answer(&alice(), set_key("gitea")).await;
+        let shown = modal.modal().unwrap();
+        assert_eq!(shown.inputs.len(), 2);
+        assert!(shown.inputs[0].required && !shown.inputs[1].required);
+        let reply = bot
+            .fake
+            .submit_modal(&alice(), &modal, &[&token, "https://git.example.org/"])
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert!(
+            reply
+                .content()
+                .unwrap()
+                .starts_with("Saved your Gitea key (…"),
+            "{reply:?}"
+        );
+        let credentials = bot
+            .vault
+            .get_gitea_credentials(Some(ALICE), None, true)
+            .await
+            .unwrap();
+        assert_eq!(credentials.token.expose(), token);
+        assert_eq!(credentials.base_url, "https://git.example.org");
+        bot.assert_no_leak(&[&token]);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_the_reason_and_earlier_keys_stay() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let kept = secret("kept");
+        bot.vault.set_user_api_key(ALICE, "openai", &kept).await.unwrap();
+        let oversized = "k".repeat(4_001);
+        let cases: [(&str, bool, &str); 5] = [
+            ("   ", true, "The key is empty: paste the key itself."),
+            ("two words", true, "The key contains spaces or line breaks: paste the key alone, on one line."),
+            ("nul\u{0}byte", true, "The key contains control characters (such as NUL): paste the key alone."),
+            // What Discord's own client would not send, a modified one can.
+            ("", false, "The key is empty: paste the key itself."),
+            (&oversized, false, "The key is 4001 characters long; the limit is 4000."),
+        ];
+        for (value, client_would_send, expected) in cases {
+            let modal = bot.answer(&alice(), set_key("openai")).await;
+            let submit = if client_would_send {
+                bot.fake.submit_modal(&alice(), &modal, &[value]).await
+            } else {
+                bot.fake.submit_modal_unchecked(&alice(), &modal, &[value]).await
+            };
+            let reply = submit.unwrap().callback(WAIT).await.unwrap();
+            assert!(reply.is_ephemeral());
+            assert_eq!(reply.content(), Some(expected));
+        }
+        let unknown = bot.answer(&alice(), set_key("nosuchservice")).await;
+        assert!(!unknown.is_modal(), "an unknown service gets no modal");
+        assert!(unknown.is_ephemeral());
+        assert_eq!(
+            unknown.content(),
+            Some("There is no service called `nosuchservice`. Pick one from the list: start typing in the `service` option.")
+        );
+        let keys = bot.vault.list_user_api_keys(ALICE).await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(resolve(&bot.vault, ALICE, "openai").await, Some((KeySource::User, kept.clone())));
+        bot.assert_no_leak(&[&kept, "two words", "nul\u{0}byte"]);
+        bot.assert_every_reply_ephemeral();
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modal_left_unanswered_writes_nothing_and_leaves_no_wait_behind() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let modal = bot.answer(&alice(), set_key("brave")).await;
+        assert!(modal.is_modal());
+        assert!(stargazer_keys_commands::modal::open_modals() >= 1);
+        // Past the modal's timeout, the wait is gone...
+        let mut open = usize::MAX;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            open = stargazer_keys_commands::modal::open_modals();
+            if open == 0 {
+                break;
+            }
+        }
+        assert_eq!(open, 0, "a modal wait outlived its timeout");
+        // ...so a late submit is not answered and saves nothing.
+        let late = bot
+            .fake
+            .submit_modal(&alice(), &modal, &["sk-late-submit-0000000000"])
+            .await
+            .unwrap();
+        assert!(late.callback(Duration::from_secs(1)).await.is_err());
+        assert!(
+            bot.vault
+                .list_user_api_keys(ALICE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_user_api_key_autocompletes_own_services_and_removes_one() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let key = secret("brave");
+        bot.vault
+            .set_user_api_key(ALICE, "brave", &key)
+            .await
+            .unwrap();
+        bot.vault
+            .set_user_api_key(ALICE, "openai", &secret("openai"))
+            .await
+            .unwrap();
+        let suggestions = bot
+            .fake
+            .autocomplete(
+                &alice(),
+                SlashCommand::new("remove_user_api_key").focused("service", "br"),
+            )
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert_eq!(suggestions.kind, 8);
+        let choices = suggestions.choices();
+        assert_eq!(choices.len(), 1);
+        assert_eq!(choices[0].0, format!("Brave Search ({})", masked(&key)));
+        assert_eq!(choices[0].1, "brave");
+
+        let removed = bot
+            .answer(
+                &alice(),
+                SlashCommand::new("remove_user_api_key").option("service", "brave"),
+            )
+            .await;
+        assert!(removed.is_ephemeral());
+        assert_eq!(removed.content(), Some("Removed your Brave Search key."));
+        let again = bot
+            .answer(
+                &alice(),
+                SlashCommand::new("remove_user_api_key").option("service", "brave"),
+            )
+            .await;
+        assert_eq!(
+            again.content(),
+            Some("You had no Brave Search key saved, so nothing changed.")
+        );
+        assert_eq!(bot.vault.list_user_api_keys(ALICE).await.unwrap().len(), 1);
+        bot.assert_no_leak(&[&key]);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_autocomplete_offers_the_catalogue_and_at_most_25() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let all = bot
+            .fake
+            .autocomplete(&alice(), set_key("").focused("service", ""))
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        let choices = all.choices();
+        assert!(!choices.is_empty() && choices.len() <= 25);
+        assert!(
+            choices
+                .iter()
+                .any(|(name, value)| name == "Brave Search (brave)" && value == "brave")
+        );
+        let open = bot
+            .fake
+            .autocomplete(&alice(), set_key("").focused("service", "open"))
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        let values: Vec<_> = open.choices().into_iter().map(|(_, v)| v).collect();
+        assert_eq!(values, ["openai", "openrouter"]);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_user_api_keys_shows_masked_keys_and_the_shared_fallbacks_here() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let key = secret("brave");
+        let pooled = secret("pooled");
+        bot.vault.set_user_api_key(ALICE, "brave", &key).await.unwrap();
+        bot.vault.add_pool_key(Pool::Channel(CHANNEL), "openai", &pooled, ADMIN).await.unwrap();
+        let reply = bot.answer(&alice(), SlashCommand::new("list_user_api_keys")).await;
+        assert!(reply.is_ephemeral());
+        let text = reply.content().unwrap();
+        assert!(text.starts_with("Your API keys (only you can see this):\n• **Brave Search** (`brave`): `"), "{text}");
+        assert!(text.contains(&format!("`{}`, saved <t:", masked(&key))), "{text}");
+        assert!(text.contains("Shared keys you can use here without your own: OpenAI (this channel's pool)."), "{text}");
+        let elsewhere = bot
+            .answer(&Caller::in_guild(BOB, "bob", GUILD, OTHER_CHANNEL), SlashCommand::new("list_user_api_keys"))
+            .await;
+        assert_eq!(
+            elsewhere.content(),
+            Some("You have no API keys saved. Add one with `/set_user_api_key`.\n\nNo shared keys are available in this channel.")
+        );
+        bot.assert_no_leak(&[&key, &pooled]);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_my_api_keys_erases_only_after_the_confirm_button() {
+    bounded(async {
+        let bot = Bot::start().await;
+        bot.vault.set_user_api_key(ALICE, "brave", &secret("a")).await.unwrap();
+        bot.vault.set_user_api_key(ALICE, "openai", &secret("b")).await.unwrap();
+
+        let asked = bot.slash(&alice(), SlashCommand::new("forget_my_api_keys")).await;
+        let question = asked.callback(WAIT).await.unwrap();
+        assert!(question.is_ephemeral());
+        assert_eq!(question.custom_ids().len(), 2);
+        let cancel = question.custom_ids().into_iter().find(|id| id.contains(":keep:")).unwrap();
+        let cancelled = bot.fake.press_button(&alice(), &asked, &cancel).await.unwrap().callback(WAIT).await.unwrap();
+        assert!(cancelled.is_update());
+        assert_eq!(cancelled.content(), Some("Cancelled; nothing was erased."));
+        assert_eq!(bot.vault.list_user_api_keys(ALICE).await.unwrap().len(), 2);
+
+        let asked = bot.slash(&alice(), SlashCommand::new("forget_my_api_keys")).await;
+        let question = asked.callback(WAIT).await.unwrap();
+        let confirm = question.custom_ids().into_iter().find(|id| id.contains(":forget:")).unwrap();
+        let erased = bot.fake.press_button(&alice(), &asked, &confirm).await.unwrap().callback(WAIT).await.unwrap();
+        assert_eq!(
+            erased.content(),
+            Some("Erased your 2 API keys and their encryption key. Nothing of them can be read any more.")
+        );
+        assert!(bot.vault.list_user_api_keys(ALICE).await.unwrap().is_empty());
+        assert!(bot.vault.data_keys().get(&ALICE.to_string()).unwrap().is_none());
+        bot.stop().await;
+    })
+    .await;
+}
+
+// ---- pools ----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_admin_adds_lists_and_removes_global_pool_keys() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let key = secret("shared");
+        let added = bot
+            .through_modal(&admin(), SlashCommand::new("pool add").option("service", "openrouter"), &[&key])
+            .await;
+        assert!(added.is_ephemeral());
+        let text = added.content().unwrap();
+        assert!(text.starts_with(&format!("Added a OpenRouter key ({}, id `", masked(&key))), "{text}");
+        let listed = bot.vault.list_pool_keys(Pool::Global, Some("openrouter")).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].contributor, Some(ADMIN));
+        let key_id = listed[0].key_id.clone();
+        assert!(text.ends_with(&format!("id `{key_id}`) to the global pool.")), "{text}");
+        assert_eq!(resolve(&bot.vault, BOB, "openrouter").await, Some((KeySource::GlobalPool, key.clone())));
+
+        let again = bot
+            .through_modal(&admin(), SlashCommand::new("pool add").option("service", "openrouter"), &[&key])
+            .await;
+        assert_eq!(
+            again.content().unwrap(),
+            format!("That OpenRouter key is already in the global pool (id `{key_id}`), so nothing changed.")
+        );
+
+        let list = bot.answer(&admin(), SlashCommand::new("pool list")).await;
+        let text = list.content().unwrap();
+        assert!(text.starts_with("The global pool (only you can see this):\n"), "{text}");
+        assert!(text.contains(&format!("• **OpenRouter** `{key_id}` `{}`, added by <@{ADMIN}> <t:", masked(&key))), "{text}");
+
+        let ids = bot
+            .fake
+            .autocomplete(
+                &admin(),
+                SlashCommand::new("pool remove").option("service", "openrouter").focused("key_id", ""),
+            )
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert_eq!(ids.choices().len(), 1);
+        assert_eq!(ids.choices()[0].1, key_id.as_str());
+
+        let removed = bot
+            .answer(&admin(), SlashCommand::new("pool remove").option("service", "openrouter").option("key_id", key_id.as_str()))
+            .await;
+        assert_eq!(
+            removed.content().unwrap(),
+            format!("Removed the OpenRouter key `{key_id}` from the global pool.")
+        );
+        assert!(resolve(&bot.vault, BOB, "openrouter").await.is_none());
+        bot.assert_no_leak(&[&key]);
+        bot.assert_every_reply_ephemeral();
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_commands_by_a_non_admin_are_refused_without_a_modal() {
+    bounded(async {
+        let bot = Bot::start().await;
+        for command in [
+            SlashCommand::new("pool add").option("service", "brave"),
+            SlashCommand::new("pool list"),
+            SlashCommand::new("pool remove").option("service", "brave").option("key_id", "0123456789ab"),
+        ] {
+            let reply = bot.answer(&alice(), command).await;
+            assert!(!reply.is_modal());
+            assert!(reply.is_ephemeral());
+            assert_eq!(
+                reply.content(),
+                Some("Only bot admins can manage the global pool. To share a key in this channel, use `/pool channel add` (it needs the Manage Channels permission).")
+            );
+        }
+        // Even a channel manager is not a bot admin.
+        let reply = bot.answer(&moderator(), SlashCommand::new("pool add").option("service", "brave")).await;
+        assert!(!reply.is_modal());
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_pools_need_manage_channels_in_that_channel_and_a_server() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let refused = bot
+            .answer(
+                &alice(),
+                SlashCommand::new("pool channel add").option("service", "brave"),
+            )
+            .await;
+        assert!(!refused.is_modal());
+        assert!(refused.is_ephemeral());
+        assert_eq!(
+            refused.content(),
+            Some("You need the Manage Channels permission in this channel to manage its key pool.")
+        );
+
+        let key = secret("channel");
+        let added = bot
+            .through_modal(
+                &moderator(),
+                SlashCommand::new("pool channel add").option("service", "brave"),
+                &[&key],
+            )
+            .await;
+        assert!(
+            added
+                .content()
+                .unwrap()
+                .ends_with("to this channel's pool."),
+            "{added:?}"
+        );
+        assert_eq!(
+            resolve(&bot.vault, ALICE, "brave").await,
+            Some((KeySource::ChannelPool, key.clone()))
+        );
+        assert!(
+            bot.vault
+                .get_user_api_key(Some(ALICE), "brave", Some(OTHER_CHANNEL), true)
+                .await
+                .is_none(),
+            "another channel does not see it"
+        );
+
+        let listed = bot
+            .answer(&moderator(), SlashCommand::new("pool channel list"))
+            .await;
+        let key_id = bot
+            .vault
+            .list_pool_keys(Pool::Channel(CHANNEL), None)
+            .await
+            .unwrap()[0]
+            .key_id
+            .clone();
+        assert!(listed.content().unwrap().contains(&key_id));
+        let removed = bot
+            .answer(
+                &moderator(),
+                SlashCommand::new("pool channel remove")
+                    .option("service", "brave")
+                    .option("key_id", key_id.as_str()),
+            )
+            .await;
+        assert_eq!(
+            removed.content().unwrap(),
+            format!("Removed the Brave Search key `{key_id}` from this channel's pool.")
+        );
+        assert!(resolve(&bot.vault, ALICE, "brave").await.is_none());
+        bot.assert_no_leak(&[&key]);
+        bot.assert_every_reply_ephemeral();
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_pools_are_refused_in_direct_messages_even_to_bot_admins() {
+    bounded(async {
+        // Registered globally, as in production, so the commands exist in DMs.
+        let bot = Bot::start_with(Store::SharedRedis, &[("DISCORD_GUILD_ID", String::new())]).await;
+        let in_dm = Caller::in_dm(ADMIN, "admin", DM_CHANNEL);
+        for command in [
+            SlashCommand::new("pool channel add").option("service", "brave"),
+            SlashCommand::new("pool channel list"),
+        ] {
+            let reply = bot.answer(&in_dm, command).await;
+            assert!(!reply.is_modal());
+            assert!(reply.is_ephemeral());
+            assert_eq!(
+                reply.content(),
+                Some("Channel pools exist only in server channels, and this is a direct message.")
+            );
+        }
+        // The user's own keys work in DMs.
+        let key = secret("dm");
+        let saved = bot.through_modal(&in_dm, set_key("brave"), &[&key]).await;
+        assert!(
+            saved
+                .content()
+                .unwrap()
+                .starts_with("Saved your Brave Search key")
+        );
+        assert_eq!(
+            resolve(&bot.vault, ADMIN, "brave").await,
+            Some((KeySource::User, key.clone()))
+        );
+        bot.stop().await;
+    })
+    .await;
+}
+
+// ---- the example sibling command -----------------------------------------------------------
+
+/// A stand-in for Brave Search on 127.0.0.1: 401 without a key, 500 for the query "fail".
+async fn fake_brave() -> String {
+    use axum::extract::Query;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::get;
+    async fn search(
+        headers: HeaderMap,
+        Query(params): Query<std::collections::HashMap<String, String>>,
+    ) -> (StatusCode, String) {
+        let Some(key) = headers
+            .get("X-Subscription-Token")
+            .and_then(|v| v.to_str().ok())
+        else {
+            return (StatusCode::UNAUTHORIZED, String::new());
+        };
+        let query = params.get("q").cloned().unwrap_or_default();
+        if query == "fail" {
+            return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
+        }
+        let title = format!("{query} (key {})", &key[key.len() - 4..]);
+        let body = serde_json::json!({"web": {"results": [{"title": title, "url": "https://example.org/"}]}});
+        (StatusCode::OK, body.to_string())
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::new().route("/res/v1/web/search", get(search)),
+        )
+        .await
+        .unwrap();
+    });
+    url
+}
+
+/// Runs `/web_search query` and returns what the user sees.
+async fn web_search(bot: &Bot, caller: &Caller, query: &str) -> String {
+    let handle = bot
+        .slash(
+            caller,
+            SlashCommand::new("web_search").option("query", query),
+        )
+        .await;
+    let deferred = handle.callback(WAIT).await.unwrap();
+    assert!(
+        deferred.is_deferred() && deferred.is_ephemeral(),
+        "{deferred:?}"
+    );
+    let followups = handle.followups(WAIT, 1).await.unwrap();
+    followups[0].content().unwrap().to_owned()
+}
+
+async fn usage(vault: &KeyVault, user: u64) -> u64 {
+    vault
+        .check_default_key_limit(user, "web_search", None)
+        .await
+        .current
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_command_stops_at_the_daily_limit_of_a_shared_key() {
+    bounded(async {
+        let brave = fake_brave().await;
+        let bot = Bot::start_with(
+            Store::SharedRedis,
+            &[("BRAVE_API_BASE_URL", brave), ("DEFAULT_KEY_DAILY_LIMIT", "2".into())],
+        )
+        .await;
+        let shared = secret("shared");
+        bot.vault.add_pool_key(Pool::Global, "brave", &shared, ADMIN).await.unwrap();
+        for round in 1..=2 {
+            let text = web_search(&bot, &alice(), "rust").await;
+            assert_eq!(text, format!("• [rust (key {})](<https://example.org/>)", &shared[shared.len() - 4..]));
+            assert_eq!(usage(&bot.vault, ALICE).await, round);
+        }
+        let limited = web_search(&bot, &alice(), "rust").await;
+        assert!(
+            limited.starts_with("You have used web_search 2 times with the bot's shared Brave Search key, and the daily limit is 2. It resets in "),
+            "{limited}"
+        );
+        assert!(limited.ends_with("To keep going now, add your own key with `/set_user_api_key service:brave` (get one at https://brave.com/search/api/); your own key has no daily limit."));
+        assert_eq!(usage(&bot.vault, ALICE).await, 2, "a refused call is not counted");
+        // Another user has a limit of their own.
+        assert!(web_search(&bot, &bob(), "rust").await.starts_with("• [rust"));
+        bot.assert_no_leak(&[&shared]);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_command_never_limits_the_users_own_key() {
+    bounded(async {
+        let brave = fake_brave().await;
+        let bot = Bot::start_with(
+            Store::SharedRedis,
+            &[
+                ("BRAVE_API_BASE_URL", brave),
+                ("DEFAULT_KEY_DAILY_LIMIT", "1".into()),
+            ],
+        )
+        .await;
+        bot.vault
+            .add_pool_key(Pool::Global, "brave", &secret("shared"), ADMIN)
+            .await
+            .unwrap();
+        let own = secret("own");
+        bot.vault
+            .set_user_api_key(ALICE, "brave", &own)
+            .await
+            .unwrap();
+        for _ in 0..4 {
+            let text = web_search(&bot, &alice(), "own").await;
+            assert!(
+                text.contains(&format!("(key {})", &own[own.len() - 4..])),
+                "{text}"
+            );
+        }
+        assert_eq!(usage(&bot.vault, ALICE).await, 0);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_command_does_not_count_a_failed_call() {
+    bounded(async {
+        let brave = fake_brave().await;
+        let bot = Bot::start_with(Store::SharedRedis, &[("BRAVE_API_BASE_URL", brave)]).await;
+        bot.vault
+            .add_pool_key(Pool::Global, "brave", &secret("shared"), ADMIN)
+            .await
+            .unwrap();
+        let failed = web_search(&bot, &alice(), "fail").await;
+        assert_eq!(
+            failed,
+            "Brave Search answered 500 Internal Server Error; please try again later."
+        );
+        assert_eq!(usage(&bot.vault, ALICE).await, 0);
+        web_search(&bot, &alice(), "works").await;
+        assert_eq!(usage(&bot.vault, ALICE).await, 1);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_command_says_how_to_add_a_key_when_there_is_none() {
+    bounded(async {
+        let bot = Bot::start_with(Store::Embedded, &[]).await;
+        let text = web_search(&bot, &alice(), "anything").await;
+        assert_eq!(
+            text,
+            "No Brave Search API key is available to you. You can get one at https://brave.com/search/api/. Add yours with `/set_user_api_key service:brave`: you paste it into a private form, and it works for you in every server."
+        );
+        bot.stop().await;
+    })
+    .await;
+}
+
+// ---- faults ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_keeps_answering_while_redis_restarts_and_recovers_without_a_restart() {
+    bounded(async {
+        let server = RedisServer::start().unwrap();
+        let bot = Bot::start_with(Store::PrivateRedis(server), &[]).await;
+        let key = secret("before");
+        let saved = bot.through_modal(&alice(), set_key("brave"), &[&key]).await;
+        assert!(saved.content().unwrap().starts_with("Saved"));
+
+        let mut bot = bot;
+        bot.redis.as_mut().unwrap().stop();
+        let down = bot
+            .answer(&alice(), SlashCommand::new("list_user_api_keys"))
+            .await;
+        assert!(down.is_ephemeral());
+        let text = down.content().unwrap();
+        assert!(
+            text.starts_with(
+                "The key store is unavailable, so nothing was changed: Redis is unreachable"
+            ),
+            "{text}"
+        );
+        let refused = bot
+            .through_modal(&alice(), set_key("openai"), &[&secret("during")])
+            .await;
+        assert!(
+            refused
+                .content()
+                .unwrap()
+                .starts_with("The key store is unavailable"),
+            "{refused:?}"
+        );
+
+        bot.redis.as_mut().unwrap().restart().unwrap();
+        let mut recovered = None;
+        for _ in 0..20 {
+            let reply = bot
+                .answer(&alice(), SlashCommand::new("list_user_api_keys"))
+                .await;
+            if !reply
+                .content()
+                .unwrap()
+                .starts_with("The key store is unavailable")
+            {
+                recovered = Some(reply);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let recovered = recovered.expect("the bot recovers once Redis is back");
+        // The restarted server kept nothing (no persistence in this test): an empty list.
+        assert!(
+            recovered
+                .content()
+                .unwrap()
+                .starts_with("You have no API keys saved.")
+        );
+        let after = secret("after");
+        let saved = bot
+            .through_modal(&alice(), set_key("brave"), &[&after])
+            .await;
+        assert!(saved.content().unwrap().starts_with("Saved"));
+        assert_eq!(
+            resolve(&bot.vault, ALICE, "brave").await,
+            Some((KeySource::User, after.clone()))
+        );
+        assert_eq!(bot.fake.identify_count(), 1, "the bot was not restarted");
+        bot.assert_no_leak(&[&key, &after]);
+        bot.stop().await;
+    })
+    .await;
+}
