@@ -185,6 +185,7 @@ fn help_lists_every_subcommand_with_a_description() {
     let run = Setup::new().run(&["--help"]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     for (name, words) in [
+        ("bot", "Run the Discord bot"),
         ("gen-master-key", "new random master key"),
         ("rotate-master-key", "Rewrap every data key"),
         ("doctor", "Check the settings"),
@@ -624,4 +625,38 @@ fn doctor_fails_quickly_when_redis_does_not_answer() {
         "the Redis password leaked: {run:#?}"
     );
     run.line_starting("ok   data keys open");
+}
+
+#[test]
+fn the_bot_without_a_token_says_so_in_one_line() {
+    let setup = Setup::new();
+    let run = setup.run(&["bot"]);
+    assert_eq!(
+        run.one_error_line(),
+        "error: DISCORD_TOKEN is not set: put the bot token from the Discord developer portal in it"
+    );
+    assert!(
+        !setup.db_path().exists(),
+        "no database before the settings are checked"
+    );
+    assert!(
+        !setup.dir.path().join("data/master.key").exists(),
+        "no key file before the settings are checked"
+    );
+}
+
+#[test]
+fn the_bot_refuses_bad_discord_settings_in_one_line() {
+    for (setting, value) in [
+        ("DISCORD_GUILD_ID", "general"),
+        ("DISCORD_HTTP_PROXY", "127.0.0.1:8080"),
+        ("STARGAZER_MODAL_TIMEOUT_SECS", "3600"),
+    ] {
+        let mut setup = Setup::new();
+        setup.set("DISCORD_TOKEN", "not-a-real-token");
+        setup.set(setting, value);
+        let run = setup.run(&["bot"]);
+        assert!(run.one_error_line().contains(setting), "{run:#?}");
+        assert!(!run.mentions("not-a-real-token"), "{run:#?}");
+    }
 }

@@ -1054,3 +1054,83 @@ async fn the_bot_keeps_answering_while_redis_restarts_and_recovers_without_a_res
     })
     .await;
 }
+
+// ---- the binary -------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_binary_connects_registers_and_stops_cleanly_on_sigterm() {
+    bounded(async {
+        let fake = FakeDiscord::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stargazer-keys"))
+            .arg("bot")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DISCORD_TOKEN", fake.token())
+            .env("DISCORD_HTTP_PROXY", fake.http_url())
+            .env("DISCORD_GUILD_ID", GUILD.to_string())
+            .env("RUST_LOG", "trace")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        fake.wait_registered(Duration::from_secs(30))
+            .await
+            .expect("the binary registers");
+        // No master key was configured: the first start made one, readable by its owner only.
+        let key_file = dir.path().join("data/master.key");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&key_file).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+
+        let key = secret("binary");
+        let modal = fake
+            .slash(&alice(), set_key("brave"))
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        let saved = fake
+            .submit_modal(&alice(), &modal, &[&key])
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert!(
+            saved
+                .content()
+                .unwrap()
+                .starts_with("Saved your Brave Search key")
+        );
+
+        let pid = child.id().unwrap() as i32;
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let output = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .expect("the bot exits soon after SIGTERM")
+            .unwrap();
+        assert!(output.status.success(), "exit status {:?}", output.status);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("no master key is configured, so a new one was written to"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("shutting down"), "{stderr}");
+        assert!(
+            !stderr.contains(&key),
+            "the secret is in the binary's TRACE logs"
+        );
+        assert!(!String::from_utf8_lossy(&output.stdout).contains(&key));
+    })
+    .await;
+}
