@@ -1062,7 +1062,7 @@ async fn the_bot_binary_connects_registers_and_stops_cleanly_on_sigterm() {
     bounded(async {
         let fake = FakeDiscord::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stargazer-keys"))
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stargazer-keys"))
             .arg("bot")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
