@@ -10,6 +10,9 @@
 //! display_name = "Perplexity"
 //! signup_url = "https://www.perplexity.ai/settings/api"
 //! env = ["PERPLEXITY_API_KEY"]
+//! # Optional: a cheap authenticated request that checks a key before it is saved
+//! # (when STARGAZER_VALIDATE_KEYS=true). The key goes in `header`, after `prefix`.
+//! check = { url = "https://api.perplexity.ai/models", header = "Authorization", prefix = "Bearer " }
 //! ```
 
 use std::collections::BTreeMap;
@@ -35,6 +38,69 @@ pub struct Service {
     /// Environment variables holding the operator's key, besides `{ID}_API_KEY`.
     #[serde(default)]
     pub env: Vec<String>,
+    /// How to check a key with the service before saving it, if it can be checked.
+    #[serde(default)]
+    pub check: Option<KeyCheckSpec>,
+}
+
+/// A cheap authenticated GET that tells whether the service accepts a key: 401 or 403 means
+/// it does not. The key is sent only in the named header, only to this URL (or to the origin
+/// that `STARGAZER_VALIDATE_BASE_URL_<SERVICE>` puts in its place), and never follows a
+/// redirect.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCheckSpec {
+    /// The full URL: `https://host/path?query`.
+    pub url: String,
+    /// The header that carries the key (`Authorization`, `x-api-key`, ...).
+    pub header: String,
+    /// What goes before the key in that header (`Bearer `), if anything.
+    #[serde(default)]
+    pub prefix: String,
+    /// Other headers the service requires (a version, a user agent).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl KeyCheckSpec {
+    /// A GET of `url` with the key in `header`, after `prefix`.
+    pub fn new(
+        url: impl Into<String>,
+        header: impl Into<String>,
+        prefix: impl Into<String>,
+    ) -> Self {
+        Self {
+            url: url.into(),
+            header: header.into(),
+            prefix: prefix.into(),
+            headers: BTreeMap::new(),
+        }
+    }
+
+    /// A `Bearer` token in `Authorization`.
+    pub fn bearer(url: impl Into<String>) -> Self {
+        Self::new(url, "Authorization", "Bearer ")
+    }
+
+    /// Adds a header the service requires.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// The URL with its origin (`scheme://host[:port]`) replaced by `origin` when given.
+    pub fn url_at(&self, origin: Option<&str>) -> String {
+        match origin {
+            None => self.url.clone(),
+            Some(origin) => {
+                let after_scheme = self.url.split_once("://").map_or("", |(_, rest)| rest);
+                let path = after_scheme
+                    .find(['/', '?'])
+                    .map_or("", |at| &after_scheme[at..]);
+                format!("{}{path}", origin.trim_end_matches('/'))
+            }
+        }
+    }
 }
 
 impl Service {
@@ -45,7 +111,14 @@ impl Service {
             display_name: display_name.into(),
             signup_url: None,
             env: Vec::new(),
+            check: None,
         }
+    }
+
+    /// Sets how a key is checked before it is saved.
+    pub fn check(mut self, check: KeyCheckSpec) -> Self {
+        self.check = Some(check);
+        self
     }
 
     /// Sets the sign-up URL.
@@ -130,23 +203,43 @@ impl Catalogue {
     /// The built-in services.
     pub fn builtin() -> Self {
         let services = [
-            Service::new("openrouter", "OpenRouter").signup_url("https://openrouter.ai/keys"),
-            Service::new("openai", "OpenAI").signup_url("https://platform.openai.com/api-keys"),
+            Service::new("openrouter", "OpenRouter")
+                .signup_url("https://openrouter.ai/keys")
+                .check(KeyCheckSpec::bearer(
+                    "https://openrouter.ai/api/v1/auth/key",
+                )),
+            Service::new("openai", "OpenAI")
+                .signup_url("https://platform.openai.com/api-keys")
+                .check(KeyCheckSpec::bearer("https://api.openai.com/v1/models")),
             Service::new("anthropic", "Anthropic")
-                .signup_url("https://console.anthropic.com/settings/keys"),
+                .signup_url("https://console.anthropic.com/settings/keys")
+                .check(
+                    KeyCheckSpec::new("https://api.anthropic.com/v1/models", "x-api-key", "")
+                        .header("anthropic-version", "2023-06-01"),
+                ),
             Service::new("gemini", "Google Gemini")
                 .signup_url("https://aistudio.google.com/app/apikey")
                 .env_var("GOOGLE_API_KEY"),
             Service::new("brave", "Brave Search")
                 .signup_url("https://brave.com/search/api/")
-                .env_var("BRAVE_SEARCH_API_KEY"),
+                .env_var("BRAVE_SEARCH_API_KEY")
+                .check(KeyCheckSpec::new(
+                    "https://api.search.brave.com/res/v1/web/search?q=test&count=1",
+                    "X-Subscription-Token",
+                    "",
+                )),
             Service::new("youtube", "YouTube Data API")
                 .signup_url("https://console.cloud.google.com/apis/library/youtube.googleapis.com"),
             Service::new("elevenlabs", "ElevenLabs")
                 .signup_url("https://elevenlabs.io/app/settings/api-keys"),
             Service::new("github", "GitHub")
                 .signup_url("https://github.com/settings/tokens")
-                .env_var("GITHUB_TOKEN"),
+                .env_var("GITHUB_TOKEN")
+                .check(
+                    KeyCheckSpec::bearer("https://api.github.com/user")
+                        .header("User-Agent", "stargazer-keys")
+                        .header("Accept", "application/vnd.github+json"),
+                ),
             Service::new("gitea", "Gitea")
                 .signup_url("https://git.neko.li/user/settings/applications")
                 .env_var("GITEA_TOKEN"),
@@ -232,6 +325,21 @@ mod tests {
         ] {
             assert!(validate_service_id(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_check_url_moves_to_another_origin_with_its_path_and_query() {
+        let brave = Catalogue::builtin()
+            .get("brave")
+            .unwrap()
+            .check
+            .clone()
+            .unwrap();
+        assert_eq!(
+            brave.url_at(Some("http://127.0.0.1:9/")),
+            "http://127.0.0.1:9/res/v1/web/search?q=test&count=1"
+        );
+        assert_eq!(brave.url_at(None), brave.url);
     }
 
     #[test]

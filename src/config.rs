@@ -26,6 +26,18 @@ pub const DEFAULT_GITEA_BASE_URL: &str = "https://git.neko.li";
 /// The default Gitea token file, read when no other tier has a token.
 pub const DEFAULT_GITEA_TOKEN_FILE: &str = "data/gitea_token";
 
+/// How long a pool key that was refused as unauthorized or out of credit stays benched, by
+/// default (`STARGAZER_POOL_BENCH_SECS`): a day.
+pub const DEFAULT_POOL_BENCH_SECS: u64 = 86_400;
+/// How long a rate-limited pool key stays benched when the service did not say
+/// (`STARGAZER_POOL_RATE_LIMIT_BENCH_SECS`).
+pub const DEFAULT_RATE_LIMIT_BENCH_SECS: u64 = 60;
+/// How long a key check on save may take, by default (`STARGAZER_VALIDATE_TIMEOUT_MS`): short,
+/// because Discord wants the answer to a modal within 3 seconds.
+pub const DEFAULT_VALIDATE_TIMEOUT_MS: u64 = 2_000;
+/// The prefix of the settings that point a service's key check elsewhere.
+pub const VALIDATE_BASE_URL_PREFIX: &str = "STARGAZER_VALIDATE_BASE_URL_";
+
 /// A setting with a value that cannot be used, or a required setting that is missing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{setting} {reason}")]
@@ -84,6 +96,20 @@ pub struct Config {
     pub tool_daily_limits: BTreeMap<String, u32>,
     /// An operator's TOML file of extra services (`STARGAZER_SERVICES_FILE`).
     pub services_file: Option<PathBuf>,
+    /// How long a pool key refused as unauthorized, revoked or out of credit is benched
+    /// (`STARGAZER_POOL_BENCH_SECS`, default a day).
+    pub pool_bench: Duration,
+    /// How long a rate-limited pool key is benched when the service gave no Retry-After
+    /// (`STARGAZER_POOL_RATE_LIMIT_BENCH_SECS`, default 60 s).
+    pub pool_rate_limit_bench: Duration,
+    /// Whether a key is checked with its service before it is saved
+    /// (`STARGAZER_VALIDATE_KEYS`, default off; needs the `validation` feature).
+    pub validate_keys: bool,
+    /// How long that check may take (`STARGAZER_VALIDATE_TIMEOUT_MS`).
+    pub validate_timeout: Duration,
+    /// Per service id, the origin (`https://host[:port]`) its key check goes to instead of the
+    /// catalogue's (`STARGAZER_VALIDATE_BASE_URL_<SERVICE>`, e.g. `..._OPENAI`).
+    pub validate_base_urls: BTreeMap<String, String>,
     /// The environment as it was at start-up: the last tier of key resolution.
     pub env: EnvSnapshot,
 }
@@ -145,7 +171,12 @@ impl Config {
         V: Into<String>,
     {
         let mut env = EnvSnapshot::default();
+        let mut override_names = Vec::new();
         for (name, value) in vars {
+            let name: String = name.into();
+            if name.starts_with(VALIDATE_BASE_URL_PREFIX) {
+                override_names.push(name.clone());
+            }
             env.set(name, value);
         }
         let get = |name: &str| env.get(name).map(str::trim);
@@ -220,6 +251,55 @@ impl Config {
             .transpose()?
             .unwrap_or_default();
 
+        let mut validate_base_urls = BTreeMap::new();
+        for name in &override_names {
+            let Some(url) = get(name) else { continue };
+            let service = name[VALIDATE_BASE_URL_PREFIX.len()..]
+                .to_ascii_lowercase()
+                .replace('_', "-");
+            let url = check_https_origin(url).map_err(|reason| {
+                ConfigError::new(
+                    "STARGAZER_VALIDATE_BASE_URL_<SERVICE>",
+                    format!("({name}) {reason}"),
+                )
+            })?;
+            validate_base_urls.insert(service.clone(), url.clone());
+            // Service ids may use '_' as well as '-': both spellings map to the same variable.
+            validate_base_urls.insert(service.replace('-', "_"), url);
+        }
+        let validate_keys = match get("STARGAZER_VALIDATE_KEYS")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false" | "0" | "no" | "off") => false,
+            Some("true" | "1" | "yes" | "on") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "STARGAZER_VALIDATE_KEYS",
+                    format!("must be true or false, not {other:?}"),
+                ));
+            }
+        };
+        let pool_bench = get("STARGAZER_POOL_BENCH_SECS")
+            .map(|v| parse_number::<u64>("STARGAZER_POOL_BENCH_SECS", v))
+            .transpose()?
+            .unwrap_or(DEFAULT_POOL_BENCH_SECS);
+        let pool_rate_limit_bench = get("STARGAZER_POOL_RATE_LIMIT_BENCH_SECS")
+            .map(|v| parse_number::<u64>("STARGAZER_POOL_RATE_LIMIT_BENCH_SECS", v))
+            .transpose()?
+            .unwrap_or(DEFAULT_RATE_LIMIT_BENCH_SECS);
+        for (setting, secs) in [
+            ("STARGAZER_POOL_BENCH_SECS", pool_bench),
+            (
+                "STARGAZER_POOL_RATE_LIMIT_BENCH_SECS",
+                pool_rate_limit_bench,
+            ),
+        ] {
+            if secs == 0 {
+                return Err(ConfigError::new(setting, "must be at least 1 (seconds)"));
+            }
+        }
+
         Ok(Config {
             master_key,
             previous_master_keys,
@@ -255,6 +335,16 @@ impl Config {
                 .unwrap_or(DEFAULT_DAILY_LIMIT),
             tool_daily_limits,
             services_file: get("STARGAZER_SERVICES_FILE").map(PathBuf::from),
+            pool_bench: Duration::from_secs(pool_bench),
+            pool_rate_limit_bench: Duration::from_secs(pool_rate_limit_bench),
+            validate_keys,
+            validate_timeout: Duration::from_millis(
+                get("STARGAZER_VALIDATE_TIMEOUT_MS")
+                    .map(|v| parse_number("STARGAZER_VALIDATE_TIMEOUT_MS", v))
+                    .transpose()?
+                    .unwrap_or(DEFAULT_VALIDATE_TIMEOUT_MS),
+            ),
+            validate_base_urls,
             env,
         })
     }
@@ -366,6 +456,32 @@ fn read_master_key_file(setting: &'static str, path: &Path) -> Result<MasterKey,
             format!("names {}, whose content {err}", path.display()),
         )
     })
+}
+
+/// Checks the origin a key check may be sent to: `https://host[:port]`, or `http://` to this
+/// machine only (a key never crosses a network in clear). Returns it without a trailing `/`.
+pub fn check_https_origin(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("must be an https:// URL, not {url:?}"))?;
+    let host = rest.split(':').next().unwrap_or_default();
+    let ok_scheme = match scheme {
+        "https" => true,
+        "http" => matches!(host, "127.0.0.1" | "localhost") || rest.starts_with("[::1]"),
+        _ => false,
+    };
+    if !ok_scheme {
+        return Err(format!(
+            "must be an https:// URL (http:// only to 127.0.0.1 or localhost), not {url:?}"
+        ));
+    }
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!(
+            "must be a scheme and host only (e.g. https://api.example.com), not {url:?}"
+        ));
+    }
+    Ok(url.to_owned())
 }
 
 fn split_list(list: &str) -> impl Iterator<Item = &str> {

@@ -272,7 +272,6 @@ pub enum SealedFormat {
 }
 
 /// A stored value, parsed but not opened.
-#[derive(Debug)]
 pub enum StoredValue<'a> {
     /// `v4:` with its decoded bytes.
     V4(Vec<u8>),
@@ -280,6 +279,18 @@ pub enum StoredValue<'a> {
     V2(Vec<u8>),
     /// A legacy plaintext value.
     Plaintext(&'a str),
+}
+
+impl fmt::Debug for StoredValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoredValue::V4(bytes) => write!(f, "V4({} bytes)", bytes.len()),
+            StoredValue::V2(bytes) => write!(f, "V2({} bytes)", bytes.len()),
+            StoredValue::Plaintext(text) => {
+                write!(f, "Plaintext({})", crate::secret::mask(text))
+            }
+        }
+    }
 }
 
 impl<'a> StoredValue<'a> {

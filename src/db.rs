@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Why the database could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,11 @@ pub enum DbError {
         "the directory {0} for the database does not exist; create it or point STARGAZER_DB_PATH elsewhere"
     )]
     MissingDirectory(PathBuf),
+    /// The directory cannot be written (SQLite keeps its write-ahead log beside the file).
+    #[error(
+        "the directory {0} for the database is not writable (the database keeps its write-ahead log beside it); make it writable or point STARGAZER_DB_PATH elsewhere"
+    )]
+    ReadOnlyDirectory(PathBuf),
     /// The file was written by a newer build.
     #[error(
         "the database {path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; upgrade stargazer-keys"
@@ -68,9 +73,20 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
     {
         return Err(DbError::MissingDirectory(dir.to_path_buf()));
     }
-    let open_err = |source| DbError::Open {
-        path: path.to_path_buf(),
-        source,
+    let open_err = |source: rusqlite::Error| {
+        let dir = dir.unwrap_or(Path::new("."));
+        let cannot_write = matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+        );
+        if cannot_write && !dir_is_writable(dir) {
+            DbError::ReadOnlyDirectory(dir.to_path_buf())
+        } else {
+            DbError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     };
     let conn = Connection::open_with_flags(
         path,
@@ -89,6 +105,18 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
         .map_err(open_err)?;
     migrate(&conn, path)?;
     Ok(conn)
+}
+
+/// Whether a file can be created in `dir` (permission bits do not stop root, so try it).
+fn dir_is_writable(dir: &Path) -> bool {
+    let probe = dir.join(format!(".stargazer-keys-probe-{}", std::process::id()));
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    created
 }
 
 fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
@@ -143,6 +171,15 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
                 key TEXT PRIMARY KEY,
                 value TEXT NOT NULL,
                 expires_at INTEGER
+            ) WITHOUT ROWID;",
+        )?;
+    }
+    if version < 3 {
+        // Hashes that expire as a whole (per-day counters of pool keys, benches).
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS kv_hash_expiry (
+                key TEXT PRIMARY KEY,
+                expires_at_ms INTEGER NOT NULL
             ) WITHOUT ROWID;",
         )?;
     }

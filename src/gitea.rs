@@ -74,17 +74,16 @@ pub fn parse_gitea_value(value: &str, default_base_url: &str) -> Option<(ApiKey,
 
 /// Checks a Gitea base URL: http(s), no whitespace, at most 200 characters.
 pub fn check_base_url(url: &str) -> Result<&str, KeyError> {
-    let url = url.trim();
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    let url = url.trim().trim_end_matches('/');
     let host_ok = url
-        .split_once("://")
-        .is_some_and(|(_, rest)| !rest.is_empty());
-    if scheme_ok
-        && host_ok
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if host_ok
         && url.len() <= MAX_BASE_URL_LEN
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
     {
-        Ok(url.trim_end_matches('/'))
+        Ok(url)
     } else {
         Err(KeyError::InvalidBaseUrl)
     }

@@ -11,6 +11,8 @@ use crate::catalogue::{Catalogue, CatalogueError, validate_service_id};
 use crate::config::{Config, ConfigError};
 use crate::crypto::{DataKey, SealContext, SealedFormat, StoredValue};
 use crate::data_keys::{DataKeyError, DataKeyStore};
+use crate::health::{Bench, live_benches};
+use crate::key_check::KeyCheck;
 use crate::secret::ApiKey;
 use crate::storage::{self, BackendKind, Layout, ResolveRequest, StorageBackend, StorageError};
 
@@ -43,6 +45,22 @@ impl Pool {
         match self {
             Pool::Global => layout.global_pool_key(service),
             Pool::Channel(id) => layout.channel_pool_key(*id, service),
+        }
+    }
+
+    /// The hash of the pool's benched keys for `service`.
+    pub(crate) fn bench_key(&self, layout: &Layout, service: &str) -> String {
+        match self {
+            Pool::Global => layout.global_pool_bench_key(service),
+            Pool::Channel(id) => layout.channel_pool_bench_key(*id, service),
+        }
+    }
+
+    /// The hash of the pool's per-key counters for `service` on `day` (UTC).
+    pub(crate) fn usage_key(&self, layout: &Layout, service: &str, day: time::Date) -> String {
+        match self {
+            Pool::Global => layout.global_pool_usage_key(service, day),
+            Pool::Channel(id) => layout.channel_pool_usage_key(*id, service, day),
         }
     }
 
@@ -108,6 +126,9 @@ pub struct ResolvedKey {
     pub source: KeySource,
     /// The pool key id, for keys drawn from a pool.
     pub key_id: Option<String>,
+    /// The pool it was drawn from, for keys drawn from a pool: with the key id, what
+    /// [`KeyVault::report_key_outcome`] needs to bench or count it.
+    pub pool: Option<Pool>,
 }
 
 /// One of a user's keys, as a listing shows it.
@@ -121,6 +142,8 @@ pub struct UserKeyInfo {
     pub masked: Option<String>,
     /// When it was set (unknown for values written by the original bot).
     pub set_at: Option<OffsetDateTime>,
+    /// What checking it with the service found when it was saved (`NotChecked` in listings).
+    pub check: KeyCheck,
 }
 
 /// One key of a pool, as a listing shows it.
@@ -136,6 +159,12 @@ pub struct PoolKeyInfo {
     pub contributor: Option<u64>,
     /// When it was added.
     pub added_at: Option<OffsetDateTime>,
+    /// Outcomes reported for it today (UTC).
+    pub uses_today: u64,
+    /// Of those, the ones where the key itself failed (rate-limited, exhausted, unauthorized).
+    pub failures_today: u64,
+    /// Whether it is benched now (skipped by draws), until when and why.
+    pub bench: Option<Bench>,
 }
 
 /// What adding a pool key did.
@@ -147,6 +176,8 @@ pub struct PoolAdd {
     pub masked: String,
     /// False when the pool already held this key (nothing changed).
     pub added: bool,
+    /// What checking it with the service found.
+    pub check: KeyCheck,
 }
 
 /// What `migrate` did.
@@ -192,6 +223,16 @@ pub enum KeyError {
     /// A Gitea base URL that is not an http(s) URL.
     #[error("the Gitea base URL must start with https:// (or http://) and contain no spaces")]
     InvalidBaseUrl,
+    /// The service refused the key when it was checked (401/403): nothing was stored.
+    #[error(
+        "{service} refused this key ({status}), so it was not saved: check that you copied all of it and that it has not been revoked"
+    )]
+    KeyRejected {
+        /// The service's display name.
+        service: String,
+        /// The status it answered, e.g. `401 Unauthorized`.
+        status: String,
+    },
     /// Storage failed.
     #[error("the key store is unavailable, so nothing was changed: {0}")]
     Storage(#[from] StorageError),
@@ -408,6 +449,7 @@ impl KeyVault {
     ) -> Result<UserKeyInfo, KeyError> {
         self.check_service(service)?;
         let secret = check_secret(secret)?;
+        let check = self.check_key(service, secret).await?;
         let owner = user_id.to_string();
         let data_key = self
             .data_key(&owner, true)
@@ -429,6 +471,7 @@ impl KeyVault {
             display_name: self.inner.catalogue.display_name(service).to_owned(),
             masked: Some(crate::secret::mask(secret)),
             set_at: Some(truncate_to_seconds(now)),
+            check,
         })
     }
 
@@ -458,6 +501,7 @@ impl KeyVault {
                 masked: opened.as_ref().map(|(p, _)| p.key.masked()),
                 set_at: opened.and_then(|(p, _)| p.at),
                 service,
+                check: KeyCheck::NotChecked,
             });
         }
         Ok(keys)
@@ -491,6 +535,7 @@ impl KeyVault {
     ) -> Result<PoolAdd, KeyError> {
         self.check_service(service)?;
         let secret = check_secret(secret)?;
+        let check = self.check_key(service, secret).await?;
         let owner = pool.owner_id();
         let data_key = self
             .data_key(&owner, true)
@@ -515,10 +560,12 @@ impl KeyVault {
             key_id,
             masked: crate::secret::mask(secret),
             added,
+            check,
         })
     }
 
-    /// Removes a key from a pool by key id; returns whether it was there.
+    /// Removes a key from a pool by key id (and its bench, if any); returns whether it was
+    /// there.
     pub async fn remove_pool_key(
         &self,
         pool: Pool,
@@ -527,14 +574,25 @@ impl KeyVault {
     ) -> Result<bool, KeyError> {
         validate_service_id(service)?;
         check_key_id(key_id)?;
-        Ok(self
+        let removed = self
             .inner
             .storage
             .hdel(&pool.storage_key(&self.inner.layout, service), key_id)
-            .await?)
+            .await?;
+        if let Err(err) = self
+            .inner
+            .storage
+            .hdel(&pool.bench_key(&self.inner.layout, service), key_id)
+            .await
+        {
+            // A stale bench entry expires on its own.
+            tracing::debug!(%pool, service, key_id, error = %err, "cannot clear a removed key's bench");
+        }
+        Ok(removed)
     }
 
-    /// The keys of a pool, masked: for one service, or for every service in the catalogue.
+    /// The keys of a pool, masked, with today's uses and failures and any bench (until when and
+    /// why): for one service, or for every service in the catalogue.
     pub async fn list_pool_keys(
         &self,
         pool: Pool,
@@ -555,7 +613,13 @@ impl KeyVault {
                 .storage
                 .hgetall(&pool.storage_key(&self.inner.layout, &service))
                 .await?;
+            if entries.is_empty() {
+                continue;
+            }
+            let benches = self.pool_key_benches(pool, &service).await?;
+            let usage = self.pool_key_usage_today(pool, &service).await?;
             for (key_id, value) in entries {
+                let used = usage.get(&key_id).copied().unwrap_or_default();
                 let opened = self
                     .open_value(&owner, &service, Some(&key_id), &value)
                     .await;
@@ -564,6 +628,9 @@ impl KeyVault {
                     masked: opened.as_ref().map(|(p, _)| p.key.masked()),
                     contributor: opened.as_ref().and_then(|(p, _)| p.contributor),
                     added_at: opened.and_then(|(p, _)| p.at),
+                    uses_today: used.uses,
+                    failures_today: used.failures,
+                    bench: benches.get(&key_id).copied(),
                     key_id,
                 });
             }
@@ -590,9 +657,19 @@ impl KeyVault {
             tracing::warn!(error = %err, "pool draw refused");
             return None;
         }
-        let key = pool.storage_key(&self.inner.layout, service);
-        match self.inner.storage.hrandfield(&key, POOL_SAMPLE).await {
-            Ok(entries) => self.first_that_opens(pool, service, entries).await,
+        let request = ResolveRequest {
+            user: None,
+            pools: vec![pool.storage_key(&self.inner.layout, service)],
+            sample: POOL_SAMPLE,
+            pool_benches: vec![pool.bench_key(&self.inner.layout, service)],
+        };
+        match self.inner.storage.resolve(&request).await {
+            Ok(reply) => {
+                let entries = reply.pools.into_iter().next().unwrap_or_default();
+                let benched = reply.pool_benches.first().map(Vec::as_slice);
+                self.first_that_opens(pool, service, entries, benched.unwrap_or_default())
+                    .await
+            }
             Err(err) => {
                 tracing::warn!(%pool, service, error = %err, "cannot draw from the pool");
                 None
@@ -600,12 +677,22 @@ impl KeyVault {
         }
     }
 
+    /// A random entry of a pool draw that is not benched and opens.
     async fn first_that_opens(
         &self,
         pool: Pool,
         service: &str,
         mut entries: Vec<(String, String)>,
+        bench_entries: &[(String, String)],
     ) -> Option<ResolvedKey> {
+        if !bench_entries.is_empty() {
+            let benched = live_benches(bench_entries);
+            let drawn = entries.len();
+            entries.retain(|(key_id, _)| !benched.contains_key(key_id));
+            if drawn > 0 && entries.is_empty() {
+                tracing::debug!(%pool, service, "every key drawn from the pool is benched");
+            }
+        }
         entries.shuffle(&mut rand::thread_rng());
         let owner = pool.owner_id();
         for (key_id, value) in entries {
@@ -617,6 +704,7 @@ impl KeyVault {
                     key: payload.key,
                     source: pool.source(),
                     key_id: Some(key_id),
+                    pool: Some(pool),
                 });
             }
         }
@@ -627,9 +715,10 @@ impl KeyVault {
 
     /// Resolves the key to use for `service`: the user's own key, then the channel's pool,
     /// then the global pool (both skipped when `fallback_to_pool` is false), then the
-    /// operator's environment. The storage reads are one round trip. A value that does not
-    /// open is skipped (logged); storage failures fall through to the environment. Never
-    /// returns another user's key.
+    /// operator's environment. The storage reads, benches included, are one round trip. A
+    /// benched pool key ([`KeyVault::report_key_outcome`]) or a value that does not open is
+    /// skipped; storage failures fall through to the environment. Never returns another
+    /// user's key.
     pub async fn get_user_api_key(
         &self,
         user_id: Option<u64>,
@@ -653,6 +742,10 @@ impl KeyVault {
                 .map(|pool| pool.storage_key(&self.inner.layout, service))
                 .collect(),
             sample: POOL_SAMPLE,
+            pool_benches: pools
+                .iter()
+                .map(|pool| pool.bench_key(&self.inner.layout, service))
+                .collect(),
         };
         match self.inner.storage.resolve(&request).await {
             Ok(reply) => {
@@ -664,11 +757,17 @@ impl KeyVault {
                             key: payload.key,
                             source: KeySource::User,
                             key_id: None,
+                            pool: None,
                         });
                     }
                 }
+                let mut benches = reply.pool_benches.into_iter();
                 for (pool, entries) in pools.into_iter().zip(reply.pools) {
-                    if let Some(found) = self.first_that_opens(pool, service, entries).await {
+                    let benched = benches.next().unwrap_or_default();
+                    if let Some(found) = self
+                        .first_that_opens(pool, service, entries, &benched)
+                        .await
+                    {
                         return Some(found);
                     }
                 }
@@ -681,6 +780,7 @@ impl KeyVault {
             key,
             source: KeySource::Env,
             key_id: None,
+            pool: None,
         })
     }
 
@@ -818,7 +918,13 @@ pub fn check_key_id(key_id: &str) -> Result<(), KeyError> {
     {
         Ok(())
     } else {
-        Err(KeyError::InvalidKeyId(key_id.chars().take(40).collect()))
+        // Echo only what looks like a mistyped key id: a key pasted here must not come back.
+        let shown = if key_id.len() <= 16 && key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            key_id.to_owned()
+        } else {
+            crate::secret::mask(key_id)
+        };
+        Err(KeyError::InvalidKeyId(shown))
     }
 }
 

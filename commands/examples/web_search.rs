@@ -1,17 +1,20 @@
 //! A sibling command module built on stargazer-keys: `/web_search query` searches the web with
 //! Brave Search using the caller's own key, or a shared one within the daily limit.
 //!
-//! The whole pattern is the call to [`KeyContext::with_api_key`]: resolve the key (user ->
-//! channel pool -> global pool -> environment), reserve a use of the shared-key quota when it
-//! applies, run the request, count the use only when it succeeded, and turn a missing key or a
-//! spent quota into the sentence the user should see.
+//! The whole pattern is the call to [`KeyContext::with_api_key_reporting`]: resolve the key
+//! (user -> channel pool -> global pool -> environment), reserve a use of the shared-key quota
+//! when it applies, run the request, count the use only when it succeeded, tell the vault what
+//! the answer means for a pooled key (429 with its Retry-After, 402, 401/403: the key is
+//! benched and the next calls draw another), and turn a missing key or a spent quota into the
+//! sentence the user should see.
 //!
 //! Run it as a bot with the key commands beside it:
 //! `cargo run -p stargazer-keys-commands --example web_search` (same settings as
 //! `stargazer-keys bot`; `BRAVE_API_BASE_URL` points the search elsewhere, e.g. a test double).
 
 use serde::Deserialize;
-use stargazer_keys_commands::{CommandError, Context, HasKeyVault, KeyContext};
+use stargazer_keys::KeyOutcome;
+use stargazer_keys_commands::{CommandError, Context, HasKeyVault, KeyContext, KeyFailure};
 
 /// The tool name the shared-key quota counts.
 const TOOL: &str = "web_search";
@@ -35,7 +38,7 @@ pub async fn web_search<U: HasKeyVault, E: From<CommandError>>(
         .unwrap_or("https://api.search.brave.com")
         .to_owned();
     let outcome = keys
-        .with_api_key(SERVICE, TOOL, |resolved| async move {
+        .with_api_key_reporting(SERVICE, TOOL, |resolved| async move {
             brave_search(&base_url, resolved.key.expose(), &query).await
         })
         .await;
@@ -78,12 +81,30 @@ struct BraveWeb {
 /// Why a search failed; never holds the key (it travels in a header, not the URL).
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    /// Brave answered with an error status.
-    #[error("Brave Search answered {0}; please try again later.")]
-    Status(reqwest::StatusCode),
+    /// Brave answered with an error status (and, for a 429, maybe a Retry-After).
+    #[error("Brave Search answered {status}; please try again later.")]
+    Status {
+        /// The status.
+        status: reqwest::StatusCode,
+        /// The Retry-After header, when sent.
+        retry_after: Option<String>,
+    },
     /// Brave could not be reached or answered something unexpected.
     #[error("Brave Search could not be reached; please try again later.")]
     Unreachable,
+}
+
+impl KeyFailure for SearchError {
+    /// 429 (with Retry-After), 402 and 401/403 are about the key; the rest are not.
+    fn key_outcome(&self) -> KeyOutcome {
+        match self {
+            SearchError::Status {
+                status,
+                retry_after,
+            } => KeyOutcome::from_http_status(status.as_u16(), retry_after.as_deref()),
+            SearchError::Unreachable => KeyOutcome::Inconclusive,
+        }
+    }
 }
 
 /// Calls the Brave Search API at `base` (`https://api.search.brave.com` in production).
@@ -102,7 +123,15 @@ pub async fn brave_search(
         .await
         .map_err(|_| SearchError::Unreachable)?;
     if !response.status().is_success() {
-        return Err(SearchError::Status(response.status()));
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        return Err(SearchError::Status {
+            status: response.status(),
+            retry_after,
+        });
     }
     let body: BraveResponse = response
         .json()

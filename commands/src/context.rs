@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 
 use stargazer_keys::catalogue::Service;
-use stargazer_keys::{KeyVault, LimitCheck, ResolvedKey, default_key_limit_error};
+use stargazer_keys::{KeyOutcome, KeyVault, LimitCheck, ResolvedKey, default_key_limit_error};
 
 use crate::{Context, HasKeyVault};
 
@@ -66,6 +66,27 @@ impl<E: fmt::Display> fmt::Display for KeyUseError<E> {
 }
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for KeyUseError<E> {}
+
+/// What a sibling tool's error says about the key it used, for
+/// [`KeyContext::with_api_key_reporting`]: a 429 (with its Retry-After), a 402, a 401/403, or
+/// nothing about the key at all ([`KeyOutcome::Inconclusive`]).
+///
+/// ```
+/// use stargazer_keys::KeyOutcome;
+/// use stargazer_keys_commands::KeyFailure;
+///
+/// struct HttpError { status: u16, retry_after: Option<String> }
+///
+/// impl KeyFailure for HttpError {
+///     fn key_outcome(&self) -> KeyOutcome {
+///         KeyOutcome::from_http_status(self.status, self.retry_after.as_deref())
+///     }
+/// }
+/// ```
+pub trait KeyFailure {
+    /// The outcome to report for the key that was used.
+    fn key_outcome(&self) -> KeyOutcome;
+}
 
 impl KeyContext {
     /// The context of a poise command invocation.
@@ -136,11 +157,66 @@ impl KeyContext {
     /// the limit applies to this user, reserves one use of `tool` (or returns the limit
     /// message); runs `call`; keeps the use when `call` succeeded and gives it back when it
     /// failed. Returns the missing-key message when nothing resolves.
+    ///
+    /// For a pooled key, the call is counted in the key's daily uses; a failed call counts as
+    /// [`KeyOutcome::Inconclusive`] (it benches nothing). To bench a rate-limited or revoked
+    /// pool key, use [`KeyContext::with_api_key_reporting`] with an error that says what it
+    /// means for the key.
     pub async fn with_api_key<T, Err, F, Fut>(
         &self,
         service: &str,
         tool: &str,
         call: F,
+    ) -> Result<T, KeyUseError<Err>>
+    where
+        F: FnOnce(ResolvedKey) -> Fut,
+        Fut: Future<Output = Result<T, Err>>,
+    {
+        self.run_with_key(service, tool, call, |_| KeyOutcome::Inconclusive)
+            .await
+    }
+
+    /// [`KeyContext::with_api_key`], and the call's error tells what happened to the key
+    /// ([`KeyFailure`]): a pooled key the service rate-limited (429), refused (401/403) or
+    /// found out of credit (402) is benched, so the next calls, in every process of the bot,
+    /// draw another key (or fall through to the next tier). Success is counted as a use.
+    ///
+    /// ```no_run
+    /// # use stargazer_keys::KeyOutcome;
+    /// # use stargazer_keys_commands::{KeyContext, KeyFailure, KeyUseError};
+    /// # #[derive(Debug)] struct ApiError(u16);
+    /// # impl KeyFailure for ApiError {
+    /// #     fn key_outcome(&self) -> KeyOutcome { KeyOutcome::from_http_status(self.0, None) }
+    /// # }
+    /// # async fn call(key: &str) -> Result<String, ApiError> { Ok(String::new()) }
+    /// # async fn demo(keys: KeyContext) -> Result<String, KeyUseError<ApiError>> {
+    /// keys.with_api_key_reporting("openai", "chat", |resolved| async move {
+    ///     call(resolved.key.expose()).await
+    /// })
+    /// .await
+    /// # }
+    /// ```
+    pub async fn with_api_key_reporting<T, Err, F, Fut>(
+        &self,
+        service: &str,
+        tool: &str,
+        call: F,
+    ) -> Result<T, KeyUseError<Err>>
+    where
+        Err: KeyFailure,
+        F: FnOnce(ResolvedKey) -> Fut,
+        Fut: Future<Output = Result<T, Err>>,
+    {
+        self.run_with_key(service, tool, call, Err::key_outcome)
+            .await
+    }
+
+    async fn run_with_key<T, Err, F, Fut>(
+        &self,
+        service: &str,
+        tool: &str,
+        call: F,
+        classify: impl FnOnce(&Err) -> KeyOutcome,
     ) -> Result<T, KeyUseError<Err>>
     where
         F: FnOnce(ResolvedKey) -> Fut,
@@ -175,7 +251,22 @@ impl KeyContext {
         } else {
             None
         };
-        match call(resolved).await {
+        // The key's identity outlives the call, which takes the key itself.
+        let used = ResolvedKey {
+            key: stargazer_keys::ApiKey::new(""),
+            source: resolved.source,
+            key_id: resolved.key_id.clone(),
+            pool: resolved.pool,
+        };
+        let result = call(resolved).await;
+        let outcome = match &result {
+            Ok(_) => KeyOutcome::Success,
+            Err(err) => classify(err),
+        };
+        if used.pool.is_some() {
+            self.vault.report_key_outcome(service, &used, outcome).await;
+        }
+        match result {
             Ok(value) => {
                 if let Some(permit) = permit {
                     permit.commit();

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use stargazer_keys::KeyVault;
 
-pub use context::{KeyContext, KeyUseError};
+pub use context::{KeyContext, KeyFailure, KeyUseError};
 pub use error::{CommandError, UserFacing, on_error};
 pub use pool::{
     pool, pool_add, pool_channel, pool_channel_add, pool_channel_list, pool_channel_remove,

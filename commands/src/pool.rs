@@ -195,11 +195,14 @@ async fn add<U: HasKeyVault, E: From<CommandError>>(
         .add_pool_key(pool, &service, secret, ctx.author().id.get())
         .await
     {
-        Ok(added) if added.added => format!(
-            "Added a {name} key ({}, id `{}`) to {}.",
-            added.masked,
-            added.key_id,
-            pool_name(pool)
+        Ok(added) if added.added => with_note(
+            format!(
+                "Added a {name} key ({}, id `{}`) to {}.",
+                added.masked,
+                added.key_id,
+                pool_name(pool)
+            ),
+            added.check.note(&name),
         ),
         Ok(added) => format!(
             "That {name} key is already in {} (id `{}`), so nothing changed.",
@@ -272,16 +275,42 @@ async fn list<U: HasKeyVault, E: From<CommandError>>(
             let by = key
                 .contributor
                 .map_or_else(|| "the operator".to_owned(), |id| format!("<@{id}>"));
-            let _ = writeln!(
+            let _ = write!(
                 text,
                 "• **{}** `{}` {masked}, added by {by} {}",
                 vault.catalogue().display_name(&key.service),
                 key.key_id,
                 reply::date(key.added_at)
             );
+            if key.uses_today > 0 {
+                let _ = write!(
+                    text,
+                    "; today {} {}, {} failed",
+                    key.uses_today,
+                    if key.uses_today == 1 { "use" } else { "uses" },
+                    key.failures_today
+                );
+            }
+            if let Some(bench) = key.bench {
+                let until = bench.until.unix_timestamp();
+                let _ = write!(
+                    text,
+                    "; **benched** until <t:{until}:f> (<t:{until}:R>): {}",
+                    bench.reason.describe()
+                );
+            }
+            text.push('\n');
         }
     }
     reply::ephemeral(ctx, &text).await
+}
+
+/// A reply with the key check's note, if any, after it.
+pub(crate) fn with_note(text: String, note: Option<String>) -> String {
+    match note {
+        Some(note) => format!("{text} {note}"),
+        None => text,
+    }
 }
 
 fn capitalised(text: &str) -> String {

@@ -80,9 +80,12 @@ pub async fn set_user_api_key<U: HasKeyVault, E: From<CommandError>>(
         vault.set_user_api_key(user, &service, secret).await
     };
     let text = match saved {
-        Ok(info) => format!(
-            "Saved your {name} key ({}). It now works for you in every server and DM; remove it with `/remove_user_api_key service:{service}`.",
-            info.masked.unwrap_or_default()
+        Ok(info) => crate::pool::with_note(
+            format!(
+                "Saved your {name} key ({}). It now works for you in every server and DM; remove it with `/remove_user_api_key service:{service}`.",
+                info.masked.unwrap_or_default()
+            ),
+            info.check.note(&name),
         ),
         Err(err) => {
             tracing::info!(service, error = %err, "a key was refused");

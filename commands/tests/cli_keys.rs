@@ -439,8 +439,20 @@ fn pool_list_json_entries_carry_their_key_id_and_contributor() {
             .collect();
         assert_eq!(
             fields,
-            ["added_at", "contributor", "key_id", "masked", "service"]
+            [
+                "added_at",
+                "bench_reason",
+                "benched_until",
+                "contributor",
+                "failures_today",
+                "key_id",
+                "masked",
+                "service",
+                "uses_today"
+            ]
         );
+        assert_eq!(key["uses_today"], 0);
+        assert_eq!(key["bench_reason"], Value::Null);
         let key_id = key["key_id"].as_str().unwrap();
         assert_eq!(key_id.len(), 12, "{key_id}");
         assert!(added.stdout.contains(key_id) || key["service"] == "openrouter");

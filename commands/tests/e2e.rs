@@ -819,7 +819,8 @@ async fn channel_pools_are_refused_in_direct_messages_even_to_bot_admins() {
 
 // ---- the example sibling command -----------------------------------------------------------
 
-/// A stand-in for Brave Search on 127.0.0.1: 401 without a key, 500 for the query "fail".
+/// A stand-in for Brave Search on 127.0.0.1: 401 without a key or with a key tagged
+/// `revoked`, 429 (Retry-After: 30) with a key tagged `limited`, 500 for the query "fail".
 async fn fake_brave() -> String {
     use axum::extract::Query;
     use axum::http::{HeaderMap, StatusCode};
@@ -834,6 +835,9 @@ async fn fake_brave() -> String {
         else {
             return (StatusCode::UNAUTHORIZED, String::new());
         };
+        if key.contains("-revoked-") {
+            return (StatusCode::UNAUTHORIZED, String::new());
+        }
         let query = params.get("q").cloned().unwrap_or_default();
         if query == "fail" {
             return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
@@ -975,6 +979,66 @@ async fn the_example_command_says_how_to_add_a_key_when_there_is_none() {
             text,
             "No Brave Search API key is available to you. You can get one at https://brave.com/search/api/. Add yours with `/set_user_api_key service:brave`: you paste it into a private form, and it works for you in every server."
         );
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_command_benches_a_revoked_pool_key_and_the_pool_list_says_why() {
+    bounded(async {
+        let brave = fake_brave().await;
+        let bot = Bot::start_with(
+            Store::SharedRedis,
+            &[
+                ("BRAVE_API_BASE_URL", brave),
+                ("BRAVE_API_KEY", "env-brave-key-00000000".into()),
+            ],
+        )
+        .await;
+        let revoked = secret("revoked");
+        bot.vault
+            .add_pool_key(Pool::Global, "brave", &revoked, ADMIN)
+            .await
+            .unwrap();
+        let key_id = bot.vault.list_pool_keys(Pool::Global, None).await.unwrap()[0]
+            .key_id
+            .clone();
+
+        let failed = web_search(&bot, &alice(), "rust").await;
+        assert_eq!(
+            failed,
+            "Brave Search answered 401 Unauthorized; please try again later."
+        );
+        // The revoked key is benched: the next call falls through to the operator's key.
+        let text = web_search(&bot, &alice(), "rust").await;
+        assert_eq!(text, "• [rust (key 0000)](<https://example.org/>)");
+        assert_eq!(
+            resolve(&bot.vault, BOB, "brave")
+                .await
+                .map(|(source, _)| source),
+            Some(KeySource::Env)
+        );
+
+        let list = bot.answer(&admin(), SlashCommand::new("pool list")).await;
+        let text = list.content().unwrap();
+        assert!(
+            text.contains(&format!(
+                "• **Brave Search** `{key_id}` `{}`, added by <@{ADMIN}> <t:",
+                masked(&revoked)
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("; today 1 use, 1 failed; **benched** until <t:"),
+            "{text}"
+        );
+        assert!(
+            text.trim_end()
+                .ends_with(":R>): refused by the service as unauthorized or revoked (401/403)"),
+            "{text}"
+        );
+        bot.assert_no_leak(&[&revoked]);
         bot.stop().await;
     })
     .await;

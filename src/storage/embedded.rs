@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    BackendKind, BoxFuture, Reservation, ResolveReply, ResolveRequest, StorageBackend, StorageError,
+    BackendKind, BoxFuture, Reservation, ResolveReply, ResolveRequest, StorageBackend,
+    StorageError, value_until_ms,
 };
 use crate::config::QuotaWindow;
 use crate::db;
@@ -26,6 +27,10 @@ impl std::fmt::Debug for EmbeddedStore {
 
 fn now_secs() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 const LIVE: &str = "(expires_at IS NULL OR expires_at > ?2)";
@@ -66,6 +71,37 @@ fn random_entries(
         .query_map(params![key, count as i64], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Drops a hash whose expiry (`kv_hash_expiry`) has passed, as Redis would have.
+fn purge_expired_hash(conn: &Connection, key: &str, now_ms: i64) -> Result<(), StorageError> {
+    let expired = conn
+        .prepare_cached("SELECT 1 FROM kv_hash_expiry WHERE key = ?1 AND expires_at_ms <= ?2")?
+        .exists(params![key, now_ms])?;
+    if expired {
+        conn.execute("DELETE FROM kv_hash WHERE key = ?1", [key])?;
+        conn.execute("DELETE FROM kv_hash_expiry WHERE key = ?1", [key])?;
+    }
+    Ok(())
+}
+
+fn set_hash_expiry(conn: &Connection, key: &str, at_ms: i64) -> Result<(), StorageError> {
+    conn.execute(
+        "INSERT INTO kv_hash_expiry (key, expires_at_ms) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET expires_at_ms = excluded.expires_at_ms",
+        params![key, at_ms],
+    )?;
+    Ok(())
+}
+
+fn all_entries(conn: &Connection, key: &str) -> Result<Vec<(String, String)>, StorageError> {
+    purge_expired_hash(conn, key, now_millis())?;
+    let mut stmt =
+        conn.prepare_cached("SELECT field, value FROM kv_hash WHERE key = ?1 ORDER BY field")?;
+    let rows = stmt
+        .query_map([key], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
@@ -207,14 +243,7 @@ impl StorageBackend for EmbeddedStore {
         key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<(String, String)>, StorageError>> {
         let key = key.to_owned();
-        self.run(move |conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT field, value FROM kv_hash WHERE key = ?1 ORDER BY field")?;
-            let rows = stmt
-                .query_map([key], |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
+        self.run(move |conn| all_entries(conn, &key))
     }
 
     fn hrandfield<'a>(
@@ -232,6 +261,7 @@ impl StorageBackend for EmbeddedStore {
             let tx = conn.transaction()?;
             let hashes = tx.execute("DELETE FROM kv_hash WHERE key = ?1", [&key])?;
             let strings = tx.execute("DELETE FROM kv_string WHERE key = ?1", [&key])?;
+            tx.execute("DELETE FROM kv_hash_expiry WHERE key = ?1", [&key])?;
             tx.commit()?;
             Ok(hashes + strings > 0)
         })
@@ -268,7 +298,16 @@ impl StorageBackend for EmbeddedStore {
                 .iter()
                 .map(|pool| random_entries(conn, pool, request.sample))
                 .collect::<Result<_, _>>()?;
-            Ok(ResolveReply { user, pools })
+            let pool_benches = request
+                .pool_benches
+                .iter()
+                .map(|bench| all_entries(conn, bench))
+                .collect::<Result<_, _>>()?;
+            Ok(ResolveReply {
+                user,
+                pools,
+                pool_benches,
+            })
         })
     }
 
@@ -372,6 +411,76 @@ impl StorageBackend for EmbeddedStore {
                 .query_row(params![key, now], |row| row.get(0))
                 .optional()?;
             Ok(expires.flatten().map(|at| (at - now).max(0) as u64))
+        })
+    }
+
+    fn hset_until<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        value: &'a str,
+        until_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        let (key, field, value) = (key.to_owned(), field.to_owned(), value.to_owned());
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now = now_ms as i64;
+            purge_expired_hash(&tx, &key, now)?;
+            let later_held = hget(&tx, &key, &field)?
+                .and_then(|current| value_until_ms(&current))
+                .is_some_and(|at| at > now_ms && at >= until_ms);
+            if !later_held {
+                tx.execute(
+                    "INSERT INTO kv_hash (key, field, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(key, field) DO UPDATE SET value = excluded.value",
+                    params![key, field, value],
+                )?;
+            }
+            let mut latest = 0;
+            for (field, value) in all_entries(&tx, &key)? {
+                let at = value_until_ms(&value).unwrap_or(0);
+                if at <= now_ms {
+                    tx.execute(
+                        "DELETE FROM kv_hash WHERE key = ?1 AND field = ?2",
+                        params![key, field],
+                    )?;
+                } else {
+                    latest = latest.max(at);
+                }
+            }
+            if latest > 0 {
+                set_hash_expiry(&tx, &key, latest as i64)?;
+            }
+            tx.commit()?;
+            Ok(!later_held)
+        })
+    }
+
+    fn hincr_with_ttl<'a>(
+        &'a self,
+        key: &'a str,
+        increments: &'a [(String, i64)],
+        ttl_secs: u64,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        let (key, increments) = (key.to_owned(), increments.to_vec());
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now = now_millis();
+            purge_expired_hash(&tx, &key, now)?;
+            for (field, by) in increments {
+                let current: i64 = hget(&tx, &key, &field)?
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                tx.execute(
+                    "INSERT INTO kv_hash (key, field, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(key, field) DO UPDATE SET value = excluded.value",
+                    params![key, field, (current + by).to_string()],
+                )?;
+            }
+            set_hash_expiry(&tx, &key, now + ttl_secs as i64 * 1_000)?;
+            tx.commit()?;
+            Ok(())
         })
     }
 }

@@ -57,6 +57,56 @@ impl Layout {
         format!("{}:channel_api_pool:{channel_id}:{service}", self.prefix)
     }
 
+    /// The bench of the global pool of a service: field = key id, value =
+    /// `{until, unix ms};{reason}`. Readers ignore entries whose time has passed; writers
+    /// prune them, and the hash expires with its latest entry.
+    pub fn global_pool_bench_key(&self, service: &str) -> String {
+        format!("{}:pool_key_bench:global:{service}", self.prefix)
+    }
+
+    /// The bench of a channel's pool of a service (as [`Layout::global_pool_bench_key`]).
+    pub fn channel_pool_bench_key(&self, channel_id: u64, service: &str) -> String {
+        format!(
+            "{}:pool_key_bench:channel:{channel_id}:{service}",
+            self.prefix
+        )
+    }
+
+    /// One UTC day's use counters of the global pool of a service: fields `{key_id}:uses` and
+    /// `{key_id}:failures`; kept two days.
+    pub fn global_pool_usage_key(&self, service: &str, day: time::Date) -> String {
+        format!(
+            "{}:pool_key_usage:global:{service}:{}",
+            self.prefix,
+            day_text(day)
+        )
+    }
+
+    /// One UTC day's use counters of a channel's pool of a service (as
+    /// [`Layout::global_pool_usage_key`]).
+    pub fn channel_pool_usage_key(
+        &self,
+        channel_id: u64,
+        service: &str,
+        day: time::Date,
+    ) -> String {
+        format!(
+            "{}:pool_key_usage:channel:{channel_id}:{service}:{}",
+            self.prefix,
+            day_text(day)
+        )
+    }
+
+    /// The field of a pool key's use counter in a usage hash.
+    pub fn pool_uses_field(key_id: &str) -> String {
+        format!("{key_id}:uses")
+    }
+
+    /// The field of a pool key's failure counter in a usage hash.
+    pub fn pool_failures_field(key_id: &str) -> String {
+        format!("{key_id}:failures")
+    }
+
     /// The shared-key use counter of a user and tool.
     pub fn usage_key(&self, user_id: u64, tool: &str) -> String {
         format!("{}:default_key_usage:{user_id}:{tool}", self.prefix)
@@ -97,6 +147,16 @@ impl Layout {
     }
 }
 
+/// `YYYY-MM-DD`.
+fn day_text(day: time::Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +178,16 @@ mod tests {
             "stargazer:default_key_usage:42:web_search"
         );
         assert_eq!(layout.privileges_key(42), "stargazer:user_privileges:42");
+        assert_eq!(
+            layout.channel_pool_bench_key(7, "brave"),
+            "stargazer:pool_key_bench:channel:7:brave"
+        );
+        let day = time::macros::date!(2024 - 03 - 09);
+        assert_eq!(
+            layout.global_pool_usage_key("brave", day),
+            "stargazer:pool_key_usage:global:brave:2024-03-09"
+        );
+        assert_eq!(Layout::pool_uses_field("0123456789ab"), "0123456789ab:uses");
     }
 
     #[test]

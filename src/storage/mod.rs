@@ -88,15 +88,36 @@ pub struct ResolveRequest {
     pub pools: Vec<String>,
     /// How many distinct random entries to draw from each pool.
     pub sample: usize,
+    /// For each pool, the hash of its benched keys, read whole in the same round trip; empty
+    /// to read none.
+    pub pool_benches: Vec<String>,
 }
 
-/// What one key resolution read.
-#[derive(Debug, Clone, Default)]
+/// What one key resolution read. `Debug` shows counts only: a legacy value is a secret in clear.
+#[derive(Clone, Default)]
 pub struct ResolveReply {
     /// The user's sealed value, if any.
     pub user: Option<String>,
     /// For each requested pool, its random (field, value) draw.
     pub pools: Vec<Vec<(String, String)>>,
+    /// For each requested bench hash, its (field, value) entries.
+    pub pool_benches: Vec<Vec<(String, String)>>,
+}
+
+impl std::fmt::Debug for ResolveReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolveReply")
+            .field("user", &self.user.as_ref().map(|_| ".."))
+            .field(
+                "pools",
+                &self.pools.iter().map(Vec::len).collect::<Vec<_>>(),
+            )
+            .field(
+                "pool_benches",
+                &self.pool_benches.iter().map(Vec::len).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// The outcome of reserving one unit of a quota.
@@ -192,6 +213,41 @@ pub trait StorageBackend: Send + Sync + 'static {
     fn refund<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StorageError>>;
     /// Seconds until the key expires; `None` when it is absent or has no expiry.
     fn ttl<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, StorageError>>;
+    /// In a hash whose values start with their own expiry time (`{unix ms};...`): sets `field`
+    /// to `value` (which expires at `until_ms`) unless the field already holds a later time,
+    /// drops the fields whose time is past `now_ms`, and keeps the hash until its latest field
+    /// expires. Atomic, one round trip; returns whether the field was set. (Redis 7.0 has no
+    /// per-field expiry, hence the times in the values.)
+    ///
+    /// The built-in backends implement it; the default refuses, so a custom backend that does
+    /// not simply never benches a pool key.
+    fn hset_until<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        value: &'a str,
+        until_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        let _ = (key, field, value, until_ms, now_ms);
+        Box::pin(async { Err(StorageError::Unsupported("this backend cannot bench keys")) })
+    }
+    /// HINCRBY of each (field, amount), then EXPIRE of the hash, atomically, in one round trip.
+    ///
+    /// The built-in backends implement it; the default refuses.
+    fn hincr_with_ttl<'a>(
+        &'a self,
+        key: &'a str,
+        increments: &'a [(String, i64)],
+        ttl_secs: u64,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        let _ = (key, increments, ttl_secs);
+        Box::pin(async {
+            Err(StorageError::Unsupported(
+                "this backend cannot count uses per pool key",
+            ))
+        })
+    }
 }
 
 /// Connects to the backend the config names: Redis when `REDIS_URL` is set (a cluster when it
@@ -240,6 +296,43 @@ if n > 0 then
 end
 return 0
 ";
+
+/// Lua: [`StorageBackend::hset_until`]. Values are `{unix ms};...`; Lua numbers are doubles,
+/// exact for millisecond times.
+const HSET_UNTIL_SCRIPT: &str = r"
+local untilms = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local set = 1
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local at = tonumber(string.match(current, '^(%d+);'))
+  if at and at > now and at >= untilms then
+    set = 0
+  end
+end
+if set == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+local latest = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local at = tonumber(string.match(all[i + 1], '^(%d+);')) or 0
+  if at <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  elseif at > latest then
+    latest = at
+  end
+end
+if latest > 0 then
+  redis.call('PEXPIREAT', KEYS[1], latest)
+end
+return set
+";
+
+/// The expiry time (unix ms) at the start of an [`StorageBackend::hset_until`] value.
+pub fn value_until_ms(value: &str) -> Option<u64> {
+    value.split_once(';')?.0.parse().ok()
+}
 
 /// Lua: HSET only when the field still holds the expected value.
 const HREPLACE_SCRIPT: &str = r"

@@ -17,8 +17,8 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Value};
 
 use super::{
-    BackendKind, BoxFuture, HREPLACE_SCRIPT, REFUND_SCRIPT, RESERVE_SCRIPT, Reservation,
-    ResolveReply, ResolveRequest, StorageBackend, StorageError,
+    BackendKind, BoxFuture, HREPLACE_SCRIPT, HSET_UNTIL_SCRIPT, REFUND_SCRIPT, RESERVE_SCRIPT,
+    Reservation, ResolveReply, ResolveRequest, StorageBackend, StorageError,
 };
 use crate::config::QuotaWindow;
 
@@ -63,6 +63,7 @@ pub struct RedisStore {
     reserve: LuaScript,
     refund: LuaScript,
     hreplace: LuaScript,
+    hset_until: LuaScript,
 }
 
 /// A Lua script over one key, run by its hash (EVALSHA) and, on a node that does not know it
@@ -140,6 +141,7 @@ impl RedisStore {
             reserve: LuaScript::new(RESERVE_SCRIPT),
             refund: LuaScript::new(REFUND_SCRIPT),
             hreplace: LuaScript::new(HREPLACE_SCRIPT),
+            hset_until: LuaScript::new(HSET_UNTIL_SCRIPT),
         })
     }
 
@@ -438,7 +440,7 @@ impl StorageBackend for RedisStore {
         request: &'a ResolveRequest,
     ) -> BoxFuture<'a, Result<ResolveReply, StorageError>> {
         Box::pin(async move {
-            let mut cmds = Vec::with_capacity(1 + request.pools.len());
+            let mut cmds = Vec::with_capacity(1 + request.pools.len() + request.pool_benches.len());
             if let Some((key, field)) = &request.user {
                 cmds.push(redis::cmd("HGET").arg(key).arg(field).to_owned());
             }
@@ -451,14 +453,22 @@ impl StorageBackend for RedisStore {
                         .to_owned(),
                 );
             }
+            // The benches ride in the same pipeline (on a cluster, the same parallel batch).
+            for bench in &request.pool_benches {
+                cmds.push(redis::cmd("HGETALL").arg(bench).to_owned());
+            }
             let mut replies = self.query_all(&cmds).await?.into_iter();
             let mut reply = ResolveReply::default();
             if request.user.is_some() {
                 let value = replies.next().unwrap_or(Value::Nil);
                 reply.user = redis::from_redis_value(value)?;
             }
-            for value in replies {
+            for _ in &request.pools {
+                let value = replies.next().unwrap_or(Value::Nil);
                 reply.pools.push(redis::from_redis_value(value)?);
+            }
+            for value in replies {
+                reply.pool_benches.push(redis::from_redis_value(value)?);
             }
             Ok(reply)
         })
@@ -530,6 +540,44 @@ impl StorageBackend for RedisStore {
         Box::pin(async move {
             let ttl: i64 = self.query(redis::cmd("TTL").arg(key)).await?;
             Ok(u64::try_from(ttl).ok())
+        })
+    }
+
+    fn hset_until<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        value: &'a str,
+        until_ms: u64,
+        now_ms: u64,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        Box::pin(async move {
+            let set: u8 = self
+                .eval(
+                    &self.hset_until,
+                    key,
+                    &[field, value, &until_ms.to_string(), &now_ms.to_string()],
+                )
+                .await?;
+            Ok(set == 1)
+        })
+    }
+
+    fn hincr_with_ttl<'a>(
+        &'a self,
+        key: &'a str,
+        increments: &'a [(String, i64)],
+        ttl_secs: u64,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (field, by) in increments {
+                pipe.cmd("HINCRBY").arg(key).arg(field).arg(*by).ignore();
+            }
+            pipe.cmd("EXPIRE").arg(key).arg(ttl_secs).ignore();
+            let () = pipe.query_async(&mut self.conn()).await?;
+            Ok(())
         })
     }
 }

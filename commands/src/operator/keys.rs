@@ -67,10 +67,13 @@ pub enum PoolCommand {
 
     /// List the keys of the global pool, or of a channel's pool, masked
     ///
-    /// One row per key: key id, service, last four characters, who added it and when. With
-    /// --json: an array of objects {"key_id", "service", "masked" (null when the value does not
-    /// open), "contributor" (the Discord id as a string, as Discord's API writes ids; null when
-    /// added by the operator or by the original bot), "added_at" (RFC 3339 or null)}.
+    /// One row per key: key id, service, last four characters, who added it and when, its uses
+    /// and failures today (UTC), and whether it is benched (skipped by draws), until when and
+    /// why. With --json: an array of objects {"key_id", "service", "masked" (null when the
+    /// value does not open), "contributor" (the Discord id as a string, as Discord's API writes
+    /// ids; null when added by the operator or by the original bot), "added_at" (RFC 3339 or
+    /// null), "uses_today", "failures_today", "benched_until" (RFC 3339 or null),
+    /// "bench_reason" ("rate_limited", "quota_exhausted", "unauthorized" or null)}.
     List(PoolListArgs),
 
     /// Remove a key from a pool by its key id
@@ -147,7 +150,7 @@ pub struct PoolListArgs {
     /// The channel whose pool to list (default: the global pool)
     #[arg(long, value_name = "ID", value_parser = parse_id)]
     channel: Option<u64>,
-    /// Print a JSON array of {"key_id", "service", "masked", "contributor", "added_at"}
+    /// Print a JSON array of {"key_id", "service", "masked", "contributor", "added_at", "uses_today", "failures_today", "benched_until", "bench_reason"}
     #[arg(long)]
     json: bool,
 }
@@ -242,12 +245,16 @@ async fn user_set(config: &Config, args: &UserSetArgs) -> Result<ExitCode, Error
     let instance = base_url
         .map(|url| format!(" (for {url})"))
         .unwrap_or_default();
-    print(&format!(
+    let mut text = format!(
         "Saved the {} key {}{instance} for user {}.",
         info.display_name,
         info.masked.as_deref().unwrap_or("…"),
         args.user
-    ))
+    );
+    if let Some(note) = info.check.note(&info.display_name) {
+        text.push_str(&format!("\n{note}"));
+    }
+    print(&text)
 }
 
 async fn user_list(config: &Config, args: &UserListArgs) -> Result<ExitCode, Error> {
@@ -344,10 +351,14 @@ async fn pool_add(config: &Config, args: &PoolAddArgs) -> Result<ExitCode, Error
         .await?;
     let name = vault.catalogue().display_name(&args.service);
     print(&if added.added {
-        format!(
+        let mut text = format!(
             "Added the {name} key {} to {pool} as key {}.",
             added.masked, added.key_id
-        )
+        );
+        if let Some(note) = added.check.note(name) {
+            text.push_str(&format!("\n{note}"));
+        }
+        text
     } else {
         format!(
             "This {name} key ({}) is already in {pool} as key {}; nothing changed.",
@@ -373,6 +384,10 @@ async fn pool_list(config: &Config, args: &PoolListArgs) -> Result<ExitCode, Err
                     "masked": key.masked,
                     "contributor": key.contributor.map(|id| id.to_string()),
                     "added_at": rfc3339(key.added_at),
+                    "uses_today": key.uses_today,
+                    "failures_today": key.failures_today,
+                    "benched_until": rfc3339(key.bench.map(|b| b.until)),
+                    "bench_reason": key.bench.map(|b| b.reason.as_str()),
                 })
             })
             .collect();
@@ -393,11 +408,29 @@ async fn pool_list(config: &Config, args: &PoolListArgs) -> Result<ExitCode, Err
                 key.masked.unwrap_or_else(|| "unreadable".to_owned()),
                 key.contributor.map_or("-".to_owned(), |id| id.to_string()),
                 rfc3339(key.added_at).unwrap_or_else(|| "unknown".to_owned()),
+                key.uses_today.to_string(),
+                key.failures_today.to_string(),
+                key.bench.map_or("-".to_owned(), |bench| {
+                    format!(
+                        "until {}: {}",
+                        rfc3339(Some(bench.until)).unwrap_or_default(),
+                        bench.reason.describe()
+                    )
+                }),
             ]
         })
         .collect();
     print(&table(
-        &["KEY ID", "SERVICE", "KEY", "ADDED BY", "ADDED AT"],
+        &[
+            "KEY ID",
+            "SERVICE",
+            "KEY",
+            "ADDED BY",
+            "ADDED AT",
+            "USES TODAY",
+            "FAILURES",
+            "BENCHED",
+        ],
         &rows,
     ))
 }
