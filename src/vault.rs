@@ -270,6 +270,53 @@ struct Inner {
     data_keys: DataKeyStore,
     storage: Arc<dyn StorageBackend>,
     catalogue: Catalogue,
+    own_key_hints: OwnKeyHints,
+}
+
+/// Slots in the table of [`OwnKeyHints`].
+const HINT_SLOTS: usize = 8_192;
+
+/// Which (user, service) pairs resolved to the user's own key last time, so the next
+/// resolution reads only the user's field (one HGET) instead of the whole pipeline with its
+/// pool draws. A fixed table of fingerprints, no lock: a collision or a stale hint (the key was
+/// removed elsewhere) costs one more round trip, never a wrong key.
+struct OwnKeyHints {
+    hasher: std::collections::hash_map::RandomState,
+    slots: Box<[std::sync::atomic::AtomicU64]>,
+}
+
+impl OwnKeyHints {
+    fn new() -> Self {
+        Self {
+            hasher: std::collections::hash_map::RandomState::new(),
+            slots: (0..HINT_SLOTS)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        }
+    }
+
+    /// The slot and the non-zero fingerprint of a pair.
+    fn locate(&self, user_id: u64, service: &str) -> (&std::sync::atomic::AtomicU64, u64) {
+        use std::hash::BuildHasher as _;
+        let hash = self.hasher.hash_one((user_id, service));
+        (&self.slots[hash as usize % HINT_SLOTS], hash | 1)
+    }
+
+    fn has_own_key(&self, user_id: u64, service: &str) -> bool {
+        let (slot, fingerprint) = self.locate(user_id, service);
+        slot.load(std::sync::atomic::Ordering::Relaxed) == fingerprint
+    }
+
+    fn remember(&self, user_id: u64, service: &str, own_key: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (slot, fingerprint) = self.locate(user_id, service);
+        if own_key {
+            slot.store(fingerprint, Relaxed);
+        } else {
+            // Clear only this pair's hint, not another pair's that shares the slot.
+            let _ = slot.compare_exchange(fingerprint, 0, Relaxed, Relaxed);
+        }
+    }
 }
 
 impl fmt::Debug for KeyVault {
@@ -320,6 +367,7 @@ impl KeyVault {
                 data_keys,
                 storage,
                 catalogue,
+                own_key_hints: OwnKeyHints::new(),
             }),
         }
     }
@@ -730,6 +778,31 @@ impl KeyVault {
             tracing::warn!(error = %err, "key resolution refused");
             return None;
         }
+        let hints = &self.inner.own_key_hints;
+        if let Some(user_id) = user_id
+            && fallback_to_pool
+            && hints.has_own_key(user_id, service)
+        {
+            let request = ResolveRequest {
+                user: Some((self.inner.layout.user_keys_key(user_id), service.to_owned())),
+                pools: Vec::new(),
+                sample: POOL_SAMPLE,
+                pool_benches: Vec::new(),
+            };
+            match self.inner.storage.resolve(&request).await {
+                Ok(reply) => {
+                    if let Some(found) = self.open_user_value(user_id, service, reply.user).await {
+                        return Some(found);
+                    }
+                    // Stale: the key is gone or does not open; resolve in full below.
+                    hints.remember(user_id, service, false);
+                }
+                Err(err) => {
+                    tracing::warn!(service, error = %err, "key storage unavailable; falling back to the environment");
+                    return self.env_resolved(service);
+                }
+            }
+        }
         let mut pools = Vec::new();
         if fallback_to_pool {
             pools.extend(channel_id.map(Pool::Channel));
@@ -749,16 +822,11 @@ impl KeyVault {
         };
         match self.inner.storage.resolve(&request).await {
             Ok(reply) => {
-                if let (Some(user_id), Some(value)) = (user_id, reply.user) {
-                    let owner = user_id.to_string();
-                    if let Some((payload, _)) = self.open_value(&owner, service, None, &value).await
-                    {
-                        return Some(ResolvedKey {
-                            key: payload.key,
-                            source: KeySource::User,
-                            key_id: None,
-                            pool: None,
-                        });
+                if let Some(user_id) = user_id {
+                    let own = self.open_user_value(user_id, service, reply.user).await;
+                    hints.remember(user_id, service, own.is_some());
+                    if own.is_some() {
+                        return own;
                     }
                 }
                 let mut benches = reply.pool_benches.into_iter();
@@ -776,6 +844,28 @@ impl KeyVault {
                 tracing::warn!(service, error = %err, "key storage unavailable; falling back to the environment");
             }
         }
+        self.env_resolved(service)
+    }
+
+    /// The user's own key from a value read for them, if there is one and it opens.
+    async fn open_user_value(
+        &self,
+        user_id: u64,
+        service: &str,
+        value: Option<String>,
+    ) -> Option<ResolvedKey> {
+        let owner = user_id.to_string();
+        let (payload, _) = self.open_value(&owner, service, None, &value?).await?;
+        Some(ResolvedKey {
+            key: payload.key,
+            source: KeySource::User,
+            key_id: None,
+            pool: None,
+        })
+    }
+
+    /// The environment tier of resolution.
+    fn env_resolved(&self, service: &str) -> Option<ResolvedKey> {
         self.env_key(service).map(|key| ResolvedKey {
             key,
             source: KeySource::Env,

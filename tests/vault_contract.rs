@@ -814,3 +814,83 @@ async fn with_redis_stopped_resolution_falls_back_to_env_and_writes_fail_clearly
     .await
     .expect("test timed out");
 }
+
+contract!(
+    a_remembered_own_key_removed_or_altered_elsewhere_falls_through_to_the_pools,
+    |backend| async move {
+        let fx = Fixture::new(backend).await;
+        let layout = fx.vault.layout().clone();
+        let own = secret("own");
+        let pooled = secret("pooled");
+        fx.vault
+            .set_user_api_key(ALICE, "brave", &own)
+            .await
+            .unwrap();
+        fx.vault
+            .add_pool_key(Pool::Global, "brave", &pooled, ADMIN)
+            .await
+            .unwrap();
+        let resolve = || {
+            fx.vault
+                .get_user_api_key(Some(ALICE), "brave", Some(CHANNEL), true)
+        };
+        // The second resolution takes the short path (the user's field only).
+        for _ in 0..2 {
+            assert_eq!(resolve().await.unwrap().key.expose(), own);
+        }
+        // Altered behind the vault's back (another process, a tampering): the pools answer.
+        let sealed = fx
+            .storage()
+            .hget(&layout.user_keys_key(ALICE), "brave")
+            .await
+            .unwrap()
+            .unwrap();
+        let mut tampered = sealed.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        fx.storage()
+            .hset(
+                &layout.user_keys_key(ALICE),
+                "brave",
+                &String::from_utf8(tampered).unwrap(),
+            )
+            .await
+            .unwrap();
+        let found = resolve().await.unwrap();
+        assert_eq!(
+            (found.source, found.key.expose()),
+            (KeySource::GlobalPool, pooled.as_str())
+        );
+        // Restored, remembered again, then removed elsewhere: the pools answer again.
+        fx.storage()
+            .hset(&layout.user_keys_key(ALICE), "brave", &sealed)
+            .await
+            .unwrap();
+        assert_eq!(resolve().await.unwrap().source, KeySource::User);
+        assert_eq!(resolve().await.unwrap().source, KeySource::User);
+        fx.storage()
+            .hdel(&layout.user_keys_key(ALICE), "brave")
+            .await
+            .unwrap();
+        let found = resolve().await.unwrap();
+        assert_eq!(
+            (found.source, found.key.expose()),
+            (KeySource::GlobalPool, pooled.as_str())
+        );
+        // Another user never gets Alice's key through the hint.
+        fx.vault
+            .set_user_api_key(ALICE, "brave", &own)
+            .await
+            .unwrap();
+        assert_eq!(resolve().await.unwrap().source, KeySource::User);
+        let bob = fx
+            .vault
+            .get_user_api_key(Some(BOB), "brave", Some(CHANNEL), true)
+            .await
+            .unwrap();
+        assert_eq!(
+            (bob.source, bob.key.expose()),
+            (KeySource::GlobalPool, pooled.as_str())
+        );
+    }
+);

@@ -64,13 +64,13 @@ fn random_entries(
     key: &str,
     count: usize,
 ) -> Result<Vec<(String, String)>, StorageError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT field, value FROM kv_hash WHERE key = ?1 ORDER BY random() LIMIT ?2",
-    )?;
+    // The LIMIT is written into the SQL: bound as a parameter, it makes SQLite re-plan the
+    // statement on every run.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT field, value FROM kv_hash WHERE key = ?1 ORDER BY random() LIMIT {count}"
+    ))?;
     let rows = stmt
-        .query_map(params![key, count as i64], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?
+        .query_map(params![key], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
