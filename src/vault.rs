@@ -273,9 +273,6 @@ struct Inner {
     own_key_hints: OwnKeyHints,
 }
 
-/// Slots in the table of [`OwnKeyHints`].
-const HINT_SLOTS: usize = 8_192;
-
 /// Which (user, service) pairs resolved to the user's own key last time, so the next
 /// resolution reads only the user's field (one HGET) instead of the whole pipeline with its
 /// pool draws. A fixed table of fingerprints, no lock: a collision or a stale hint (the key was
@@ -286,10 +283,15 @@ struct OwnKeyHints {
 }
 
 impl OwnKeyHints {
-    fn new() -> Self {
+    /// A table sized for `users` active users: sixteen slots each (8 bytes a slot), so few
+    /// pairs share a slot.
+    fn new(users: usize) -> Self {
+        let slots = (users.saturating_mul(16))
+            .next_power_of_two()
+            .clamp(4_096, 1 << 20);
         Self {
             hasher: std::collections::hash_map::RandomState::new(),
-            slots: (0..HINT_SLOTS)
+            slots: (0..slots)
                 .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect(),
         }
@@ -299,7 +301,7 @@ impl OwnKeyHints {
     fn locate(&self, user_id: u64, service: &str) -> (&std::sync::atomic::AtomicU64, u64) {
         use std::hash::BuildHasher as _;
         let hash = self.hasher.hash_one((user_id, service));
-        (&self.slots[hash as usize % HINT_SLOTS], hash | 1)
+        (&self.slots[hash as usize % self.slots.len()], hash | 1)
     }
 
     fn has_own_key(&self, user_id: u64, service: &str) -> bool {
@@ -363,11 +365,11 @@ impl KeyVault {
         Self {
             inner: Arc::new(Inner {
                 layout: Layout::new(config.key_prefix.clone()),
+                own_key_hints: OwnKeyHints::new(config.data_key_cache),
                 config,
                 data_keys,
                 storage,
                 catalogue,
-                own_key_hints: OwnKeyHints::new(),
             }),
         }
     }
