@@ -54,64 +54,32 @@ fn quota(c: &mut criterion::Criterion) {
         })
     });
 
-    // Diagnostics: the commands of `check_and_increment`, sent raw.
-    let raw_get = || async {
-        let value: Option<String> = redis::cmd("GET")
-            .arg(&counter)
-            .query_async(&mut raw.clone())
-            .await
-            .expect("GET");
-        value
-    };
-    let raw_multi = |nx: bool| {
-        let mut pipe = redis::pipe();
-        pipe.atomic().cmd("INCR").arg(&counter);
-        let expire = pipe.cmd("EXPIRE").arg(&counter).arg(86_400);
-        if nx {
-            expire.arg("NX");
-        }
-        expire.ignore();
-        async move {
-            let (count,): (u64,) = pipe
-                .query_async(&mut raw.clone())
-                .await
-                .expect("MULTI INCR EXPIRE");
-            count
-        }
-    };
+    // Diagnostics: the commands of `check_and_increment`, sent raw, and two other ways to count.
     group.bench_function("diag_raw_get", |b| {
         b.to_async(&rt)
-            .iter(|| async { black_box(raw_get().await) })
+            .iter(|| async { black_box(support::raw_get(raw, &counter).await) })
     });
     group.bench_function("diag_raw_multi_incr_expire_nx", |b| {
         b.to_async(&rt)
-            .iter(|| async { black_box(raw_multi(true).await) })
+            .iter(|| async { black_box(support::raw_count(raw, &counter, true).await) })
+    });
+    group.bench_function("diag_raw_get_then_multi", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box((
+                support::raw_get(raw, &counter).await,
+                support::raw_count(raw, &counter, true).await,
+            ))
+        })
     });
     group.bench_function("diag_raw_pipeline_incr_expire_nx", |b| {
-        b.to_async(&rt).iter(|| async {
-            let mut pipe = redis::pipe();
-            pipe.cmd("INCR").arg(&counter);
-            pipe.cmd("EXPIRE")
-                .arg(&counter)
-                .arg(86_400)
-                .arg("NX")
-                .ignore();
-            let (count,): (u64,) = pipe
-                .query_async(&mut raw.clone())
-                .await
-                .expect("INCR EXPIRE");
-            black_box(count)
-        })
+        b.to_async(&rt)
+            .iter(|| async { black_box(support::raw_count(raw, &counter, false).await) })
     });
     let incr_script = redis::Script::new(support::INCR_SCRIPT);
     group.bench_function("diag_raw_incr_expire_script", |b| {
         b.to_async(&rt).iter(|| async {
             black_box(support::raw_incr_script(raw, &incr_script, &counter).await)
         })
-    });
-    group.bench_function("diag_raw_get_then_multi", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box((raw_get().await, raw_multi(true).await)) })
     });
     group.finish();
 }

@@ -105,6 +105,7 @@ fn resolve_and_quota(rt: &tokio::runtime::Runtime, sections: &[String]) {
         }
         if wanted(sections, "quota") {
             let counter = vault.layout().usage_key(USER, "raw_tool");
+            let counter = counter.as_str();
             let check_and_increment = || async {
                 let check = vault.check_default_key_limit(USER, TOOL, NO_LIMIT).await;
                 if check.allowed {
@@ -114,31 +115,21 @@ fn resolve_and_quota(rt: &tokio::runtime::Runtime, sections: &[String]) {
             };
             let (a, b) = paired(
                 check_and_increment,
-                || support::raw_incr(raw, &counter),
+                || support::raw_incr(raw, counter),
                 BLOCK,
                 ROUNDS,
             )
             .await;
             report("quota: check_and_increment / raw_incr", a, b, 2.3);
-            let raw_get_then_multi = || async {
-                let value: Option<String> = redis::cmd("GET")
-                    .arg(&counter)
-                    .query_async(&mut raw.clone())
-                    .await
-                    .expect("GET");
-                let mut pipe = redis::pipe();
-                pipe.atomic().cmd("INCR").arg(&counter);
-                pipe.cmd("EXPIRE")
-                    .arg(&counter)
-                    .arg(86_400)
-                    .arg("NX")
-                    .ignore();
-                let (count,): (u64,) = pipe.query_async(&mut raw.clone()).await.expect("MULTI");
-                (value, count)
+            let raw_get_then_count = |atomic| async move {
+                (
+                    support::raw_get(raw, counter).await,
+                    support::raw_count(raw, counter, atomic).await,
+                )
             };
             let (a, b) = paired(
-                raw_get_then_multi,
-                || support::raw_incr(raw, &counter),
+                || raw_get_then_count(true),
+                || support::raw_incr(raw, counter),
                 BLOCK,
                 ROUNDS,
             )
@@ -151,30 +142,11 @@ fn resolve_and_quota(rt: &tokio::runtime::Runtime, sections: &[String]) {
                     .expect("admitted")
                     .commit()
             };
-            let (a, b) = paired(permit, || support::raw_incr(raw, &counter), BLOCK, ROUNDS).await;
+            let (a, b) = paired(permit, || support::raw_incr(raw, counter), BLOCK, ROUNDS).await;
             explain("permit (reserve + commit) / raw_incr", a, b);
-            let raw_get_then_pipeline = || async {
-                let value: Option<String> = redis::cmd("GET")
-                    .arg(&counter)
-                    .query_async(&mut raw.clone())
-                    .await
-                    .expect("GET");
-                let mut pipe = redis::pipe();
-                pipe.cmd("INCR").arg(&counter);
-                pipe.cmd("EXPIRE")
-                    .arg(&counter)
-                    .arg(86_400)
-                    .arg("NX")
-                    .ignore();
-                let (count,): (u64,) = pipe
-                    .query_async(&mut raw.clone())
-                    .await
-                    .expect("INCR EXPIRE");
-                (value, count)
-            };
             let (a, b) = paired(
-                raw_get_then_pipeline,
-                || support::raw_incr(raw, &counter),
+                || raw_get_then_count(false),
+                || support::raw_incr(raw, counter),
                 BLOCK,
                 ROUNDS,
             )
@@ -182,19 +154,14 @@ fn resolve_and_quota(rt: &tokio::runtime::Runtime, sections: &[String]) {
             explain("raw GET + INCR EXPIRE NX (no MULTI) / raw_incr", a, b);
             let incr_script = redis::Script::new(support::INCR_SCRIPT);
             let raw_get_then_script = || async {
-                let value: Option<String> = redis::cmd("GET")
-                    .arg(&counter)
-                    .query_async(&mut raw.clone())
-                    .await
-                    .expect("GET");
                 (
-                    value,
-                    support::raw_incr_script(raw, &incr_script, &counter).await,
+                    support::raw_get(raw, counter).await,
+                    support::raw_incr_script(raw, &incr_script, counter).await,
                 )
             };
             let (a, b) = paired(
                 raw_get_then_script,
-                || support::raw_incr(raw, &counter),
+                || support::raw_incr(raw, counter),
                 BLOCK,
                 ROUNDS,
             )

@@ -275,48 +275,66 @@ struct Inner {
 
 /// Which (user, service) pairs resolved to the user's own key last time, so the next
 /// resolution reads only the user's field (one HGET) instead of the whole pipeline with its
-/// pool draws. A fixed table of fingerprints, no lock: a collision or a stale hint (the key was
-/// removed elsewhere) costs one more round trip, never a wrong key.
+/// pool draws. A table of fingerprints in 8-way sets of one cache line each, sized like the
+/// data-key cache, no lock: a stale hint (the key was removed elsewhere) or one evicted from a
+/// full set costs one more round trip, never a wrong key.
 struct OwnKeyHints {
     hasher: std::collections::hash_map::RandomState,
-    slots: Box<[std::sync::atomic::AtomicU64]>,
+    sets: Box<[HintSet]>,
 }
 
+/// Eight fingerprints (0 = empty) in one cache line.
+#[repr(align(64))]
+#[derive(Default)]
+struct HintSet([std::sync::atomic::AtomicU64; 8]);
+
 impl OwnKeyHints {
-    /// A table sized for `users` active users: sixteen slots each (8 bytes a slot), so few
-    /// pairs share a slot.
-    fn new(users: usize) -> Self {
-        let slots = (users.saturating_mul(16))
-            .next_power_of_two()
-            .clamp(4_096, 1 << 20);
+    /// A table for about `pairs` pairs: about three ways each, so pairs that share a set seldom
+    /// evict each other.
+    fn new(pairs: usize) -> Self {
+        let sets = (pairs.max(8) / 4).next_power_of_two();
         Self {
             hasher: std::collections::hash_map::RandomState::new(),
-            slots: (0..slots)
-                .map(|_| std::sync::atomic::AtomicU64::new(0))
-                .collect(),
+            sets: (0..sets).map(|_| HintSet::default()).collect(),
         }
     }
 
-    /// The slot and the non-zero fingerprint of a pair.
-    fn locate(&self, user_id: u64, service: &str) -> (&std::sync::atomic::AtomicU64, u64) {
+    /// The set and the non-zero fingerprint of a pair.
+    fn locate(&self, user_id: u64, service: &str) -> (&[std::sync::atomic::AtomicU64; 8], u64) {
         use std::hash::BuildHasher as _;
         let hash = self.hasher.hash_one((user_id, service));
-        (&self.slots[hash as usize % self.slots.len()], hash | 1)
+        (
+            &self.sets[hash as usize & (self.sets.len() - 1)].0,
+            hash | 1,
+        )
     }
 
     fn has_own_key(&self, user_id: u64, service: &str) -> bool {
-        let (slot, fingerprint) = self.locate(user_id, service);
-        slot.load(std::sync::atomic::Ordering::Relaxed) == fingerprint
+        use std::sync::atomic::Ordering::Relaxed;
+        let (set, fingerprint) = self.locate(user_id, service);
+        set.iter().any(|way| way.load(Relaxed) == fingerprint)
     }
 
     fn remember(&self, user_id: u64, service: &str, own_key: bool) {
         use std::sync::atomic::Ordering::Relaxed;
-        let (slot, fingerprint) = self.locate(user_id, service);
-        if own_key {
-            slot.store(fingerprint, Relaxed);
-        } else {
-            // Clear only this pair's hint, not another pair's that shares the slot.
-            let _ = slot.compare_exchange(fingerprint, 0, Relaxed, Relaxed);
+        let (set, fingerprint) = self.locate(user_id, service);
+        let held = set.iter().find(|way| way.load(Relaxed) == fingerprint);
+        match (own_key, held) {
+            (true, Some(_)) | (false, None) => {}
+            // Clear only this pair's hint, not another pair's in the same set.
+            (false, Some(way)) => {
+                let _ = way.compare_exchange(fingerprint, 0, Relaxed, Relaxed);
+            }
+            (true, None) => {
+                let stored = set.iter().any(|way| {
+                    way.compare_exchange(0, fingerprint, Relaxed, Relaxed)
+                        .is_ok()
+                });
+                if !stored {
+                    // A full set: replace the way the fingerprint's top bits pick.
+                    set[(fingerprint >> 61) as usize].store(fingerprint, Relaxed);
+                }
+            }
         }
     }
 }
@@ -785,15 +803,10 @@ impl KeyVault {
             && fallback_to_pool
             && hints.has_own_key(user_id, service)
         {
-            let request = ResolveRequest {
-                user: Some((self.inner.layout.user_keys_key(user_id), service.to_owned())),
-                pools: Vec::new(),
-                sample: POOL_SAMPLE,
-                pool_benches: Vec::new(),
-            };
-            match self.inner.storage.resolve(&request).await {
-                Ok(reply) => {
-                    if let Some(found) = self.open_user_value(user_id, service, reply.user).await {
+            let hash = self.inner.layout.user_keys_key(user_id);
+            match self.inner.storage.hget(&hash, service).await {
+                Ok(value) => {
+                    if let Some(found) = self.open_user_value(user_id, service, value).await {
                         return Some(found);
                     }
                     // Stale: the key is gone or does not open; resolve in full below.

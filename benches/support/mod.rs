@@ -237,6 +237,31 @@ pub async fn raw_incr(conn: &ConnectionManager, key: &str) -> u64 {
         .expect("INCR")
 }
 
+/// One raw GET.
+pub async fn raw_get(conn: &ConnectionManager, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn.clone())
+        .await
+        .expect("GET")
+}
+
+/// INCR and EXPIRE 86400 NX in one pipeline, as the vault counts a use: inside MULTI/EXEC when
+/// `atomic` (what the vault sends), else as two plain commands.
+pub async fn raw_count(conn: &ConnectionManager, key: &str, atomic: bool) -> u64 {
+    let mut pipe = redis::pipe();
+    if atomic {
+        pipe.atomic();
+    }
+    pipe.cmd("INCR").arg(key);
+    pipe.cmd("EXPIRE").arg(key).arg(86_400).arg("NX").ignore();
+    let (count,): (u64,) = pipe
+        .query_async(&mut conn.clone())
+        .await
+        .expect("INCR EXPIRE");
+    count
+}
+
 /// A prototype of counting a use as one server-side script (not what the vault sends today):
 /// INCR and EXPIRE (NX in a fixed window) atomically, as one command instead of a MULTI of two.
 pub const INCR_SCRIPT: &str = r"

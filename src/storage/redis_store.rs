@@ -171,16 +171,16 @@ impl RedisStore {
 
     /// Sends commands in one round trip: a pipeline on a single server; on a cluster, where a
     /// pipeline cannot span hash slots, every command at once, each to its own master.
-    async fn query_all(&self, cmds: &[Cmd]) -> Result<Vec<Value>, StorageError> {
+    async fn query_all(&self, cmds: Vec<Cmd>) -> Result<Vec<Value>, StorageError> {
         match &self.conn {
             Conn::Single(conn) => {
                 let mut pipe = redis::pipe();
                 for cmd in cmds {
-                    pipe.add_command(cmd.clone());
+                    pipe.add_command(cmd);
                 }
                 Ok(pipe.query_async(&mut conn.clone()).await?)
             }
-            Conn::Cluster(conn) => join_all(cmds.iter().map(|cmd| {
+            Conn::Cluster(conn) => join_all(cmds.into_iter().map(|cmd| {
                 let mut conn = conn.clone();
                 async move { cmd.query_async::<Value>(&mut conn).await }
             }))
@@ -442,22 +442,22 @@ impl StorageBackend for RedisStore {
         Box::pin(async move {
             let mut cmds = Vec::with_capacity(1 + request.pools.len() + request.pool_benches.len());
             if let Some((key, field)) = &request.user {
-                cmds.push(redis::cmd("HGET").arg(key).arg(field).to_owned());
+                let mut cmd = redis::cmd("HGET");
+                cmd.arg(key).arg(field);
+                cmds.push(cmd);
             }
             for pool in &request.pools {
-                cmds.push(
-                    redis::cmd("HRANDFIELD")
-                        .arg(pool)
-                        .arg(request.sample)
-                        .arg("WITHVALUES")
-                        .to_owned(),
-                );
+                let mut cmd = redis::cmd("HRANDFIELD");
+                cmd.arg(pool).arg(request.sample).arg("WITHVALUES");
+                cmds.push(cmd);
             }
             // The benches ride in the same pipeline (on a cluster, the same parallel batch).
             for bench in &request.pool_benches {
-                cmds.push(redis::cmd("HGETALL").arg(bench).to_owned());
+                let mut cmd = redis::cmd("HGETALL");
+                cmd.arg(bench);
+                cmds.push(cmd);
             }
-            let mut replies = self.query_all(&cmds).await?.into_iter();
+            let mut replies = self.query_all(cmds).await?.into_iter();
             let mut reply = ResolveReply::default();
             if request.user.is_some() {
                 let value = replies.next().unwrap_or(Value::Nil);
