@@ -2,8 +2,6 @@
 //! run as a process with a clean environment in a temporary directory, against the embedded
 //! store in the real SQLite file and against a private redis-server.
 
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret as _;
@@ -11,103 +9,32 @@ use serde_json::{Value, json};
 use stargazer_keys::storage::{EmbeddedStore, Layout, StorageBackend as _};
 use stargazer_keys::testkit::RedisServer;
 use stargazer_keys::{Config, KeyVault, MasterKey};
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stargazer-keys");
+mod support;
+
+use support::{Run, Setup};
 
 const USER_KEY: &str = "BSA-user-own-key-0000001111";
 const CHANNEL_KEY: &str = "BSA-channel-pool-key-22223333";
 const GLOBAL_KEY: &str = "BSA-global-pool-key-44445555";
 const ENV_KEY: &str = "BSA-operator-env-key-66667777";
 
-/// A working directory with a `data/` folder, and the settings the binary runs with.
-struct Setup {
-    dir: TempDir,
-    vars: Vec<(String, String)>,
-}
-
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 impl Setup {
     /// The embedded store in `data/stargazer-keys.db`, with a master key.
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        let db = dir.path().join("data").join("stargazer-keys.db");
+    fn keyed() -> Self {
         let key = MasterKey::generate().to_base64().expose_secret().to_owned();
-        let mut setup = Self {
-            dir,
-            vars: Vec::new(),
-        };
-        setup
-            .set("STARGAZER_DB_PATH", db.display().to_string())
-            .set("STARGAZER_MASTER_KEY", key);
+        let mut setup = Self::new();
+        setup.set("STARGAZER_MASTER_KEY", key);
         setup
     }
 
     /// Redis at `redis`, under a prefix of this test's own.
     fn with_redis(redis: &RedisServer, prefix: &str) -> Self {
-        let mut setup = Self::new();
+        let mut setup = Self::keyed();
         setup
             .set("REDIS_URL", redis.url())
             .set("STARGAZER_KEY_PREFIX", prefix);
         setup
-    }
-
-    fn db_path(&self) -> std::path::PathBuf {
-        self.dir.path().join("data").join("stargazer-keys.db")
-    }
-
-    fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
-        self.unset(name);
-        self.vars.push((name.to_owned(), value.into()));
-        self
-    }
-
-    fn unset(&mut self, name: &str) -> &mut Self {
-        self.vars.retain(|(k, _)| k != name);
-        self
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
-            .current_dir(self.dir.path());
-        command
-    }
-
-    /// Runs with an empty stdin.
-    fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.command(args).output().unwrap())
-    }
-
-    /// Runs with `input` written to stdin from a thread, so a binary that stops reading early
-    /// cannot block the test.
-    fn run_with_stdin(&self, args: &[&str], input: impl Into<Vec<u8>>) -> Run {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let input = input.into();
-        // A broken pipe is the binary refusing to read on: its exit status tells the story.
-        let writer = std::thread::spawn(move || drop(stdin.write_all(&input)));
-        let output = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        Run::from(output)
     }
 
     /// Runs and expects success; returns stdout.
@@ -150,25 +77,11 @@ impl Setup {
     }
 }
 
-impl From<Output> for Run {
-    fn from(output: Output) -> Self {
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8(output.stdout).unwrap(),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
-    }
-}
-
 impl Run {
     /// The single `error:` line of a refused run (status 1, nothing on stdout).
-    fn one_error_line(&self) -> &str {
-        assert_eq!(self.code, Some(1), "{self:#?}");
+    fn refused_line(&self) -> &str {
         assert_eq!(self.stdout, "", "{self:#?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{self:#?}");
-        assert!(lines[0].starts_with("error: "), "{self:#?}");
-        lines[0]
+        self.one_error_line()
     }
 
     /// The `error:` line of a command line clap refused (status 2); clap adds only its
@@ -184,10 +97,6 @@ impl Run {
         }
         first
     }
-
-    fn mentions(&self, text: &str) -> bool {
-        self.stdout.contains(text) || self.stderr.contains(text)
-    }
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -198,7 +107,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn help_lists_the_key_subcommands_with_a_description() {
-    let run = Setup::new().run(&["--help"]);
+    let run = Setup::keyed().run(&["--help"]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     for (name, words) in [
         ("user", "user's own keys"),
@@ -220,7 +129,7 @@ fn help_lists_the_key_subcommands_with_a_description() {
 
 #[test]
 fn user_set_reads_the_key_from_stdin_and_resolve_finds_it() {
-    let setup = Setup::new();
+    let setup = Setup::keyed();
 
     let run = setup.set_user_key("42", "brave", USER_KEY);
 
@@ -318,7 +227,7 @@ fn resolution_falls_through_the_tiers(mut setup: Setup) {
 
 #[test]
 fn resolution_falls_from_user_to_channel_pool_to_global_pool_to_env_to_none() {
-    resolution_falls_through_the_tiers(Setup::new());
+    resolution_falls_through_the_tiers(Setup::keyed());
 }
 
 #[test]
@@ -361,7 +270,7 @@ fn user_and_pool_keys_round_trip_through_redis() {
 
 #[test]
 fn user_list_json_is_an_array_of_objects_without_secrets() {
-    let setup = Setup::new();
+    let setup = Setup::keyed();
     setup.set_user_key("7", "brave", USER_KEY);
     setup.set_user_key("7", "openrouter", "sk-or-v1-openrouter-key-8888");
 
@@ -408,7 +317,7 @@ fn user_list_json_is_an_array_of_objects_without_secrets() {
 
 #[test]
 fn pool_list_json_entries_carry_their_key_id_and_contributor() {
-    let setup = Setup::new();
+    let setup = Setup::keyed();
     let added = setup.add_pool_key("brave", None, GLOBAL_KEY);
     assert!(!added.mentions(GLOBAL_KEY), "{added:#?}");
     setup.add_pool_key("openrouter", None, "sk-or-v1-global-pool-key-9999");
@@ -481,7 +390,7 @@ fn pool_list_json_entries_carry_their_key_id_and_contributor() {
 
 #[test]
 fn adding_a_pool_key_twice_says_it_is_already_in_the_pool() {
-    let setup = Setup::new();
+    let setup = Setup::keyed();
     let first = setup.add_pool_key("brave", None, GLOBAL_KEY);
     let second = setup.add_pool_key("brave", None, GLOBAL_KEY);
 
@@ -513,7 +422,7 @@ fn adding_a_pool_key_twice_says_it_is_already_in_the_pool() {
 
 #[test]
 fn resolve_reveals_the_key_only_with_reveal() {
-    let mut setup = Setup::new();
+    let mut setup = Setup::keyed();
     setup.set("BRAVE_API_KEY", ENV_KEY);
     setup.set_user_key("3", "brave", USER_KEY);
     setup.add_pool_key("brave", None, GLOBAL_KEY);
@@ -545,7 +454,7 @@ fn resolve_reveals_the_key_only_with_reveal() {
 
 /// A user key and a pool key, stored before a refused command.
 fn setup_with_earlier_keys() -> Setup {
-    let setup = Setup::new();
+    let setup = Setup::keyed();
     assert_eq!(setup.set_user_key("10", "brave", USER_KEY).code, Some(0));
     assert_eq!(setup.add_pool_key("brave", None, GLOBAL_KEY).code, Some(0));
     setup
@@ -585,7 +494,7 @@ fn assert_input_refused(input: &[u8], words: &str) {
         &["pool", "add", "--service", "brave", "--channel", "12"],
     ] {
         let run = setup.run_with_stdin(args, input);
-        let line = run.one_error_line();
+        let line = run.refused_line();
         assert!(line.contains(words), "{args:?}: {line}");
         let text = String::from_utf8_lossy(input);
         assert!(
@@ -641,7 +550,7 @@ fn ten_megabytes_on_stdin_are_refused_quickly_and_nothing_is_written() {
             "{:?}",
             started.elapsed()
         );
-        let line = run.one_error_line();
+        let line = run.refused_line();
         assert!(line.contains("more than 64 KiB"), "{line}");
     }
     assert_only_earlier_keys(&setup);
@@ -659,7 +568,7 @@ fn an_unknown_service_is_refused_with_the_list_of_services() {
         &["user", "set", "--user", "10", "--service", "Brave Search"],
     ] {
         let run = setup.run_with_stdin(args, "BSA-some-other-key-0000\n");
-        let line = run.one_error_line();
+        let line = run.refused_line();
         assert!(
             line.contains("there is no service called"),
             "{args:?}: {line}"
@@ -731,13 +640,13 @@ fn a_base_url_is_only_for_gitea() {
         ],
         "BSA-some-other-key-0000\n",
     );
-    assert!(run.one_error_line().contains("only for --service gitea"));
+    assert!(run.refused_line().contains("only for --service gitea"));
     assert_only_earlier_keys(&setup);
 }
 
 #[test]
 fn gitea_credentials_keep_their_base_url_and_resolve_to_the_token() {
-    let setup = Setup::new();
+    let setup = Setup::keyed();
     let token = "gitea-token-0123456789abcd";
     let run = setup.run_with_stdin(
         &[
@@ -778,7 +687,7 @@ fn gitea_credentials_keep_their_base_url_and_resolve_to_the_token() {
         ],
         "gitea-\0-token-0000",
     );
-    assert!(nul.one_error_line().contains("control characters"));
+    assert!(nul.refused_line().contains("control characters"));
     assert_eq!(
         setup.json(&["user", "list", "--user", "21", "--json"]),
         json!([])
@@ -819,7 +728,7 @@ fn pool_remove_of_a_key_id_the_pool_lacks_says_so() {
         "There is no Brave Search key 0123456789ab in the global pool; nothing changed.\n"
     );
     let bad = setup.run(&["pool", "remove", "--service", "brave", "--key-id", "*"]);
-    assert!(bad.one_error_line().contains("is not a key id"));
+    assert!(bad.refused_line().contains("is not a key id"));
     assert_only_earlier_keys(&setup);
 }
 
@@ -845,7 +754,7 @@ fn user_forget_erases_every_key_and_says_how_many() {
 
 #[test]
 fn read_only_commands_create_no_database() {
-    let setup = Setup::new();
+    let setup = Setup::keyed();
     for args in [
         &["user", "list", "--user", "1"][..],
         &["pool", "list"],
@@ -853,7 +762,7 @@ fn read_only_commands_create_no_database() {
         &["usage", "show", "--user", "1"],
     ] {
         let run = setup.run(args);
-        let line = run.one_error_line();
+        let line = run.refused_line();
         assert!(line.contains("does not exist"), "{args:?}: {line}");
         assert!(line.contains("STARGAZER_DB_PATH"), "{line}");
     }
@@ -864,7 +773,7 @@ fn read_only_commands_create_no_database() {
 
 #[test]
 fn migrate_rewrites_a_plaintext_value_once() {
-    let setup = Setup::new();
+    let setup = Setup::keyed();
     let db = setup.db_path();
     let user_keys = Layout::new("stargazer").user_keys_key(30);
     let secret = "plain-secret-from-the-original-bot-0042";
@@ -915,7 +824,7 @@ fn migrate_rewrites_a_plaintext_value_once() {
 
 #[test]
 fn usage_show_and_reset_round_trip() {
-    let setup = Setup::new();
+    let setup = Setup::keyed();
     block_on(async {
         let vault = KeyVault::open(setup.config()).await.unwrap();
         for _ in 0..3 {
@@ -974,5 +883,5 @@ fn usage_show_and_reset_round_trip() {
         "summarize"
     );
     let bad = setup.run(&["usage", "reset", "--user", "9", "--tool", "Web Search"]);
-    assert!(bad.one_error_line().contains("is not a valid tool name"));
+    assert!(bad.refused_line().contains("is not a valid tool name"));
 }

@@ -3,8 +3,7 @@
 //! file (and a private redis-server).
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -12,73 +11,12 @@ use secrecy::ExposeSecret as _;
 use stargazer_keys::crypto::{SealContext, StoredValue};
 use stargazer_keys::testkit::RedisServer;
 use stargazer_keys::{DataKeyStore, Keyring, MasterKey};
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stargazer-keys");
+mod support;
 
-/// A working directory with a `data/` folder, and the settings the binary runs with.
-struct Setup {
-    dir: TempDir,
-    vars: Vec<(String, String)>,
-}
-
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Setup {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        let mut setup = Self {
-            dir,
-            vars: Vec::new(),
-        };
-        let db = setup.db_path().display().to_string();
-        setup.set("STARGAZER_DB_PATH", db);
-        setup
-    }
-
-    fn db_path(&self) -> PathBuf {
-        self.dir.path().join("data").join("stargazer-keys.db")
-    }
-
-    fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
-        self.vars.push((name.to_owned(), value.into()));
-        self
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        let output = Command::new(BIN)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8(output.stdout).unwrap(),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
-    }
-}
+use support::{Run, Setup};
 
 impl Run {
-    /// The single stderr line of a failed run, after checking that there is exactly one.
-    fn one_error_line(&self) -> &str {
-        assert_eq!(self.code, Some(1), "{self:#?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{self:#?}");
-        assert!(lines[0].starts_with("error: "), "{self:#?}");
-        lines[0]
-    }
-
     fn doctor_lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
     }
@@ -88,10 +26,6 @@ impl Run {
             .lines()
             .find(|line| line.starts_with(prefix))
             .unwrap_or_else(|| panic!("no line starts with {prefix:?}: {self:#?}"))
-    }
-
-    fn mentions(&self, text: &str) -> bool {
-        self.stdout.contains(text) || self.stderr.contains(text)
     }
 }
 
