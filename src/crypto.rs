@@ -339,11 +339,11 @@ impl<'a> StoredValue<'a> {
             StoredValue::Plaintext(text) => return Ok(SecretString::from(*text)),
             StoredValue::V4(bytes) => {
                 let key = data_key.ok_or(OpenError::NoDataKey)?;
-                open_raw(&key.cipher, &context.associated_data(), bytes)?
+                open_raw(&key.cipher(), &context.associated_data(), bytes)?
             }
             StoredValue::V2(bytes) => {
                 let key = data_key.ok_or(OpenError::NoDataKey)?;
-                open_raw(&key.cipher, &[], bytes)?
+                open_raw(&key.cipher(), &[], bytes)?
             }
         };
         String::from_utf8(plain)
@@ -371,10 +371,11 @@ fn version_prefix(value: &str) -> Option<&str> {
     (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(head)
 }
 
-/// A 32-byte per-owner data key. Zeroized on drop (the raw bytes and the AES key schedule);
-/// `Debug` shows nothing of it.
+/// A 32-byte per-owner data key. Zeroized on drop; `Debug` shows nothing of it.
+///
+/// Only the 32 raw bytes are held (so a cache of many keys stays small): each seal or open
+/// expands the AES key schedule on the stack, and that copy is zeroized when it is dropped.
 pub struct DataKey {
-    cipher: Aes256Gcm,
     bytes: Zeroizing<[u8; KEY_LEN]>,
 }
 
@@ -387,13 +388,22 @@ impl DataKey {
     }
 
     fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
-        let cipher = Aes256Gcm::new(bytes.as_ref().into());
-        Self { cipher, bytes }
+        Self { bytes }
+    }
+
+    /// The AES-GCM cipher of this key (its expanded key schedule, zeroized on drop).
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(self.bytes.as_ref().into())
+    }
+
+    /// Whether `other` is the same key (compared in constant time).
+    pub fn same_key(&self, other: &DataKey) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.bytes.as_slice(), other.bytes.as_slice()).into()
     }
 
     /// Seals `secret` as a `v4:` value bound to `context`.
     pub fn seal(&self, context: &SealContext<'_>, secret: &[u8]) -> String {
-        let raw = seal_raw(&self.cipher, &context.associated_data(), secret);
+        let raw = seal_raw(&self.cipher(), &context.associated_data(), secret);
         format!("{V4_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
     }
 
@@ -487,7 +497,7 @@ mod tests {
     #[test]
     fn v2_values_of_the_original_open_without_associated_data() {
         let dek = DataKey::generate();
-        let raw = seal_raw(&dek.cipher, &[], b"legacy-v2-secret");
+        let raw = seal_raw(&dek.cipher(), &[], b"legacy-v2-secret");
         let value = format!("v2:{}", URL_SAFE.encode(raw));
         let parsed = StoredValue::parse(&value).unwrap();
         assert_eq!(parsed.format(), SealedFormat::V2);

@@ -1,5 +1,6 @@
 //! Per-owner data keys in the SQLite table `encryption_keys`, wrapped by the master key, with a
-//! bounded in-memory cache of unwrapped keys.
+//! bounded in-memory cache of unwrapped keys that stays coherent across processes sharing the
+//! file (see [`DataKeyStore`]).
 //!
 //! Every method here blocks on SQLite (except [`DataKeyStore::cached`]); async callers run them
 //! on a blocking thread.
@@ -7,8 +8,10 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -108,7 +111,49 @@ impl RotationReport {
     }
 }
 
+/// What deleting a data key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erasure {
+    /// Whether the owner had a data key.
+    pub existed: bool,
+    /// Whether the write-ahead log was checkpointed and truncated afterwards, so no old frame
+    /// of the file still holds the wrapped key.
+    pub checkpoint: Checkpoint,
+}
+
+/// Whether a `wal_checkpoint(TRUNCATE)` completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// The log was moved into the file and truncated.
+    Complete,
+    /// Another connection kept a read open through every retry: the log still holds old
+    /// frames. Every open store retries in the background until one succeeds.
+    Blocked,
+}
+
+/// How often each store reads the change log of the data keys.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+/// How long after the start of its last complete read of the change log a store still trusts
+/// its cached keys. Past it (the watcher is stuck, or the file unreadable) every call reads the
+/// table instead, so an erased key is never used more than this long after the erasure.
+const LEASE: Duration = Duration::from_millis(800);
+/// Events older than this are pruned; a watcher that fell further behind flushes its cache.
+const EVENT_RETENTION_SECS: i64 = 600;
+/// How many times a delete tries to checkpoint the log, and how long each try waits for readers.
+const CHECKPOINT_TRIES: u32 = 3;
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(400);
+
 /// The data-key store: cheap to clone, shared by every task.
+///
+/// Several processes may share one database. Unwrapped keys are cached, and the cache stays
+/// honest in three ways:
+/// - every deleted row leaves an event in `data_key_events` (a trigger writes it); a watcher
+///   thread reads new events every 200 ms and drops those owners' keys;
+/// - cached keys are used only while the watcher's last complete read began less than 800 ms
+///   ago; past that every call reads the table, so an erasure reaches every process within 1 s
+///   even when the watcher is stuck;
+/// - [`DataKeyStore::current`] reads the row itself (never the cache), for sealing, and
+///   [`DataKeyStore::holds`] checks afterwards that the key is still the stored one.
 #[derive(Clone)]
 pub struct DataKeyStore {
     inner: Arc<Inner>,
@@ -118,6 +163,48 @@ struct Inner {
     conn: Mutex<Connection>,
     keyring: Keyring,
     cache: Mutex<LruCache<String, Arc<DataKey>>>,
+    /// Bumped (under the cache lock) whenever keys are evicted, so a read that began before an
+    /// eviction does not put back the key the eviction removed.
+    evictions: AtomicU64,
+    /// Milliseconds since `epoch` until which cached keys may be used.
+    fresh_until_ms: AtomicU64,
+    epoch: Instant,
+    /// A delete's checkpoint was blocked, or another process deleted a key: the watcher
+    /// checkpoints until it succeeds.
+    checkpoint_wanted: AtomicBool,
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn renew_lease(&self, read_started_ms: u64) {
+        let until = read_started_ms + LEASE.as_millis() as u64;
+        self.fresh_until_ms.fetch_max(until, Ordering::AcqRel);
+    }
+
+    fn lease_valid(&self) -> bool {
+        self.now_ms() < self.fresh_until_ms.load(Ordering::Acquire)
+    }
+
+    fn cache(&self) -> MutexGuard<'_, LruCache<String, Arc<DataKey>>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn evict<'a>(&self, owners: impl IntoIterator<Item = &'a str>) {
+        let mut cache = self.cache();
+        for owner in owners {
+            cache.pop(owner);
+        }
+        self.evictions.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn evict_all(&self) {
+        let mut cache = self.cache();
+        cache.clear();
+        self.evictions.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for DataKeyStore {
@@ -136,8 +223,7 @@ impl DataKeyStore {
         keyring: Keyring,
         cache_capacity: usize,
     ) -> Result<Self, DataKeyError> {
-        let conn = db::open(path)?;
-        let store = Self::from_connection(conn, keyring, cache_capacity);
+        let store = Self::open_unchecked(path, keyring, cache_capacity)?;
         store.check_keyring()?;
         Ok(store)
     }
@@ -149,22 +235,22 @@ impl DataKeyStore {
         keyring: Keyring,
         cache_capacity: usize,
     ) -> Result<Self, DataKeyError> {
-        Ok(Self::from_connection(
-            db::open(path)?,
-            keyring,
-            cache_capacity,
-        ))
-    }
-
-    fn from_connection(conn: Connection, keyring: Keyring, cache_capacity: usize) -> Self {
+        let conn = db::open(path)?;
+        let last_event = last_event_seq(&conn)?;
         let capacity = NonZeroUsize::new(cache_capacity).unwrap_or(NonZeroUsize::MIN);
-        Self {
-            inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                keyring,
-                cache: Mutex::new(LruCache::new(capacity)),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            conn: Mutex::new(conn),
+            keyring,
+            cache: Mutex::new(LruCache::new(capacity)),
+            evictions: AtomicU64::new(0),
+            fresh_until_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            checkpoint_wanted: AtomicBool::new(false),
+        });
+        // The cache is empty and the log was just read: it is fresh now.
+        inner.renew_lease(0);
+        Watcher::spawn(&inner, path.to_path_buf(), last_event);
+        Ok(Self { inner })
     }
 
     /// The keyring the store wraps and unwraps with.
@@ -172,7 +258,7 @@ impl DataKeyStore {
         &self.inner.keyring
     }
 
-    /// Runs `f` on the store's SQLite connection (the embedded storage backend shares it).
+    /// Runs `f` on the store's SQLite connection.
     pub fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
         f(&self.conn())
     }
@@ -182,13 +268,13 @@ impl DataKeyStore {
         self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn cache(&self) -> MutexGuard<'_, LruCache<String, Arc<DataKey>>> {
-        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The owner's data key if it is in the cache; never blocks on SQLite.
+    /// The owner's data key if it is cached and the cache is known to be fresh; never blocks
+    /// on SQLite.
     pub fn cached(&self, owner: &str) -> Option<Arc<DataKey>> {
-        self.cache().get(owner).cloned()
+        if !self.inner.lease_valid() {
+            return None;
+        }
+        self.inner.cache().get(owner).cloned()
     }
 
     /// The owner's data key, from the cache or SQLite; `None` when the owner has none.
@@ -196,20 +282,31 @@ impl DataKeyStore {
         if let Some(key) = self.cached(owner) {
             return Ok(Some(key));
         }
+        self.reload(owner)
+    }
+
+    /// The owner's data key as the table holds it now, bypassing (and refreshing) the cache;
+    /// `None` when the owner has none. For a value that did not open under a cached key: it
+    /// may have been sealed elsewhere under a newer key.
+    pub fn reload(&self, owner: &str) -> Result<Option<Arc<DataKey>>, DataKeyError> {
+        let evictions = self.inner.evictions.load(Ordering::Acquire);
         let row = self.read_row(&self.conn(), owner)?;
-        row.map(|(wrapped, kek_id)| self.unwrap_and_cache(owner, &wrapped, &kek_id))
+        row.map(|(wrapped, kek_id)| self.unwrap_and_cache(owner, &wrapped, &kek_id, evictions))
             .transpose()
     }
 
-    /// The owner's data key, created (and stored) when the owner has none yet.
-    pub fn get_or_create(&self, owner: &str) -> Result<Arc<DataKey>, DataKeyError> {
-        if let Some(key) = self.get(owner)? {
-            return Ok(key);
+    /// The owner's data key as the table holds it now (never the cache), created when the
+    /// owner has none: the key to seal new values under.
+    pub fn current(&self, owner: &str) -> Result<Arc<DataKey>, DataKeyError> {
+        let evictions = self.inner.evictions.load(Ordering::Acquire);
+        let conn = self.conn();
+        if let Some((wrapped, kek_id)) = self.read_row(&conn, owner)? {
+            drop(conn);
+            return self.unwrap_and_cache(owner, &wrapped, &kek_id, evictions);
         }
         let fresh = DataKey::generate();
         let current = self.inner.keyring.current();
         let wrapped = current.wrap(owner, &fresh);
-        let conn = self.conn();
         // Another process may have created one since we looked: keep whichever landed first.
         conn.execute(
             "INSERT INTO encryption_keys (user_id, encrypted_key, created_at, kek_id)
@@ -220,21 +317,51 @@ impl DataKeyStore {
             .read_row(&conn, owner)?
             .expect("the row was just inserted or already present");
         drop(conn);
-        self.unwrap_and_cache(owner, &wrapped, &kek_id)
+        self.unwrap_and_cache(owner, &wrapped, &kek_id, evictions)
     }
 
-    /// Deletes the owner's data key (crypto-shredding every value sealed under it).
-    /// Returns whether there was one.
-    pub fn delete(&self, owner: &str) -> Result<bool, DataKeyError> {
-        let conn = self.conn();
-        let deleted = conn.execute("DELETE FROM encryption_keys WHERE user_id = ?1", [owner])?;
-        if deleted > 0 {
-            // Move the change out of the write-ahead log so no old frame keeps the wrapped key.
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    /// The owner's data key, created (and stored) when the owner has none yet: the same as
+    /// [`DataKeyStore::current`].
+    pub fn get_or_create(&self, owner: &str) -> Result<Arc<DataKey>, DataKeyError> {
+        self.current(owner)
+    }
+
+    /// Whether the table still holds `key` as the owner's data key: checked after a value was
+    /// sealed and written, since another process may have erased the key meanwhile.
+    pub fn holds(&self, owner: &str, key: &DataKey) -> Result<bool, DataKeyError> {
+        let row = self.read_row(&self.conn(), owner)?;
+        match row {
+            Some((wrapped, kek_id)) => Ok(self.unwrap(owner, &wrapped, &kek_id)?.same_key(key)),
+            None => Ok(false),
         }
+    }
+
+    /// Deletes the owner's data key (crypto-shredding every value sealed under it), drops it
+    /// from this process's cache, and checkpoints the write-ahead log so no old frame keeps
+    /// the wrapped key. Other processes drop their copy within 1 s (see the type's docs).
+    ///
+    /// An error means nothing was deleted. A checkpoint that other readers kept blocking
+    /// through every retry is reported as [`Checkpoint::Blocked`], and retried in the
+    /// background by every open store.
+    pub fn delete(&self, owner: &str) -> Result<Erasure, DataKeyError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let deleted = tx.execute("DELETE FROM encryption_keys WHERE user_id = ?1", [owner])?;
+        tx.execute(
+            "DELETE FROM data_key_events WHERE at < unixepoch() - ?1",
+            [EVENT_RETENTION_SECS],
+        )?;
+        tx.commit()?;
+        self.inner.evict([owner]);
+        let checkpoint = checkpoint_with_retries(&conn);
         drop(conn);
-        self.cache().pop(owner);
-        Ok(deleted > 0)
+        if checkpoint == Checkpoint::Blocked {
+            self.inner.checkpoint_wanted.store(true, Ordering::Release);
+        }
+        Ok(Erasure {
+            existed: deleted > 0,
+            checkpoint,
+        })
     }
 
     fn read_row(
@@ -248,14 +375,20 @@ impl DataKeyStore {
             .optional()?)
     }
 
+    /// Unwraps a row read after `evictions` was loaded, and caches the key unless keys were
+    /// evicted since (the row may be the one an eviction was about).
     fn unwrap_and_cache(
         &self,
         owner: &str,
         wrapped: &[u8],
         kek_id: &str,
+        evictions: u64,
     ) -> Result<Arc<DataKey>, DataKeyError> {
         let key = Arc::new(self.unwrap(owner, wrapped, kek_id)?);
-        self.cache().put(owner.to_owned(), Arc::clone(&key));
+        let mut cache = self.inner.cache();
+        if self.inner.evictions.load(Ordering::Acquire) == evictions {
+            cache.put(owner.to_owned(), Arc::clone(&key));
+        }
         Ok(key)
     }
 
@@ -392,6 +525,161 @@ impl DataKeyStore {
         }
         tx.commit()?;
         Ok(report)
+    }
+}
+
+/// The highest event number ever given out (0 when none was).
+fn last_event_seq(conn: &Connection) -> Result<i64, DataKeyError> {
+    Ok(conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'data_key_events'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)`, retried while readers block it, each try waiting at most
+/// [`CHECKPOINT_WAIT`] for them.
+fn checkpoint_with_retries(conn: &Connection) -> Checkpoint {
+    let outcome = (|| {
+        conn.busy_timeout(CHECKPOINT_WAIT)?;
+        for _ in 0..CHECKPOINT_TRIES {
+            if checkpoint_once(conn)? == Checkpoint::Complete {
+                return Ok(Checkpoint::Complete);
+            }
+        }
+        Ok::<_, rusqlite::Error>(Checkpoint::Blocked)
+    })();
+    if let Err(err) = conn.busy_timeout(db::BUSY_TIMEOUT) {
+        tracing::warn!(error = %err, "cannot restore the busy timeout after a checkpoint");
+    }
+    outcome.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "the write-ahead log checkpoint failed");
+        Checkpoint::Blocked
+    })
+}
+
+fn checkpoint_once(conn: &Connection) -> Result<Checkpoint, rusqlite::Error> {
+    // The row is (busy, frames in the log, frames checkpointed); busy = 1: not completed.
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    }) {
+        Ok(0) => Ok(Checkpoint::Complete),
+        Ok(_) => Ok(Checkpoint::Blocked),
+        Err(err) if db::is_busy(&err) => Ok(Checkpoint::Blocked),
+        Err(err) => Err(err),
+    }
+}
+
+/// The thread that reads `data_key_events` for one store and evicts what other processes
+/// deleted. It ends soon after the store is dropped.
+struct Watcher {
+    store: Weak<Inner>,
+    path: PathBuf,
+    conn: Option<Connection>,
+    last_event: i64,
+    failing: bool,
+}
+
+impl Watcher {
+    fn spawn(inner: &Arc<Inner>, path: PathBuf, last_event: i64) {
+        let mut watcher = Watcher {
+            store: Arc::downgrade(inner),
+            path,
+            conn: None,
+            last_event,
+            failing: false,
+        };
+        let spawned = std::thread::Builder::new()
+            .name("stargazer-keys-data-key-watcher".into())
+            .spawn(move || watcher.run());
+        if let Err(err) = spawned {
+            // Without a watcher the lease is never renewed: every call reads the table.
+            tracing::warn!(error = %err, "cannot start the data-key watcher; data keys will not be cached");
+        }
+    }
+
+    fn run(&mut self) {
+        loop {
+            std::thread::sleep(WATCH_EVERY);
+            let Some(inner) = self.store.upgrade() else {
+                return;
+            };
+            let started = inner.now_ms();
+            match self.read_events(&inner) {
+                Ok(()) => {
+                    inner.renew_lease(started);
+                    if self.failing {
+                        tracing::info!("the data-key change log is readable again");
+                        self.failing = false;
+                    }
+                }
+                Err(err) => {
+                    // Keys stay cached but unused until a read succeeds: every call asks the table.
+                    if !self.failing {
+                        tracing::warn!(error = %err, "cannot read the data-key change log; reading data keys from the database until it works again");
+                        self.failing = true;
+                    }
+                    self.conn = None;
+                }
+            }
+            if inner.checkpoint_wanted.load(Ordering::Acquire)
+                && let Some(conn) = &self.conn
+                && checkpoint_once(conn).is_ok_and(|c| c == Checkpoint::Complete)
+            {
+                inner.checkpoint_wanted.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    fn read_events(&mut self, inner: &Inner) -> Result<(), DataKeyError> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            slot => {
+                let conn = db::open(&self.path)?;
+                // Short: a checkpoint here must not hold writers up.
+                conn.busy_timeout(Duration::from_millis(100))?;
+                slot.insert(conn)
+            }
+        };
+        // One statement, one snapshot: the new events and the highest number given out.
+        let rows: Vec<(i64, Option<String>)> = conn
+            .prepare_cached(
+                "SELECT seq, owner FROM data_key_events WHERE seq > ?1
+                 UNION ALL
+                 SELECT seq, NULL FROM sqlite_sequence WHERE name = 'data_key_events'",
+            )?
+            .query_map([self.last_event], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let highest = rows
+            .iter()
+            .filter(|(_, owner)| owner.is_none())
+            .map(|(seq, _)| *seq)
+            .max()
+            .unwrap_or(self.last_event);
+        let mut events: Vec<(i64, String)> = rows
+            .into_iter()
+            .filter_map(|(seq, owner)| owner.map(|owner| (seq, owner)))
+            .collect();
+        events.sort_unstable_by_key(|(seq, _)| *seq);
+        if highest <= self.last_event {
+            return Ok(());
+        }
+        let complete = events.len() as i64 == highest - self.last_event;
+        if complete {
+            inner.evict(events.iter().map(|(_, owner)| owner.as_str()));
+        } else {
+            // Some events were pruned before this store read them: forget everything.
+            tracing::debug!(
+                "the data-key change log moved past this process; dropping every cached key"
+            );
+            inner.evict_all();
+        }
+        inner.checkpoint_wanted.store(true, Ordering::Release);
+        self.last_event = highest;
+        Ok(())
     }
 }
 

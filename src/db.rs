@@ -1,5 +1,10 @@
 //! The SQLite file: opening it (WAL, busy timeout) and its schema, versioned with
 //! `PRAGMA user_version`.
+//!
+//! Any number of processes may open one file at once, fresh or old: the switch to WAL is
+//! retried while another opener holds the file, and the schema is created or upgraded inside
+//! one `BEGIN IMMEDIATE` transaction that re-reads the version once it holds the write lock,
+//! so exactly one process does it and the others wait for it instead of failing.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Why the database could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +61,10 @@ pub enum DbError {
 
 impl From<rusqlite::Error> for DbError {
     fn from(err: rusqlite::Error) -> Self {
-        match err.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                DbError::Locked
-            }
-            _ => DbError::Sqlite(err),
+        if is_busy(&err) {
+            DbError::Locked
+        } else {
+            DbError::Sqlite(err)
         }
     }
 }
@@ -96,8 +100,7 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
     )
     .map_err(open_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(open_err)?;
+    use_wal(&conn).map_err(open_err)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(open_err)?;
     // Deleted data keys must not linger in free pages: crypto-shredding depends on it.
@@ -105,6 +108,34 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
         .map_err(open_err)?;
     migrate(&conn, path)?;
     Ok(conn)
+}
+
+/// Switches the file to WAL. A fresh file opened by several processes at once may answer
+/// `SQLITE_BUSY` to the switch without waiting on the busy timeout, so it is retried until the
+/// busy timeout has passed.
+fn use_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let mode: Result<String, _> =
+            conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0));
+        match mode {
+            Ok(_) => return Ok(()),
+            Err(err) if is_busy(&err) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Whether SQLite answered that another connection holds the lock it needs.
+pub(crate) fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Whether a file can be created in `dir` (permission bits do not stop root, so try it).
@@ -130,7 +161,20 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
     if version == SCHEMA_VERSION {
         return Ok(());
     }
-    let tx = conn.unchecked_transaction()?;
+    // Take the write lock first (waiting on the busy timeout), then read the version again:
+    // another process may have upgraded the file while this one waited. A deferred transaction
+    // that read first would fail at its first write instead of waiting.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(DbError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+        });
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
     if version < 1 {
         let original_table: Option<String> = tx
             .query_row(
@@ -181,6 +225,21 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
                 key TEXT PRIMARY KEY,
                 expires_at_ms INTEGER NOT NULL
             ) WITHOUT ROWID;",
+        )?;
+    }
+    if version < 4 {
+        // Every deleted data key leaves an event, so other processes drop their cached copy
+        // (see `data_keys`). A trigger, so even a delete by hand or by an older build is seen.
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS data_key_events (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                owner TEXT NOT NULL,
+                at INTEGER NOT NULL
+            );
+            CREATE TRIGGER IF NOT EXISTS data_key_deleted AFTER DELETE ON encryption_keys
+            BEGIN
+                INSERT INTO data_key_events (owner, at) VALUES (old.user_id, unixepoch());
+            END;",
         )?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

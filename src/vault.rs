@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::catalogue::{Catalogue, CatalogueError, validate_service_id};
 use crate::config::{Config, ConfigError};
 use crate::crypto::{DataKey, SealContext, SealedFormat, StoredValue};
-use crate::data_keys::{DataKeyError, DataKeyStore};
+use crate::data_keys::{Checkpoint, DataKeyError, DataKeyStore};
 use crate::health::{Bench, live_benches};
 use crate::key_check::KeyCheck;
 use crate::secret::ApiKey;
@@ -180,6 +180,19 @@ pub struct PoolAdd {
     pub check: KeyCheck,
 }
 
+/// What [`KeyVault::forget_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forgotten {
+    /// How many keys the user had.
+    pub keys: usize,
+    /// Whether the user had a data key, now destroyed.
+    pub data_key_destroyed: bool,
+    /// Whether the database's write-ahead log was cleared of the wrapped key at once; when
+    /// [`Checkpoint::Blocked`], a copy of the wrapped key stays in the `-wal` file until a
+    /// later checkpoint (every running process retries).
+    pub checkpoint: Checkpoint,
+}
+
 /// What `migrate` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MigrationReport {
@@ -236,6 +249,26 @@ pub enum KeyError {
     /// Storage failed.
     #[error("the key store is unavailable, so nothing was changed: {0}")]
     Storage(#[from] StorageError),
+    /// `forget_user` destroyed the data key, but the sealed values could not be deleted.
+    #[error(
+        "the encryption key of the {} was destroyed, so no copy of {} can be opened any more, but the sealed {} could not be deleted from storage ({source}); run the erasure again to delete {}",
+        plural(*.keys, "key", "keys"),
+        plural(*.keys, "it", "them"),
+        plural(*.keys, "value", "values"),
+        plural(*.keys, "it", "them")
+    )]
+    ValuesRemain {
+        /// How many keys the user had.
+        keys: usize,
+        /// Why they could not be deleted.
+        source: StorageError,
+    },
+    /// The owner's data key was erased and made again by other processes three times while
+    /// one value was being sealed.
+    #[error(
+        "the encryption key changed three times while the key was being saved (it is being erased elsewhere), so it was not saved; try again"
+    )]
+    DataKeyChurn,
     /// The data-key store failed.
     #[error("the encryption key store failed, so nothing was changed: {0}")]
     DataKeys(#[from] DataKeyError),
@@ -435,22 +468,59 @@ impl KeyVault {
 
     // ----- data keys --------------------------------------------------------------------
 
-    async fn data_key(&self, owner: &str, create: bool) -> Result<Option<Arc<DataKey>>, KeyError> {
-        if let Some(key) = self.inner.data_keys.cached(owner) {
-            return Ok(Some(key));
-        }
+    /// Runs a data-key store call on a blocking thread.
+    async fn on_data_keys<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&DataKeyStore) -> Result<T, DataKeyError> + Send + 'static,
+    ) -> Result<T, KeyError> {
         let store = self.inner.data_keys.clone();
+        Ok(tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|err| StorageError::Task(err.to_string()))??)
+    }
+
+    /// The owner's data key to open values with (cached when the cache is fresh), and whether
+    /// it came from the cache.
+    async fn key_to_open(&self, owner: &str) -> Result<Option<(Arc<DataKey>, bool)>, KeyError> {
+        if let Some(key) = self.inner.data_keys.cached(owner) {
+            return Ok(Some((key, true)));
+        }
         let owner = owner.to_owned();
-        let key = tokio::task::spawn_blocking(move || {
-            if create {
-                store.get_or_create(&owner).map(Some)
-            } else {
-                store.get(&owner)
+        let key = self.on_data_keys(move |store| store.get(&owner)).await?;
+        Ok(key.map(|key| (key, false)))
+    }
+
+    /// Seals a value under the owner's current data key and writes it with `write`, then checks
+    /// that the key is still the stored one: another process may have erased it (and made a new
+    /// one) meanwhile, and a value sealed under an erased key opens nowhere. If it was, the
+    /// value is sealed again under the new key and written again.
+    async fn seal_and_write<T, F, Fut>(&self, owner: &str, mut write: F) -> Result<T, KeyError>
+    where
+        F: FnMut(Arc<DataKey>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, KeyError>>,
+    {
+        const TRIES: usize = 3;
+        for _ in 0..TRIES {
+            let key = {
+                let owner = owner.to_owned();
+                self.on_data_keys(move |store| store.current(&owner))
+                    .await?
+            };
+            let written = write(Arc::clone(&key)).await?;
+            let still = {
+                let owner = owner.to_owned();
+                self.on_data_keys(move |store| store.holds(&owner, &key))
+                    .await?
+            };
+            if still {
+                return Ok(written);
             }
-        })
-        .await
-        .map_err(|err| StorageError::Task(err.to_string()))??;
-        Ok(key)
+            tracing::info!(
+                owner,
+                "a data key was erased while a value was sealed under it; sealing again"
+            );
+        }
+        Err(KeyError::DataKeyChurn)
     }
 
     fn seal_context<'a>(
@@ -482,12 +552,32 @@ impl KeyVault {
                 // v2 values were user values only: a pool entry in that format was put there by hand.
                 return Err(crate::crypto::OpenError::Authentication.into());
             }
-            let key = if stored.needs_data_key() {
-                self.data_key(owner, false).await?
+            let opened = if stored.needs_data_key() {
+                let Some((key, from_cache)) = self.key_to_open(owner).await? else {
+                    return Err(crate::crypto::OpenError::NoDataKey.into());
+                };
+                let context = self.seal_context(owner, service, key_id);
+                match stored.open(Some(&key), &context) {
+                    // The value may have been sealed by another process under a newer key
+                    // than the cached one: read the key again and retry once.
+                    Err(crate::crypto::OpenError::Authentication) if from_cache => {
+                        let fresh = {
+                            let owner = owner.to_owned();
+                            self.on_data_keys(move |store| store.reload(&owner)).await?
+                        };
+                        match fresh {
+                            Some(fresh) if !fresh.same_key(&key) => {
+                                stored.open(Some(&fresh), &context)?
+                            }
+                            Some(_) => return Err(crate::crypto::OpenError::Authentication.into()),
+                            None => return Err(crate::crypto::OpenError::NoDataKey.into()),
+                        }
+                    }
+                    other => other?,
+                }
             } else {
-                None
+                stored.open(None, &self.seal_context(owner, service, key_id))?
             };
-            let opened = stored.open(key.as_deref(), &self.seal_context(owner, service, key_id))?;
             let payload = match format {
                 SealedFormat::V4 => Payload::decode(opened.expose_secret()),
                 SealedFormat::V2 | SealedFormat::Plaintext => Payload::bare(opened.expose_secret()),
@@ -519,21 +609,19 @@ impl KeyVault {
         let secret = check_secret(secret)?;
         let check = self.check_key(service, secret).await?;
         let owner = user_id.to_string();
-        let data_key = self
-            .data_key(&owner, true)
-            .await?
-            .expect("created on demand");
         let now = OffsetDateTime::now_utc();
-        let sealed = data_key.seal(
-            &self.seal_context(&owner, service, None),
-            Payload::encode(secret, now, None)
-                .expose_secret()
-                .as_bytes(),
-        );
-        self.inner
-            .storage
-            .hset(&self.inner.layout.user_keys_key(user_id), service, &sealed)
-            .await?;
+        let hash = self.inner.layout.user_keys_key(user_id);
+        self.seal_and_write(&owner, |data_key| {
+            let sealed = data_key.seal(
+                &self.seal_context(&owner, service, None),
+                Payload::encode(secret, now, None)
+                    .expose_secret()
+                    .as_bytes(),
+            );
+            let hash = &hash;
+            async move { Ok(self.inner.storage.hset(hash, service, &sealed).await?) }
+        })
+        .await?;
         Ok(UserKeyInfo {
             service: service.to_owned(),
             display_name: self.inner.catalogue.display_name(service).to_owned(),
@@ -575,19 +663,26 @@ impl KeyVault {
         Ok(keys)
     }
 
-    /// Erases every key of the user: deletes the hash, then the user's data key, so any copy
-    /// of the values left anywhere (backups, replicas) can no longer be opened. Returns how
-    /// many keys the user had.
-    pub async fn forget_user(&self, user_id: u64) -> Result<usize, KeyError> {
-        let key = self.inner.layout.user_keys_key(user_id);
-        let count = self.inner.storage.hgetall(&key).await?.len();
-        self.inner.storage.del(&key).await?;
-        let store = self.inner.data_keys.clone();
+    /// Erases every key of the user. The data key goes first (the crypto-shred: from then on
+    /// no copy of the values opens anywhere, backups and replicas included, and every other
+    /// process drops its cached copy within 1 s), then the values themselves.
+    ///
+    /// On error, the error says what was done: [`KeyError::Storage`] or [`KeyError::DataKeys`]
+    /// when nothing was changed, [`KeyError::ValuesRemain`] when the data key is destroyed
+    /// but the sealed values could not be deleted.
+    pub async fn forget_user(&self, user_id: u64) -> Result<Forgotten, KeyError> {
+        let hash = self.inner.layout.user_keys_key(user_id);
+        let keys = self.inner.storage.hgetall(&hash).await?.len();
         let owner = user_id.to_string();
-        tokio::task::spawn_blocking(move || store.delete(&owner))
-            .await
-            .map_err(|err| StorageError::Task(err.to_string()))??;
-        Ok(count)
+        let erasure = self.on_data_keys(move |store| store.delete(&owner)).await?;
+        if let Err(source) = self.inner.storage.del(&hash).await {
+            return Err(KeyError::ValuesRemain { keys, source });
+        }
+        Ok(Forgotten {
+            keys,
+            data_key_destroyed: erasure.existed,
+            checkpoint: erasure.checkpoint,
+        })
     }
 
     // ----- pools ------------------------------------------------------------------------
@@ -605,24 +700,21 @@ impl KeyVault {
         let secret = check_secret(secret)?;
         let check = self.check_key(service, secret).await?;
         let owner = pool.owner_id();
-        let data_key = self
-            .data_key(&owner, true)
-            .await?
-            .expect("created on demand");
-        let key_id = data_key.key_id(secret.as_bytes());
-        let payload = Payload::encode(secret, OffsetDateTime::now_utc(), Some(contributor));
-        let sealed = data_key.seal(
-            &self.seal_context(&owner, service, Some(&key_id)),
-            payload.expose_secret().as_bytes(),
-        );
-        let added = self
-            .inner
-            .storage
-            .hset_nx(
-                &pool.storage_key(&self.inner.layout, service),
-                &key_id,
-                &sealed,
-            )
+        let hash = pool.storage_key(&self.inner.layout, service);
+        let (key_id, added) = self
+            .seal_and_write(&owner, |data_key| {
+                let key_id = data_key.key_id(secret.as_bytes());
+                let payload = Payload::encode(secret, OffsetDateTime::now_utc(), Some(contributor));
+                let sealed = data_key.seal(
+                    &self.seal_context(&owner, service, Some(&key_id)),
+                    payload.expose_secret().as_bytes(),
+                );
+                let hash = &hash;
+                async move {
+                    let added = self.inner.storage.hset_nx(hash, &key_id, &sealed).await?;
+                    Ok((key_id, added))
+                }
+            })
             .await?;
         Ok(PoolAdd {
             key_id,
@@ -965,25 +1057,26 @@ impl KeyVault {
             SealedFormat::V2 => report.from_v2 += 1,
             SealedFormat::Plaintext => report.from_plaintext += 1,
         }
-        let data_key = self
-            .data_key(&owner, true)
-            .await?
-            .expect("created on demand");
-        let payload = Payload::encode(
-            payload.key.expose(),
-            OffsetDateTime::now_utc(),
-            payload.contributor,
-        );
-        let sealed = data_key.seal(
-            &self.seal_context(&owner, &service, key_id),
-            payload.expose_secret().as_bytes(),
-        );
-        if !self
-            .inner
-            .storage
-            .hreplace(key, field, value, &sealed)
-            .await?
-        {
+        let secret = payload.key;
+        let contributor = payload.contributor;
+        let replaced = self
+            .seal_and_write(&owner, |data_key| {
+                let payload =
+                    Payload::encode(secret.expose(), OffsetDateTime::now_utc(), contributor);
+                let sealed = data_key.seal(
+                    &self.seal_context(&owner, &service, key_id),
+                    payload.expose_secret().as_bytes(),
+                );
+                async move {
+                    Ok(self
+                        .inner
+                        .storage
+                        .hreplace(key, field, value, &sealed)
+                        .await?)
+                }
+            })
+            .await?;
+        if !replaced {
             match format {
                 SealedFormat::V2 => report.from_v2 -= 1,
                 _ => report.from_plaintext -= 1,
@@ -992,6 +1085,11 @@ impl KeyVault {
         }
         Ok(())
     }
+}
+
+/// `singular` for 1, else `plural`.
+fn plural(n: usize, singular: &'static str, plural: &'static str) -> &'static str {
+    if n == 1 { singular } else { plural }
 }
 
 /// Trims a secret and checks it can be a key: not empty, at most 4,000 characters, no

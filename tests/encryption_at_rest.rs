@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 use stargazer_keys::crypto::{DataKey, SealContext, SealedFormat, StoredValue, UnwrapError};
 use stargazer_keys::data_keys::KekUsage;
 use stargazer_keys::storage::{EmbeddedStore, Layout, StorageBackend};
-use stargazer_keys::{DataKeyError, DataKeyStore, Keyring, MasterKey, OpenError};
+use stargazer_keys::{Checkpoint, DataKeyError, DataKeyStore, Keyring, MasterKey, OpenError};
 use tempfile::TempDir;
 
 const PREFIX: &str = "stargazer";
@@ -490,7 +490,9 @@ fn deleting_an_owner_crypto_shreds_every_value_sealed_for_it() {
     let sealed = seal_in(&store, &ctx, "BSA-to-be-forgotten");
     let kept = seal_in(&store, &user_ctx("2002", "brave"), "BSA-of-a-neighbour");
 
-    assert!(store.delete("1001").unwrap());
+    let erasure = store.delete("1001").unwrap();
+    assert!(erasure.existed);
+    assert_eq!(erasure.checkpoint, Checkpoint::Complete);
 
     assert!(store.get("1001").unwrap().is_none());
     assert_eq!(open_in(&store, &ctx, &sealed), Err(OpenError::NoDataKey));
@@ -513,7 +515,7 @@ fn deleting_an_owner_without_a_data_key_reports_there_was_none() {
     let db = temp_db();
     let store = open_store(&db.path, only(&MasterKey::generate()));
 
-    assert!(!store.delete("1001").unwrap());
+    assert!(!store.delete("1001").unwrap().existed);
 }
 
 #[tokio::test]

@@ -492,7 +492,10 @@ contract!(
             .unwrap()
             .unwrap();
 
-        assert_eq!(fx.vault.forget_user(ALICE).await.unwrap(), 2);
+        let forgotten = fx.vault.forget_user(ALICE).await.unwrap();
+        assert_eq!(forgotten.keys, 2);
+        assert!(forgotten.data_key_destroyed);
+        assert_eq!(forgotten.checkpoint, stargazer_keys::Checkpoint::Complete);
         assert!(fx.vault.list_user_api_keys(ALICE).await.unwrap().is_empty());
         assert!(
             fx.vault

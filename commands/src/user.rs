@@ -246,14 +246,7 @@ pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
             .forget_user(ctx.author().id.get())
             .await
         {
-            Ok(0) => "You had no keys saved; your encryption key is erased too.".to_owned(),
-            Ok(1) => {
-                "Erased your API key and its encryption key. Nothing of it can be read any more."
-                    .to_owned()
-            }
-            Ok(n) => format!(
-                "Erased your {n} API keys and their encryption key. Nothing of them can be read any more."
-            ),
+            Ok(forgotten) => forgotten_sentence(&forgotten),
             Err(err) => CommandError::from(err).to_string(),
         }
     } else {
@@ -271,4 +264,23 @@ pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
         .await
         .map_err(CommandError::from)?;
     Ok(())
+}
+
+/// What `/forget_my_api_keys` did, in the user's words: how many keys, and whether a wrapped
+/// copy of the encryption key is still in the database's log.
+fn forgotten_sentence(forgotten: &stargazer_keys::Forgotten) -> String {
+    let erased = match forgotten.keys {
+        0 => "You had no keys saved; your encryption key is erased too.".to_owned(),
+        1 => "Erased your API key and its encryption key. Nothing of it can be read any more."
+            .to_owned(),
+        n => format!(
+            "Erased your {n} API keys and their encryption key. Nothing of them can be read any more."
+        ),
+    };
+    match forgotten.checkpoint {
+        stargazer_keys::Checkpoint::Complete => erased,
+        stargazer_keys::Checkpoint::Blocked => format!(
+            "{erased} One trace is left for now: the database's log still holds a copy of the encryption key, itself encrypted under the bot's master key, because another process was reading the database. The bot deletes it in the background as soon as it can."
+        ),
+    }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use serde_json::{Value, json};
 use stargazer_keys::gitea::{GITEA_SERVICE, GiteaSource, check_base_url};
 use stargazer_keys::vault::MigrationReport;
-use stargazer_keys::{ApiKey, Config, KeyError, KeyVault, Pool};
+use stargazer_keys::{ApiKey, Checkpoint, Config, KeyError, KeyVault, Pool};
 use zeroize::Zeroizing;
 
 use super::{
@@ -326,8 +326,8 @@ fn removed_or_unknown(
 
 async fn user_forget(config: &Config, args: &UserForgetArgs) -> Result<ExitCode, Error> {
     let vault = open_existing_vault(config).await?;
-    let count = vault.forget_user(args.user).await?;
-    print(&if count == 0 {
+    let forgotten = vault.forget_user(args.user).await?;
+    let erased = if forgotten.keys == 0 {
         format!(
             "User {} had no keys; their data key, if any, is destroyed too.",
             args.user
@@ -335,9 +335,16 @@ async fn user_forget(config: &Config, args: &UserForgetArgs) -> Result<ExitCode,
     } else {
         format!(
             "Erased {} of user {} and destroyed their data key: copies in backups can no longer be opened.",
-            keys(count),
+            keys(forgotten.keys),
             args.user
         )
+    };
+    print(&match forgotten.checkpoint {
+        Checkpoint::Complete => erased,
+        Checkpoint::Blocked => format!(
+            "{erased}\nBut the write-ahead log of {} still holds the wrapped data key, because another connection kept reading the database; it is removed by the next checkpoint, which every running stargazer-keys process retries (or run this command again when the database is idle).",
+            config.db_path.display()
+        ),
     })
 }
 
