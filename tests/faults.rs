@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use stargazer_keys::db::DbError;
 use stargazer_keys::testkit::RedisServer;
 use stargazer_keys::vault::OpenVaultError;
-use stargazer_keys::{Config, DataKeyError, KeyError, KeySource, KeyVault};
+use stargazer_keys::{Checkpoint, Config, DataKeyError, KeyError, KeySource, KeyVault};
 use support::*;
 
 const ENV_KEY: &str = "env-brave-fallback-key-0000";
@@ -301,22 +301,36 @@ async fn redis_killed_and_restarted_under_1000_concurrent_calls_loses_no_acknowl
 
 /// Names the database files the lock-holding helper locks, one per line.
 const LOCK_FILES_ENV: &str = "STARGAZER_FAULTS_LOCK_FILES";
+/// `read`: the helper holds a read transaction (which blocks checkpoints) instead of the write
+/// lock.
+const LOCK_MODE_ENV: &str = "STARGAZER_FAULTS_LOCK_MODE";
 /// What the helper prints once it holds every lock.
 const LOCKED: &str = "STARGAZER-FAULTS-LOCKS-HELD";
 
-/// Not a test: the other process of the lock test. It takes `BEGIN EXCLUSIVE` on every file
-/// named in [`LOCK_FILES_ENV`], says so, and holds the locks until its stdin has a line or closes.
+/// Not a test: the other process of the lock tests. It takes `BEGIN EXCLUSIVE` (or, in `read`
+/// mode, opens a read transaction) on every file named in [`LOCK_FILES_ENV`], says so, and
+/// holds the locks until its stdin has a line or closes.
 #[test]
 #[ignore = "a helper process, started by the SQLite lock test"]
 fn helper_hold_sqlite_locks() {
     let Ok(files) = std::env::var(LOCK_FILES_ENV) else {
         return;
     };
+    let read = std::env::var(LOCK_MODE_ENV).is_ok_and(|mode| mode == "read");
     let held: Vec<rusqlite::Connection> = files
         .lines()
         .map(|path| {
             let conn = rusqlite::Connection::open(path).unwrap();
-            conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            if read {
+                // A read transaction holds its snapshot from its first read until it ends.
+                conn.execute_batch("BEGIN").unwrap();
+                conn.query_row("SELECT COUNT(*) FROM encryption_keys", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .unwrap();
+            } else {
+                conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            }
             conn
         })
         .collect();
@@ -333,7 +347,17 @@ struct LockHolder {
 }
 
 impl LockHolder {
+    /// Holds the write lock of every file.
     fn lock(files: &[&Path]) -> LockHolder {
+        Self::start(files, "exclusive")
+    }
+
+    /// Holds a read transaction open on every file.
+    fn read(files: &[&Path]) -> LockHolder {
+        Self::start(files, "read")
+    }
+
+    fn start(files: &[&Path], mode: &str) -> LockHolder {
         let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
@@ -344,6 +368,7 @@ impl LockHolder {
                 "--test-threads=1",
             ])
             .env(LOCK_FILES_ENV, list.join("\n"))
+            .env(LOCK_MODE_ENV, mode)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -502,6 +527,140 @@ async fn a_write_waits_for_a_sqlite_lock_held_by_another_process_then_fails_nami
                     panic!("{:?}: after the lock is released: {err}", fx.backend)
                 });
             assert_eq!(resolve(&fx.vault, bob).await, Some((KeySource::User, key)));
+        }
+    })
+    .await;
+}
+
+/// The wrapped data key of `owner`, as the table holds it.
+fn wrapped_data_key(fx: &Fixture, owner: u64) -> Vec<u8> {
+    rusqlite::Connection::open(&fx.db_path)
+        .unwrap()
+        .query_row(
+            "SELECT encrypted_key FROM encryption_keys WHERE user_id = ?1",
+            [owner.to_string()],
+            |row| row.get(0),
+        )
+        .unwrap()
+}
+
+/// Whether `bytes` occur in the database file or its write-ahead log.
+fn on_disk(fx: &Fixture, bytes: &[u8]) -> bool {
+    file_bytes(&fx.db_path)
+        .windows(bytes.len())
+        .any(|window| window == bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forget_with_the_database_locked_changes_nothing_and_says_so() {
+    bounded(Duration::from_secs(60), async {
+        let alice = 700_000_000_011;
+        let on_redis = Fixture::new(Backend::Redis).await;
+        let embedded = Fixture::new(Backend::Embedded).await;
+        let mut keys = Vec::new();
+        for fx in [&on_redis, &embedded] {
+            let key = secret("alice");
+            fx.vault
+                .set_user_api_key(alice, "brave", &key)
+                .await
+                .unwrap();
+            keys.push(key);
+        }
+        let before = [on_redis.dump().await, embedded.dump().await];
+        let wrapped = [&on_redis, &embedded].map(|fx| wrapped_data_key(fx, alice));
+
+        let lock = tokio::task::spawn_blocking({
+            let files = [on_redis.db_path.clone(), embedded.db_path.clone()];
+            move || LockHolder::lock(&[&files[0], &files[1]])
+        })
+        .await
+        .unwrap();
+        let forgets = [&on_redis, &embedded].map(|fx| {
+            let vault = fx.vault.clone();
+            tokio::spawn(async move { vault.forget_user(alice).await })
+        });
+        for (forget, fx) in forgets.into_iter().zip([&on_redis, &embedded]) {
+            let err = forget
+                .await
+                .unwrap()
+                .expect_err("forget fails while the file is locked");
+            assert!(
+                matches!(err, KeyError::DataKeys(DataKeyError::Db(DbError::Locked))),
+                "{:?}: {err:?}",
+                fx.backend
+            );
+            assert!(err.to_string().contains("nothing was changed"), "{err}");
+        }
+        tokio::task::spawn_blocking(move || lock.release())
+            .await
+            .unwrap();
+
+        // The sentence is true: the values and the data key are all still there, and open.
+        assert_eq!([on_redis.dump().await, embedded.dump().await], before);
+        for ((fx, key), wrapped) in [&on_redis, &embedded].into_iter().zip(&keys).zip(&wrapped) {
+            assert_eq!(&wrapped_data_key(fx, alice), wrapped, "{:?}", fx.backend);
+            assert_eq!(
+                resolve(&fx.vault, alice).await,
+                Some((KeySource::User, key.clone()))
+            );
+            let forgotten = fx.vault.forget_user(alice).await.unwrap();
+            assert_eq!((forgotten.keys, forgotten.data_key_destroyed), (1, true));
+            assert_eq!(resolve(&fx.vault, alice).await, None);
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkpoint_blocked_by_a_reader_is_reported_and_finished_once_the_reader_leaves() {
+    bounded(Duration::from_secs(60), async {
+        let alice = 700_000_000_021;
+        for backend in [Backend::Redis, Backend::Embedded] {
+            let fx = Fixture::new(backend).await;
+            fx.vault
+                .set_user_api_key(alice, "brave", &secret("alice"))
+                .await
+                .unwrap();
+            let wrapped = wrapped_data_key(&fx, alice);
+            assert!(on_disk(&fx, &wrapped));
+
+            let reader = tokio::task::spawn_blocking({
+                let file = fx.db_path.clone();
+                move || LockHolder::read(&[&file])
+            })
+            .await
+            .unwrap();
+            let forgotten = fx.vault.forget_user(alice).await.unwrap();
+            assert_eq!(
+                forgotten.checkpoint,
+                Checkpoint::Blocked,
+                "{backend:?}: the checkpoint cannot complete under an open read"
+            );
+            assert!(forgotten.data_key_destroyed);
+            assert!(
+                on_disk(&fx, &wrapped),
+                "{backend:?}: the report is true: the wrapped key is still on disk"
+            );
+            assert!(
+                fx.vault
+                    .data_keys()
+                    .get(&alice.to_string())
+                    .unwrap()
+                    .is_none()
+            );
+
+            tokio::task::spawn_blocking(move || reader.release())
+                .await
+                .unwrap();
+            // The store's watcher retries the checkpoint in the background.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while on_disk(&fx, &wrapped) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{backend:?}: the wrapped key is still on disk 10 s after the reader left"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     })
     .await;
