@@ -150,7 +150,8 @@ fn dir_is_writable(dir: &Path) -> bool {
     created
 }
 
-fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
+/// The file's schema version, refused when a newer build wrote it.
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, DbError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(DbError::TooNew {
@@ -158,20 +159,18 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
             found: version,
         });
     }
-    if version == SCHEMA_VERSION {
+    Ok(version)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
+    if schema_version(conn, path)? == SCHEMA_VERSION {
         return Ok(());
     }
     // Take the write lock first (waiting on the busy timeout), then read the version again:
     // another process may have upgraded the file while this one waited. A deferred transaction
     // that read first would fail at its first write instead of waiting.
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(DbError::TooNew {
-            path: path.to_path_buf(),
-            found: version,
-        });
-    }
+    let version = schema_version(&tx, path)?;
     if version == SCHEMA_VERSION {
         return Ok(());
     }

@@ -408,6 +408,23 @@ impl Drop for LockHolder {
     }
 }
 
+/// A vault on Redis and one on the embedded store, each with a Brave key of `user`'s (returned
+/// in that order).
+async fn both_backends_with_a_key(user: u64) -> (Fixture, Fixture, Vec<String>) {
+    let on_redis = Fixture::new(Backend::Redis).await;
+    let embedded = Fixture::new(Backend::Embedded).await;
+    let mut keys = Vec::new();
+    for fx in [&on_redis, &embedded] {
+        let key = secret("user");
+        fx.vault
+            .set_user_api_key(user, "brave", &key)
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    (on_redis, embedded, keys)
+}
+
 /// A write that waits for the lock, then fails: (how long it took, the error).
 async fn timed_write(vault: KeyVault, user: u64, key: String) -> (Duration, KeyError) {
     let started = Instant::now();
@@ -443,17 +460,7 @@ async fn a_write_waits_for_a_sqlite_lock_held_by_another_process_then_fails_nami
     // a value in the embedded store (whose reads would queue behind that write).
     bounded(Duration::from_secs(60), async {
         let (alice, bob) = (700_000_000_001, 700_000_000_002);
-        let on_redis = Fixture::new(Backend::Redis).await;
-        let embedded = Fixture::new(Backend::Embedded).await;
-        let mut alice_keys = Vec::new();
-        for fx in [&on_redis, &embedded] {
-            let key = secret("alice");
-            fx.vault
-                .set_user_api_key(alice, "brave", &key)
-                .await
-                .unwrap();
-            alice_keys.push(key);
-        }
+        let (on_redis, embedded, alice_keys) = both_backends_with_a_key(alice).await;
         let before = [on_redis.dump().await, embedded.dump().await];
 
         let lock = tokio::task::spawn_blocking({
@@ -555,17 +562,7 @@ fn on_disk(fx: &Fixture, bytes: &[u8]) -> bool {
 async fn forget_with_the_database_locked_changes_nothing_and_says_so() {
     bounded(Duration::from_secs(60), async {
         let alice = 700_000_000_011;
-        let on_redis = Fixture::new(Backend::Redis).await;
-        let embedded = Fixture::new(Backend::Embedded).await;
-        let mut keys = Vec::new();
-        for fx in [&on_redis, &embedded] {
-            let key = secret("alice");
-            fx.vault
-                .set_user_api_key(alice, "brave", &key)
-                .await
-                .unwrap();
-            keys.push(key);
-        }
+        let (on_redis, embedded, keys) = both_backends_with_a_key(alice).await;
         let before = [on_redis.dump().await, embedded.dump().await];
         let wrapped = [&on_redis, &embedded].map(|fx| wrapped_data_key(fx, alice));
 
@@ -662,6 +659,76 @@ async fn a_checkpoint_blocked_by_a_reader_is_reported_and_finished_once_the_read
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    })
+    .await;
+}
+
+/// Runs `ACL SETUSER default {rule}` on a private server.
+fn acl(server: &RedisServer, rule: &str) {
+    let status = Command::new("redis-cli")
+        .args([
+            "-p",
+            &server.port().to_string(),
+            "ACL",
+            "SETUSER",
+            "default",
+            rule,
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run redis-cli");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_that_cannot_delete_the_values_says_the_key_is_destroyed_and_a_rerun_finishes() {
+    bounded(Duration::from_secs(60), async {
+        let alice = 700_000_000_031;
+        let server = RedisServer::start().expect("start a private redis-server");
+        let fx = Fixture::builder(Backend::Redis)
+            .redis_url(server.url())
+            .open()
+            .await;
+        let key = secret("alice");
+        fx.vault
+            .set_user_api_key(alice, "brave", &key)
+            .await
+            .unwrap();
+        let before = fx.dump().await;
+
+        // Reads work, deletes are refused: the data key goes, the values cannot.
+        acl(&server, "-del");
+        let err = fx
+            .vault
+            .forget_user(alice)
+            .await
+            .expect_err("DEL is refused");
+        assert!(
+            matches!(err, KeyError::ValuesRemain { keys: 1, .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("was destroyed, so no copy of it can be opened any more")
+                && message.contains("run the erasure again"),
+            "{message}"
+        );
+        assert!(!message.contains("nothing was changed"), "{message}");
+        // True: the value is still stored, and opens nowhere.
+        assert_eq!(fx.dump().await, before);
+        assert!(
+            fx.vault
+                .data_keys()
+                .get(&alice.to_string())
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(resolve(&fx.vault, alice).await, None);
+
+        acl(&server, "+del");
+        let forgotten = fx.vault.forget_user(alice).await.unwrap();
+        assert_eq!((forgotten.keys, forgotten.data_key_destroyed), (1, false));
+        assert!(fx.dump().await.is_empty());
     })
     .await;
 }
