@@ -89,17 +89,18 @@ impl KeyCheckSpec {
     }
 
     /// The URL with its origin (`scheme://host[:port]`) replaced by `origin` when given.
+    /// Either that does not parse as a URL gives the URL as it is (whose check is then refused
+    /// where it is sent).
     pub fn url_at(&self, origin: Option<&str>) -> String {
-        match origin {
-            None => self.url.clone(),
-            Some(origin) => {
-                let after_scheme = self.url.split_once("://").map_or("", |(_, rest)| rest);
-                let path = after_scheme
-                    .find(['/', '?'])
-                    .map_or("", |at| &after_scheme[at..]);
-                format!("{}{path}", origin.trim_end_matches('/'))
-            }
-        }
+        let moved = origin.and_then(|origin| {
+            let origin = url::Url::parse(origin).ok()?;
+            let mut url = url::Url::parse(&self.url).ok()?;
+            url.set_scheme(origin.scheme()).ok()?;
+            url.set_host(origin.host_str()).ok()?;
+            url.set_port(origin.port()).ok()?;
+            Some(url.to_string())
+        });
+        moved.unwrap_or_else(|| self.url.clone())
     }
 }
 

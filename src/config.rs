@@ -459,29 +459,39 @@ fn read_master_key_file(setting: &'static str, path: &Path) -> Result<MasterKey,
 }
 
 /// Checks the origin a key check may be sent to: `https://host[:port]`, or `http://` to this
-/// machine only (a key never crosses a network in clear). Returns it without a trailing `/`.
-pub fn check_https_origin(url: &str) -> Result<String, String> {
-    let url = url.trim().trim_end_matches('/');
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("must be an https:// URL, not {url:?}"))?;
-    let host = rest.split(':').next().unwrap_or_default();
-    let ok_scheme = match scheme {
-        "https" => true,
-        "http" => matches!(host, "127.0.0.1" | "localhost") || rest.starts_with("[::1]"),
-        _ => false,
+/// machine only (a key never crosses a network in clear). Returns it as `scheme://host[:port]`.
+pub fn check_https_origin(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let shown = crate::secret::printable(text);
+    let url = url::Url::parse(text).map_err(|_| format!("must be an https:// URL, not {shown}"))?;
+    let local = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     };
-    if !ok_scheme {
+    match url.scheme() {
+        "https" => {}
+        "http" if local => {}
+        _ => {
+            return Err(format!(
+                "must be an https:// URL (http:// only to 127.0.0.1 or localhost), not {shown}"
+            ));
+        }
+    }
+    let bare = url.has_host()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && !text.chars().any(char::is_whitespace);
+    if !bare {
         return Err(format!(
-            "must be an https:// URL (http:// only to 127.0.0.1 or localhost), not {url:?}"
+            "must be a scheme and host only (e.g. https://api.example.com), not {shown}"
         ));
     }
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
-        return Err(format!(
-            "must be a scheme and host only (e.g. https://api.example.com), not {url:?}"
-        ));
-    }
-    Ok(url.to_owned())
+    Ok(url.origin().ascii_serialization())
 }
 
 fn split_list(list: &str) -> impl Iterator<Item = &str> {

@@ -86,12 +86,8 @@ async fn request(
     use reqwest::header::{HeaderName, HeaderValue};
 
     let unverified = |why: String| Ok(KeyCheck::Unverified(why));
-    let origin = url
-        .split_once("://")
-        .map(|(scheme, rest)| {
-            let host = rest.find(['/', '?']).map_or(rest, |at| &rest[..at]);
-            format!("{scheme}://{host}")
-        })
+    let origin = url::Url::parse(url)
+        .map(|url| url.origin().ascii_serialization())
         .unwrap_or_default();
     if crate::config::check_https_origin(&origin).is_err() {
         return unverified("its check URL is not https, so the key was not sent".to_owned());

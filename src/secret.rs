@@ -70,3 +70,20 @@ pub fn mask(secret: &str) -> String {
     let tail: String = secret.chars().skip(count - MASK_VISIBLE).collect();
     format!("…{tail}")
 }
+
+/// User or operator text made safe to show: quoted, with control and bidirectional-format
+/// characters escaped (`"a\u{1b}[31m"`), so it cannot rewrite a terminal or a message.
+pub fn printable(text: &str) -> String {
+    format!("{:?}", text)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_text_escapes_control_and_bidi_characters() {
+        let shown = super::printable("a\u{1b}[31m\u{0}\u{202e}b\u{2066}");
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown}");
+        assert!(!shown.contains(['\u{202e}', '\u{2066}']), "{shown}");
+        assert!(shown.starts_with("\"a"), "{shown}");
+    }
+}

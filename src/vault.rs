@@ -233,9 +233,14 @@ pub enum KeyError {
     /// A pool key id that cannot be one.
     #[error("{0:?} is not a key id: key ids are 12 hex digits, as the pool listing shows them")]
     InvalidKeyId(String),
-    /// A Gitea base URL that is not an http(s) URL.
-    #[error("the Gitea base URL must start with https:// (or http://) and contain no spaces")]
-    InvalidBaseUrl,
+    /// A Gitea base URL that may not be used.
+    #[error(transparent)]
+    InvalidBaseUrl(#[from] crate::gitea::BaseUrlError),
+    /// A Gitea value typed as JSON that is not `{"token": "...", "base_url": "..."}`.
+    #[error(
+        "the Gitea value is JSON, but not {{\"token\": \"...\", \"base_url\": \"...\"}}; paste the token alone and the base URL in its own field"
+    )]
+    InvalidGiteaValue,
     /// The service refused the key when it was checked (401/403): nothing was stored.
     #[error(
         "{service} refused this key ({status}), so it was not saved: check that you copied all of it and that it has not been revoked"
@@ -613,7 +618,8 @@ impl KeyVault {
         secret: &str,
     ) -> Result<UserKeyInfo, KeyError> {
         self.check_service(service)?;
-        let secret = check_secret(secret)?;
+        let value = self.checked_value(service, secret, false)?;
+        let secret = value.as_str();
         let check = self.check_key(service, secret).await?;
         let owner = user_id.to_string();
         let now = OffsetDateTime::now_utc();
@@ -632,10 +638,25 @@ impl KeyVault {
         Ok(UserKeyInfo {
             service: service.to_owned(),
             display_name: self.inner.catalogue.display_name(service).to_owned(),
-            masked: Some(crate::secret::mask(secret)),
+            masked: Some(masked_value(service, secret)),
             set_at: Some(truncate_to_seconds(now)),
             check,
         })
+    }
+
+    /// Checks a secret on its way in: the rules of every key, and for Gitea those of its
+    /// value's base URL (`shared`: for a pool, whose hosts the operator limits).
+    fn checked_value(
+        &self,
+        service: &str,
+        secret: &str,
+        shared: bool,
+    ) -> Result<zeroize::Zeroizing<String>, KeyError> {
+        if service == crate::gitea::GITEA_SERVICE {
+            self.gitea_policy().check_value(secret, shared)
+        } else {
+            Ok(zeroize::Zeroizing::new(check_secret(secret)?.to_owned()))
+        }
     }
 
     /// Removes the user's key for `service`; returns whether there was one.
@@ -661,7 +682,9 @@ impl KeyVault {
             let opened = self.open_value(&owner, &service, None, &value).await;
             keys.push(UserKeyInfo {
                 display_name: self.inner.catalogue.display_name(&service).to_owned(),
-                masked: opened.as_ref().map(|(p, _)| p.key.masked()),
+                masked: opened
+                    .as_ref()
+                    .map(|(p, _)| masked_value(&service, p.key.expose())),
                 set_at: opened.and_then(|(p, _)| p.at),
                 service,
                 check: KeyCheck::NotChecked,
@@ -704,7 +727,8 @@ impl KeyVault {
         contributor: u64,
     ) -> Result<PoolAdd, KeyError> {
         self.check_service(service)?;
-        let secret = check_secret(secret)?;
+        let value = self.checked_value(service, secret, true)?;
+        let secret = value.as_str();
         let check = self.check_key(service, secret).await?;
         let owner = pool.owner_id();
         let hash = pool.storage_key(&self.inner.layout, service);
@@ -725,7 +749,7 @@ impl KeyVault {
             .await?;
         Ok(PoolAdd {
             key_id,
-            masked: crate::secret::mask(secret),
+            masked: masked_value(service, secret),
             added,
             check,
         })
@@ -792,7 +816,9 @@ impl KeyVault {
                     .await;
                 keys.push(PoolKeyInfo {
                     service: service.clone(),
-                    masked: opened.as_ref().map(|(p, _)| p.key.masked()),
+                    masked: opened
+                        .as_ref()
+                        .map(|(p, _)| masked_value(&service, p.key.expose())),
                     contributor: opened.as_ref().and_then(|(p, _)| p.contributor),
                     added_at: opened.and_then(|(p, _)| p.at),
                     uses_today: used.uses,
@@ -1091,6 +1117,15 @@ impl KeyVault {
             report.skipped_changed += 1;
         }
         Ok(())
+    }
+}
+
+/// `…last4` of a secret; of a Gitea value's token, never of the JSON around it.
+fn masked_value(service: &str, secret: &str) -> String {
+    if service == crate::gitea::GITEA_SERVICE {
+        crate::gitea::GiteaPolicy::masked(secret)
+    } else {
+        crate::secret::mask(secret)
     }
 }
 

@@ -197,3 +197,31 @@ fn a_missing_master_key_file_is_created_with_mode_0600_and_read_back_as_the_same
     let config = parse(&[("STARGAZER_MASTER_KEY_FILE", path.to_str().unwrap())]).unwrap();
     assert_eq!(config.master_key.unwrap().id(), created.id());
 }
+
+#[test]
+fn a_check_origin_is_parsed_as_a_url_and_refused_unless_https_or_this_machine() {
+    let setting = "STARGAZER_VALIDATE_BASE_URL_BRAVE";
+    for (origin, kept) in [
+        ("https://api.example.com/", "https://api.example.com"),
+        ("http://127.0.0.1:9", "http://127.0.0.1:9"),
+        // Another spelling of a loopback address is still this machine.
+        ("http://0x7f000001:9", "http://127.0.0.1:9"),
+        ("http://[::1]:9", "http://[::1]:9"),
+    ] {
+        let config = parse(&[(setting, origin)]).unwrap_or_else(|err| panic!("{origin}: {err}"));
+        assert_eq!(config.validate_base_urls["brave"], kept);
+    }
+    for origin in [
+        "http://api.example.com",
+        "http://127.0.0.1.evil.example",
+        "https://user@api.example.com",
+        "https://api.example.com/path",
+        "https://api.example.com?x=1",
+        "gopher://127.0.0.1:6379",
+        "https://api.example.com\u{1b}[31m",
+    ] {
+        let err = parse_err(&[(setting, origin)]);
+        assert!(err.to_string().contains(setting), "{origin}: {err}");
+        assert!(!err.to_string().contains('\u{1b}'), "{err}");
+    }
+}

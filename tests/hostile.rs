@@ -13,7 +13,7 @@ use proptest::option;
 use proptest::prelude::*;
 use secrecy::ExposeSecret as _;
 use stargazer_keys::crypto::{DataKey, SealContext, StoredValue};
-use stargazer_keys::gitea::{check_base_url, parse_gitea_value};
+use stargazer_keys::gitea::GiteaPolicy;
 use stargazer_keys::{Config, KeyError, MasterKey, OpenError, Pool};
 use support::*;
 
@@ -265,7 +265,8 @@ proptest! {
         value in gitea_value(),
         default_base in any_text(),
     ) {
-        if let Some((token, base)) = parse_gitea_value(&value, &default_base) {
+        let policy = GiteaPolicy::new(&default_base, None, None);
+        if let Some((token, base)) = policy.parse_value(&value, false) {
             let token = token.expose();
             prop_assert!(!token.is_empty());
             prop_assert_eq!(token, token.trim());
@@ -275,7 +276,7 @@ proptest! {
 
     #[test]
     fn an_accepted_base_url_is_clean_http(url in base_url()) {
-        if let Ok(accepted) = check_base_url(&url) {
+        if let Ok(accepted) = GiteaPolicy::default().check_base_url(&url) {
             prop_assert!(
                 accepted.starts_with("https:") || accepted.starts_with("http:"),
                 "{url:?} -> {accepted:?}"
@@ -291,7 +292,7 @@ proptest! {
 
     #[test]
     fn an_accepted_base_url_keeps_its_host(url in base_url()) {
-        if let Ok(accepted) = check_base_url(&url) {
+        if let Ok(accepted) = GiteaPolicy::default().check_base_url(&url) {
             let host = accepted.split_once("://").map(|(_, rest)| rest);
             prop_assert!(
                 host.is_some_and(|h| !h.is_empty() && !h.starts_with('/')),
@@ -305,9 +306,9 @@ proptest! {
 fn a_base_url_of_slashes_only_is_refused() {
     for url in ["https:///", "http:////", "https://///"] {
         assert!(
-            check_base_url(url).is_err(),
+            GiteaPolicy::default().check_base_url(url).is_err(),
             "{url:?} -> {:?}",
-            check_base_url(url)
+            GiteaPolicy::default().check_base_url(url)
         );
     }
 }
@@ -721,7 +722,7 @@ contract!(
                 .set_gitea_credentials(USER, "gitea-token-0000000000", Some(&url))
                 .await
                 .unwrap_err();
-            assert!(matches!(err, KeyError::InvalidBaseUrl), "{err:?}");
+            assert!(matches!(err, KeyError::InvalidBaseUrl(_)), "{err:?}");
             assert!(err.to_string().len() < 200);
         }
 
@@ -749,5 +750,51 @@ contract!(
                 .expose(),
             kept
         );
+    }
+);
+
+// ----- Gitea values planted in storage --------------------------------------------------------
+
+contract!(
+    planted_gitea_values_are_checked_again_when_read,
+    |backend| async move {
+        let fx = Fixture::new(backend).await;
+        let layout = stargazer_keys::storage::Layout::new(fx.prefix.clone());
+        // Whoever can write to storage plants values in the formats that are still read.
+        let planted_own = r#"{"token":"tok\r\nX-Injected:1","base_url":"gopher://169.254.169.254:6379/_FLUSHALL"}"#;
+        fx.storage()
+            .hset(&layout.user_keys_key(USER), "gitea", planted_own)
+            .await
+            .unwrap();
+        let planted_pool =
+            r#"{"token":"gitea-token-0123456789abcd","base_url":"https://evil.example"}"#;
+        fx.storage()
+            .hset(
+                &layout.channel_pool_key(CHANNEL, "gitea"),
+                "0123456789ab",
+                planted_pool,
+            )
+            .await
+            .unwrap();
+
+        let own = fx.vault.get_gitea_credentials(Some(USER), None, true).await;
+        assert!(own.is_none(), "{:?}", own.map(|c| c.base_url));
+        let pooled = fx
+            .vault
+            .get_gitea_credentials(Some(USER + 1), Some(CHANNEL), true)
+            .await;
+        assert!(pooled.is_none(), "{:?}", pooled.map(|c| c.base_url));
+
+        // A user's own token may name any public host; the pool's may not.
+        fx.storage()
+            .hset(&layout.user_keys_key(USER), "gitea", planted_pool)
+            .await
+            .unwrap();
+        let own = fx
+            .vault
+            .get_gitea_credentials(Some(USER), None, true)
+            .await
+            .expect("a user's own token for a public host");
+        assert_eq!(own.base_url, "https://evil.example");
     }
 );

@@ -629,7 +629,7 @@ contract!(
             .set_gitea_credentials(ALICE, "t0ken-000000000000", Some("not a url"))
             .await
             .unwrap_err();
-        assert!(matches!(err, KeyError::InvalidBaseUrl));
+        assert!(matches!(err, KeyError::InvalidBaseUrl(_)));
     }
 );
 

@@ -75,15 +75,24 @@ impl BotSettings {
             .transpose()?;
         let http_proxy = env
             .get("DISCORD_HTTP_PROXY")
-            .map(|url| {
-                let url = url.trim().trim_end_matches('/');
-                if url.starts_with("http://") || url.starts_with("https://") {
-                    Ok(url.to_owned())
-                } else {
-                    Err(invalid(
+            .map(|text| {
+                let refused = || {
+                    invalid(
                         "DISCORD_HTTP_PROXY",
-                        "must be a base URL starting with http:// or https://",
-                    ))
+                        "must be a base URL starting with http:// or https://, without a user name, password, query or fragment",
+                    )
+                };
+                let url = url::Url::parse(text.trim()).map_err(|_| refused())?;
+                let clean = matches!(url.scheme(), "http" | "https")
+                    && url.has_host()
+                    && url.username().is_empty()
+                    && url.password().is_none()
+                    && url.query().is_none()
+                    && url.fragment().is_none();
+                if clean {
+                    Ok(url.as_str().trim_end_matches('/').to_owned())
+                } else {
+                    Err(refused())
                 }
             })
             .transpose()?;

@@ -7,7 +7,7 @@ use std::io::{self, BufRead as _, IsTerminal as _, Read as _};
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
-use stargazer_keys::gitea::{GITEA_SERVICE, GiteaSource, check_base_url};
+use stargazer_keys::gitea::{GITEA_SERVICE, GiteaPolicy, GiteaSource};
 use stargazer_keys::vault::MigrationReport;
 use stargazer_keys::{ApiKey, Checkpoint, Config, KeyError, KeyVault, Pool};
 use zeroize::Zeroizing;
@@ -224,13 +224,17 @@ async fn user_set(config: &Config, args: &UserSetArgs) -> Result<ExitCode, Error
         Some(_) if args.service != GITEA_SERVICE => {
             return Err(Error::BaseUrlNotForService(args.service.clone()));
         }
-        Some(url) => Some(check_base_url(url)?),
+        Some(url) => Some(
+            GiteaPolicy::from_config(config)
+                .check_base_url(url)
+                .map_err(KeyError::from)?,
+        ),
         None => None,
     };
     let vault = open_vault(config).await?;
     check_service(&vault, &args.service)?;
     let secret = read_secret()?;
-    let info = match base_url {
+    let info = match &base_url {
         Some(url) => {
             vault
                 .set_gitea_credentials(args.user, &secret, Some(url))
