@@ -130,11 +130,12 @@ impl GiteaPolicy {
 
     /// The policy the settings describe.
     pub fn from_config(config: &crate::Config) -> Self {
-        let env = &config.env;
+        // An empty setting (as `.env.example` has them) is an unset one.
+        let get = |name| config.env.get(name).filter(|value| !value.trim().is_empty());
         Self::new(
-            env.get("GITEA_BASE_URL").unwrap_or(DEFAULT_GITEA_BASE_URL),
-            env.get("STARGAZER_GITEA_HTTP_HOSTS"),
-            env.get("STARGAZER_GITEA_POOL_HOSTS"),
+            get("GITEA_BASE_URL").unwrap_or(DEFAULT_GITEA_BASE_URL),
+            get("STARGAZER_GITEA_HTTP_HOSTS"),
+            get("STARGAZER_GITEA_POOL_HOSTS"),
         )
     }
 
@@ -316,6 +317,7 @@ impl KeyVault {
         self.config()
             .env
             .get("GITEA_BASE_URL")
+            .filter(|value| !value.trim().is_empty())
             .unwrap_or(DEFAULT_GITEA_BASE_URL)
     }
 
