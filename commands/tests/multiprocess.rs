@@ -1,0 +1,1039 @@
+//! Several real processes on one deployment: two `stargazer-keys bot` processes, each connected
+//! to a fake Discord of its own, and the operator's command line beside them. They share one
+//! private redis-server plus one SQLite key store, or (no `REDIS_URL`) one SQLite file's
+//! embedded store; every process gets the same master key, database file and key prefix, and
+//! nothing else of the environment. Each scenario runs once per backend.
+//!
+//! What the tests show:
+//! - a key saved by a bot whose cache still holds a data key the operator has since erased
+//!   opens everywhere;
+//! - a forget in one bot stops the other opening a restored copy within a second;
+//! - a key removed in one bot is gone in the other and in the CLI;
+//! - any number of processes may open one fresh database at once, bots included.
+//!
+//! Each bot logs at `RUST_LOG=info` to `{name}.stderr.log` in the deployment's directory; a
+//! failed assertion prints those logs. Every reply must be ephemeral and no secret may appear
+//! in a bot's output or in what it sent to Discord.
+
+mod support;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use stargazer_keys::testkit::RedisServer;
+use stargazer_keys_commands::testkit::{Callback, Caller, CommandScope, FakeDiscord, SlashCommand};
+use support::{BIN, Run};
+use tempfile::TempDir;
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::{Child, Command};
+
+const GUILD: u64 = 1_200_000_000_000_000_001;
+const CHANNEL: u64 = 1_200_000_000_000_000_002;
+const ALICE: u64 = 2_200_000_000_000_000_001;
+const BOB: u64 = 2_200_000_000_000_000_002;
+const ADMIN: u64 = 2_200_000_000_000_000_009;
+/// The first user id of the crowd of CLI processes.
+const CROWD_USER: u64 = 3_200_000_000_000_000_000;
+/// How many CLI processes open one fresh database at once.
+const CROWD: u64 = 12;
+/// How long one answer of a bot, one CLI run or one shutdown may take.
+const WAIT: Duration = Duration::from_secs(10);
+/// How long a bot may take from its spawn to registering its commands (a debug build that
+/// opens the database and connects, on a busy two-core machine), as in e2e.rs.
+const START_WAIT: Duration = Duration::from_secs(30);
+/// How long the whole crowd of CLI processes started at once may take (two cores).
+const CROWD_WAIT: Duration = Duration::from_secs(30);
+/// How long a forget in one process may leave another one opening the erased values.
+const ERASURE_DELAY: Duration = Duration::from_secs(1);
+const TEST_BUDGET: Duration = Duration::from_secs(120);
+
+// ---- the deployment ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    /// A private redis-server for the values, the SQLite file for the data keys.
+    Redis,
+    /// Everything in the SQLite file; `REDIS_URL` unset.
+    Embedded,
+}
+
+/// One deployment: a fresh directory (the database file does not exist until a process opens
+/// it), the settings every process shares, and the Redis of the Redis variant.
+struct Deployment {
+    backend: Backend,
+    dir: TempDir,
+    redis: Option<RedisServer>,
+    prefix: String,
+    vars: Vec<(String, String)>,
+}
+
+impl Deployment {
+    async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let redis = match backend {
+            Backend::Redis => Some(
+                tokio::task::spawn_blocking(RedisServer::start)
+                    .await
+                    .unwrap()
+                    .expect("start a private redis-server"),
+            ),
+            Backend::Embedded => None,
+        };
+        let prefix = format!("mp{}", hex(&random_bytes::<6>()));
+        let mut vars = vec![
+            (
+                "STARGAZER_MASTER_KEY".to_owned(),
+                base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>()),
+            ),
+            (
+                "STARGAZER_DB_PATH".to_owned(),
+                dir.path().join("keys.db").display().to_string(),
+            ),
+            ("STARGAZER_KEY_PREFIX".to_owned(), prefix.clone()),
+        ];
+        if let Some(redis) = &redis {
+            vars.push(("REDIS_URL".to_owned(), redis.url()));
+        }
+        Self {
+            backend,
+            dir,
+            redis,
+            prefix,
+            vars,
+        }
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.dir.path().join("keys.db")
+    }
+
+    /// The stored hash of a user's keys, `{prefix}:user_api_keys:{user_id}`.
+    fn user_hash(&self, user: u64) -> String {
+        format!("{}:user_api_keys:{user}", self.prefix)
+    }
+
+    /// The binary with the shared settings, PATH, and nothing else of the environment.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir.path())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Spawns `stargazer-keys bot` on a fake Discord of its own, without waiting for it.
+    async fn spawn_bot(&self, name: &'static str) -> BotProcess {
+        let fake = FakeDiscord::start().await.expect("start a fake Discord");
+        let stderr = self.dir.path().join(format!("{name}.stderr.log"));
+        let stdout = self.dir.path().join(format!("{name}.stdout.log"));
+        let child = self
+            .command(&["bot"])
+            .env("DISCORD_TOKEN", fake.token())
+            .env("DISCORD_HTTP_PROXY", fake.http_url())
+            .env("DISCORD_GUILD_ID", GUILD.to_string())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("spawn the bot");
+        BotProcess {
+            name,
+            fake,
+            child,
+            stderr,
+            stdout,
+        }
+    }
+
+    /// Spawns a bot and waits until it has registered its commands.
+    async fn start_bot(&self, name: &'static str) -> BotProcess {
+        let mut bot = self.spawn_bot(name).await;
+        bot.registered().await;
+        bot
+    }
+
+    /// Spawns the CLI with `input` on its stdin (then closed).
+    fn spawn_cli(&self, args: &[&str], input: &str) -> Child {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the CLI");
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.as_bytes().to_vec();
+        // A broken pipe is the CLI refusing to read on: its exit status tells the story.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
+        child
+    }
+
+    /// Runs the CLI to its end (at most [`WAIT`]).
+    async fn cli(&self, args: &[&str], input: &str) -> Run {
+        let child = self.spawn_cli(args, input);
+        finish(args, child, WAIT).await
+    }
+
+    /// Runs the CLI and fails the test unless it exits 0.
+    async fn cli_ok(&self, args: &[&str], input: &str) -> Run {
+        let run = self.cli(args, input).await;
+        assert_eq!(
+            run.code,
+            Some(0),
+            "`stargazer-keys {}` failed ({:?}): {run:#?}\n{}",
+            args.join(" "),
+            self.backend,
+            self.logs()
+        );
+        run
+    }
+
+    /// What a fresh process resolves: `resolve --json --reveal`'s source and key.
+    async fn resolve(&self, user: u64, service: &str) -> (String, Option<String>) {
+        let user = user.to_string();
+        let run = self
+            .cli_ok(
+                &[
+                    "resolve",
+                    "--user",
+                    &user,
+                    "--service",
+                    service,
+                    "--json",
+                    "--reveal",
+                ],
+                "",
+            )
+            .await;
+        let value: serde_json::Value = serde_json::from_str(run.stdout.trim())
+            .unwrap_or_else(|err| panic!("resolve printed no JSON ({err}): {run:#?}"));
+        (
+            value["source"].as_str().expect("a source").to_owned(),
+            value["key"].as_str().map(str::to_owned),
+        )
+    }
+
+    /// What a fresh process lists for a user: `user list --json`, as (service, masked).
+    async fn user_list(&self, user: u64) -> Vec<(String, Option<String>)> {
+        let user = user.to_string();
+        let run = self
+            .cli_ok(&["user", "list", "--user", &user, "--json"], "")
+            .await;
+        let value: serde_json::Value = serde_json::from_str(run.stdout.trim())
+            .unwrap_or_else(|err| panic!("user list printed no JSON ({err}): {run:#?}"));
+        let mut keys: Vec<(String, Option<String>)> = value
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|key| {
+                (
+                    key["service"].as_str().unwrap().to_owned(),
+                    key["masked"].as_str().map(str::to_owned),
+                )
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The raw stored value of a user's key for a service (sealed: `v4:…`), read from Redis
+    /// or from the embedded store's `kv_hash`.
+    async fn raw_get(&self, user: u64, service: &str) -> Option<String> {
+        let key = self.user_hash(user);
+        match &self.redis {
+            Some(redis) => {
+                let out = redis_cli(redis, &["--raw", "HGET", &key, service]).await;
+                let value = out.trim_end_matches(['\r', '\n']);
+                (!value.is_empty()).then(|| value.to_owned())
+            }
+            None => {
+                let service = service.to_owned();
+                self.sqlite(move |conn| {
+                    rusqlite::OptionalExtension::optional(conn.query_row(
+                        "SELECT value FROM kv_hash WHERE key = ?1 AND field = ?2",
+                        rusqlite::params![key, service],
+                        |row| row.get::<_, String>(0),
+                    ))
+                    .unwrap()
+                })
+                .await
+            }
+        }
+    }
+
+    /// Writes a raw value back, as a restore from a backup would.
+    async fn raw_set(&self, user: u64, service: &str, value: &str) {
+        let key = self.user_hash(user);
+        match &self.redis {
+            Some(redis) => {
+                redis_cli(redis, &["HSET", &key, service, value]).await;
+            }
+            None => {
+                let (service, value) = (service.to_owned(), value.to_owned());
+                self.sqlite(move |conn| {
+                    conn.execute(
+                        "INSERT INTO kv_hash (key, field, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(key, field) DO UPDATE SET value = excluded.value",
+                        rusqlite::params![key, service, value],
+                    )
+                    .unwrap();
+                })
+                .await;
+            }
+        }
+    }
+
+    /// Runs `query` on a connection of its own to the database file, off the runtime.
+    async fn sqlite<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&rusqlite::Connection) -> T + Send + 'static,
+    ) -> T {
+        let path = self.db_path();
+        tokio::task::spawn_blocking(move || {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.busy_timeout(WAIT).unwrap();
+            query(&conn)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Every bot's captured output, for a failure message.
+    fn logs(&self) -> String {
+        logs_in(self.dir.path())
+    }
+}
+
+/// Waits (at most `wait`) for a CLI process to end.
+async fn finish(args: &[&str], child: Child, wait: Duration) -> Run {
+    let output = tokio::time::timeout(wait, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "`stargazer-keys {}` did not finish within {wait:?}",
+                args.join(" ")
+            )
+        })
+        .unwrap();
+    Run::from(output)
+}
+
+async fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
+    let output = tokio::time::timeout(
+        WAIT,
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &redis.port().to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("redis-cli finished in time")
+    .expect("run redis-cli");
+    assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn logs_in(dir: &Path) -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .map(|path| {
+            format!(
+                "---- {} ----\n{}",
+                path.file_name().unwrap().to_string_lossy(),
+                std::fs::read_to_string(path).unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---- a bot process ----------------------------------------------------------------------------
+
+/// A running `stargazer-keys bot` and the fake Discord it is connected to. Dropping it kills
+/// the process (kill_on_drop); [`BotProcess::stop`] stops it with SIGTERM and checks the exit.
+struct BotProcess {
+    name: &'static str,
+    fake: FakeDiscord,
+    child: Child,
+    stderr: PathBuf,
+    stdout: PathBuf,
+}
+
+impl BotProcess {
+    /// The bot's stderr and stdout so far.
+    fn output(&self) -> String {
+        format!(
+            "---- {} stderr ----\n{}\n---- {} stdout ----\n{}",
+            self.name,
+            std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+            self.name,
+            std::fs::read_to_string(&self.stdout).unwrap_or_default()
+        )
+    }
+
+    /// Waits until the bot has registered its commands in the guild, failing at once when the
+    /// process exits first.
+    async fn registered(&mut self) {
+        let started = Instant::now();
+        loop {
+            let registered = self.fake.registered_commands();
+            if let Some(first) = registered.first() {
+                assert_eq!(first.scope, CommandScope::Guild(GUILD));
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "{} exited ({status}) before registering its commands:\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            assert!(
+                started.elapsed() < START_WAIT,
+                "{} registered no commands within {START_WAIT:?}:\n{}",
+                self.name,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs a command and returns the bot's first answer to it.
+    async fn answer(&self, caller: &Caller, command: SlashCommand) -> Callback {
+        let handle = self
+            .fake
+            .slash(caller, command)
+            .await
+            .unwrap_or_else(|err| panic!("{}: inject the command: {err}", self.name));
+        handle
+            .callback(WAIT)
+            .await
+            .unwrap_or_else(|err| panic!("{} did not answer: {err}\n{}", self.name, self.output()))
+    }
+
+    /// `/set_user_api_key service` and the modal: returns the answer to the submit.
+    async fn save(&self, caller: &Caller, service: &str, secret: &str) -> String {
+        let modal = self
+            .answer(
+                caller,
+                SlashCommand::new("set_user_api_key").option("service", service),
+            )
+            .await;
+        assert!(
+            modal.is_modal(),
+            "{}: expected a modal, got {modal:?}",
+            self.name
+        );
+        let reply = self
+            .fake
+            .submit_modal(caller, &modal, &[secret])
+            .await
+            .unwrap_or_else(|err| panic!("{}: submit the modal: {err}", self.name))
+            .callback(WAIT)
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "{} did not answer the modal: {err}\n{}",
+                    self.name,
+                    self.output()
+                )
+            });
+        assert!(reply.is_ephemeral(), "{}: {reply:?}", self.name);
+        reply.content().unwrap_or_default().to_owned()
+    }
+
+    /// `/list_user_api_keys`: what the user sees.
+    async fn list(&self, caller: &Caller) -> String {
+        let reply = self
+            .answer(caller, SlashCommand::new("list_user_api_keys"))
+            .await;
+        assert!(reply.is_ephemeral(), "{}: {reply:?}", self.name);
+        reply.content().unwrap_or_default().to_owned()
+    }
+
+    /// `/remove_user_api_key service`: what the user sees.
+    async fn remove(&self, caller: &Caller, service: &str) -> String {
+        let reply = self
+            .answer(
+                caller,
+                SlashCommand::new("remove_user_api_key").option("service", service),
+            )
+            .await;
+        assert!(reply.is_ephemeral(), "{}: {reply:?}", self.name);
+        reply.content().unwrap_or_default().to_owned()
+    }
+
+    /// `/forget_my_api_keys`, then the confirm button: what the user sees.
+    async fn forget(&self, caller: &Caller) -> String {
+        let asked = self
+            .fake
+            .slash(caller, SlashCommand::new("forget_my_api_keys"))
+            .await
+            .unwrap_or_else(|err| panic!("{}: inject the command: {err}", self.name));
+        let question = asked
+            .callback(WAIT)
+            .await
+            .unwrap_or_else(|err| panic!("{} did not ask: {err}\n{}", self.name, self.output()));
+        assert!(question.is_ephemeral(), "{}: {question:?}", self.name);
+        let confirm = question
+            .custom_ids()
+            .into_iter()
+            .find(|id| id.contains(":forget:"))
+            .unwrap_or_else(|| panic!("{}: no confirm button in {question:?}", self.name));
+        let erased = self
+            .fake
+            .press_button(caller, &asked, &confirm)
+            .await
+            .unwrap_or_else(|err| panic!("{}: press the button: {err}", self.name))
+            .callback(WAIT)
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "{} did not answer the button: {err}\n{}",
+                    self.name,
+                    self.output()
+                )
+            });
+        assert!(erased.is_update(), "{}: {erased:?}", self.name);
+        erased.content().unwrap_or_default().to_owned()
+    }
+
+    /// Every message answer was ephemeral, and no secret is in the bot's output or in
+    /// anything it sent to Discord.
+    fn assert_clean(&self, secrets: &[&str]) {
+        for callback in self.fake.callbacks() {
+            if matches!(callback.kind, 4 | 5) {
+                assert!(
+                    callback.is_ephemeral(),
+                    "{}: a reply is visible to everyone: {callback:?}",
+                    self.name
+                );
+            }
+        }
+        for followup in self.fake.followups() {
+            if followup.body.get("content").is_some() && followup.body.get("flags").is_some() {
+                assert!(
+                    followup.is_ephemeral(),
+                    "{}: a follow-up is visible to everyone: {followup:?}",
+                    self.name
+                );
+            }
+        }
+        let output = self.output();
+        let requests = self.fake.requests();
+        for secret in secrets {
+            assert!(!secret.is_empty());
+            assert!(
+                !output.contains(secret),
+                "{}: a secret is in the bot's output",
+                self.name
+            );
+            for request in &requests {
+                assert!(
+                    !request.contains(secret),
+                    "{}: a secret went to Discord in {} {}",
+                    self.name,
+                    request.method,
+                    request.path
+                );
+            }
+        }
+    }
+
+    /// SIGTERM, then the process must exit 0 within [`WAIT`]; the fake Discord saw nothing
+    /// wrong.
+    async fn stop(mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "{} had already exited ({status}):\n{}",
+                self.name,
+                self.output()
+            );
+        }
+        let pid = self.child.id().expect("the bot is running");
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} did not exit within {WAIT:?} of SIGTERM:\n{}",
+                    self.name,
+                    self.output()
+                )
+            })
+            .unwrap();
+        assert!(
+            status.success(),
+            "{} exited with {status}:\n{}",
+            self.name,
+            self.output()
+        );
+        let problems = self.fake.problems();
+        assert!(
+            problems.is_empty(),
+            "{}: the fake Discord reported: {problems:#?}",
+            self.name
+        );
+    }
+}
+
+// ---- small helpers ----------------------------------------------------------------------------
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn secret(tag: &str) -> String {
+    format!("sk-{tag}-{}", hex(&random_bytes::<12>()))
+}
+
+/// How a bot shows a key: its last four characters, in backticks.
+fn masked(secret: &str) -> String {
+    format!("`…{}`", &secret[secret.len() - 4..])
+}
+
+fn alice() -> Caller {
+    Caller::in_guild(ALICE, "alice", GUILD, CHANNEL)
+}
+
+fn bob() -> Caller {
+    Caller::in_guild(BOB, "bob", GUILD, CHANNEL)
+}
+
+fn found(source: &str, key: &str) -> (String, Option<String>) {
+    (source.to_owned(), Some(key.to_owned()))
+}
+
+async fn bounded(body: impl Future<Output = ()>) {
+    tokio::time::timeout(TEST_BUDGET, body)
+        .await
+        .expect("the test finished within its budget");
+}
+
+// ---- 1. a data key replaced elsewhere -------------------------------------------------------
+
+/// Bot 2 caches Alice's data key; the operator erases her and saves a key for her under a new
+/// data key; Alice saves another key through bot 2. Every key opens in every process.
+async fn a_key_saved_with_a_stale_data_key_opens_everywhere(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let bot1 = dep.start_bot("bot1").await;
+    let bot2 = dep.start_bot("bot2").await;
+    let alice = alice();
+    let user_id = ALICE.to_string();
+
+    // (a) Bot 2 seals Alice's first key, and so caches her data key.
+    let brave = secret("brave");
+    let saved = bot2.save(&alice, "brave", &brave).await;
+    assert!(
+        saved.starts_with("Saved your Brave Search key"),
+        "{saved}\n{}",
+        dep.logs()
+    );
+
+    // (b) The operator erases Alice, then saves a key for her: a new data key.
+    dep.cli_ok(&["user", "forget", "--user", &user_id], "")
+        .await;
+    let openai = secret("openai");
+    dep.cli_ok(
+        &["user", "set", "--user", &user_id, "--service", "openai"],
+        &openai,
+    )
+    .await;
+
+    // (c) Alice saves another key through bot 2, whose cache still held the erased data key.
+    let openrouter = secret("openrouter");
+    let saved = bot2.save(&alice, "openrouter", &openrouter).await;
+    assert!(
+        saved.starts_with("Saved your OpenRouter key"),
+        "{saved}\n{}",
+        dep.logs()
+    );
+
+    // (d) Every process reads both keys.
+    assert_eq!(
+        dep.resolve(ALICE, "openrouter").await,
+        found("user", &openrouter),
+        "{backend:?}: a fresh process does not resolve the key bot 2 saved after the CLI's forget and set\n{}",
+        dep.logs()
+    );
+    assert_eq!(
+        dep.resolve(ALICE, "openai").await,
+        found("user", &openai),
+        "{backend:?}: a fresh process does not resolve the key the CLI saved\n{}",
+        dep.logs()
+    );
+    let listed = dep.user_list(ALICE).await;
+    assert_eq!(
+        listed,
+        vec![
+            (
+                "openai".to_owned(),
+                Some(format!("…{}", &openai[openai.len() - 4..]))
+            ),
+            (
+                "openrouter".to_owned(),
+                Some(format!("…{}", &openrouter[openrouter.len() - 4..]))
+            ),
+        ],
+        "{backend:?}: `user list` in a fresh process"
+    );
+    for bot in [&bot1, &bot2] {
+        let text = bot.list(&alice).await;
+        assert!(
+            text.contains(&masked(&openrouter)) && text.contains(&masked(&openai)),
+            "{backend:?}: {}'s /list_user_api_keys does not show both keys:\n{text}\n{}",
+            bot.name,
+            dep.logs()
+        );
+        assert!(
+            !text.contains("unreadable"),
+            "{backend:?}: {}'s /list_user_api_keys shows an unreadable key:\n{text}",
+            bot.name
+        );
+        assert!(!text.contains(&masked(&brave)), "{text}");
+    }
+
+    let secrets = [brave.as_str(), &openai, &openrouter];
+    for bot in [bot1, bot2] {
+        bot.assert_clean(&secrets);
+        bot.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_saved_by_a_bot_with_a_stale_data_key_after_a_cli_forget_opens_everywhere_on_redis() {
+    bounded(a_key_saved_with_a_stale_data_key_opens_everywhere(
+        Backend::Redis,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_saved_by_a_bot_with_a_stale_data_key_after_a_cli_forget_opens_everywhere_on_the_embedded_store()
+ {
+    bounded(a_key_saved_with_a_stale_data_key_opens_everywhere(
+        Backend::Embedded,
+    ))
+    .await;
+}
+
+// ---- 2. a forget elsewhere, then a restored copy ----------------------------------------------
+
+/// Bot 2 opens Alice's key; she forgets everything through bot 1; a second later the sealed
+/// value is written back, as from a backup. Neither bot 2 nor a fresh process opens it.
+async fn a_forget_in_one_bot_stops_the_other_opening_a_restored_copy(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let bot1 = dep.start_bot("bot1").await;
+    let bot2 = dep.start_bot("bot2").await;
+    let alice = alice();
+
+    let key = secret("brave");
+    let saved = bot1.save(&alice, "brave", &key).await;
+    assert!(
+        saved.starts_with("Saved your Brave Search key"),
+        "{saved}\n{}",
+        dep.logs()
+    );
+    let sealed = dep
+        .raw_get(ALICE, "brave")
+        .await
+        .expect("the sealed value is stored");
+    assert!(
+        sealed.starts_with("v4:") && !sealed.contains(&key),
+        "{sealed}"
+    );
+
+    // Bot 2 opens it (and caches Alice's data key).
+    let text = bot2.list(&alice).await;
+    assert!(
+        text.contains(&masked(&key)),
+        "{backend:?}: bot 2 does not show the key bot 1 saved:\n{text}\n{}",
+        dep.logs()
+    );
+
+    let erased = bot1.forget(&alice).await;
+    assert!(erased.starts_with("Erased"), "{erased}\n{}", dep.logs());
+    assert_eq!(
+        dep.raw_get(ALICE, "brave").await,
+        None,
+        "the forget deleted the value"
+    );
+
+    tokio::time::sleep(ERASURE_DELAY).await;
+    // A copy restored from a backup.
+    dep.raw_set(ALICE, "brave", &sealed).await;
+    assert_eq!(dep.raw_get(ALICE, "brave").await.as_deref(), Some(&*sealed));
+
+    let text = bot2.list(&alice).await;
+    assert!(
+        !text.contains(&masked(&key)),
+        "{backend:?}: bot 2 still opens a restored copy {ERASURE_DELAY:?} after the forget in bot 1:\n{text}\n{}",
+        dep.logs()
+    );
+    let text = bot1.list(&alice).await;
+    assert!(
+        !text.contains(&masked(&key)),
+        "{backend:?}: bot 1 opens a restored copy after its own forget:\n{text}"
+    );
+    let resolved = dep.resolve(ALICE, "brave").await;
+    assert_ne!(
+        resolved.1.as_deref(),
+        Some(key.as_str()),
+        "{backend:?}: a fresh process opens the restored copy"
+    );
+    assert_eq!(resolved, ("none".to_owned(), None), "{backend:?}");
+
+    for bot in [bot1, bot2] {
+        bot.assert_clean(&[&key]);
+        bot.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forget_in_one_bot_makes_a_restored_copy_unopenable_in_the_other_within_a_second_on_redis()
+ {
+    bounded(a_forget_in_one_bot_stops_the_other_opening_a_restored_copy(
+        Backend::Redis,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forget_in_one_bot_makes_a_restored_copy_unopenable_in_the_other_within_a_second_on_the_embedded_store()
+ {
+    bounded(a_forget_in_one_bot_stops_the_other_opening_a_restored_copy(
+        Backend::Embedded,
+    ))
+    .await;
+}
+
+// ---- 3. a removal elsewhere -------------------------------------------------------------------
+
+/// Alice saves a key through bot 1 and removes it through bot 2: bot 1 no longer lists it and
+/// a fresh process resolves the global pool's key instead.
+async fn a_key_removed_in_one_bot_is_gone_everywhere(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let bot1 = dep.start_bot("bot1").await;
+    let bot2 = dep.start_bot("bot2").await;
+    let alice = alice();
+
+    let pooled = secret("pooled");
+    dep.cli_ok(
+        &[
+            "pool",
+            "add",
+            "--service",
+            "brave",
+            "--contributor",
+            &ADMIN.to_string(),
+        ],
+        &pooled,
+    )
+    .await;
+
+    let key = secret("brave");
+    let saved = bot1.save(&alice, "brave", &key).await;
+    assert!(
+        saved.starts_with("Saved your Brave Search key"),
+        "{saved}\n{}",
+        dep.logs()
+    );
+    assert_eq!(dep.resolve(ALICE, "brave").await, found("user", &key));
+    let text = bot2.list(&alice).await;
+    assert!(
+        text.contains(&masked(&key)),
+        "{backend:?}: bot 2 does not show the key bot 1 saved:\n{text}\n{}",
+        dep.logs()
+    );
+
+    let removed = bot2.remove(&alice, "brave").await;
+    assert_eq!(removed, "Removed your Brave Search key.", "{}", dep.logs());
+
+    let text = bot1.list(&alice).await;
+    assert!(
+        !text.contains(&masked(&key)) && text.starts_with("You have no API keys saved."),
+        "{backend:?}: bot 1 still lists the key bot 2 removed:\n{text}\n{}",
+        dep.logs()
+    );
+    assert_eq!(
+        dep.resolve(ALICE, "brave").await,
+        found("global_pool", &pooled),
+        "{backend:?}: a fresh process resolves a removed key\n{}",
+        dep.logs()
+    );
+    assert_eq!(dep.raw_get(ALICE, "brave").await, None);
+
+    for bot in [bot1, bot2] {
+        bot.assert_clean(&[&key, &pooled]);
+        bot.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_removed_in_one_bot_is_gone_from_the_other_and_from_the_cli_on_redis() {
+    bounded(a_key_removed_in_one_bot_is_gone_everywhere(Backend::Redis)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_removed_in_one_bot_is_gone_from_the_other_and_from_the_cli_on_the_embedded_store() {
+    bounded(a_key_removed_in_one_bot_is_gone_everywhere(
+        Backend::Embedded,
+    ))
+    .await;
+}
+
+// ---- 4. many processes on one fresh database -------------------------------------------------
+
+/// Twelve `user set` processes spawned at once on a database file that does not exist yet:
+/// every one exits 0, and every user's key resolves afterwards.
+async fn cli_processes_opening_a_fresh_database_at_once_all_save(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    assert!(!dep.db_path().exists());
+    let keys: Vec<String> = (0..CROWD).map(|i| secret(&format!("crowd{i}"))).collect();
+    let users: Vec<String> = (0..CROWD).map(|i| (CROWD_USER + i).to_string()).collect();
+    let children: Vec<Child> = users
+        .iter()
+        .zip(&keys)
+        .map(|(user, key)| {
+            dep.spawn_cli(&["user", "set", "--user", user, "--service", "brave"], key)
+        })
+        .collect();
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for (user, child) in users.iter().zip(children) {
+        let left = CROWD_WAIT.saturating_sub(started.elapsed());
+        let run = finish(&["user", "set", "--user", user], child, left).await;
+        if run.code != Some(0) {
+            failures.push(format!(
+                "user {user}: exit {:?}: {}",
+                run.code,
+                run.stderr.trim()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{backend:?}: {} of {CROWD} processes opening one fresh database at once failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(
+            dep.resolve(CROWD_USER + i as u64, "brave").await,
+            found("user", key),
+            "{backend:?}: user {i} of the crowd"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_cli_processes_opening_one_fresh_database_at_once_all_save_on_redis() {
+    bounded(cli_processes_opening_a_fresh_database_at_once_all_save(
+        Backend::Redis,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_cli_processes_opening_one_fresh_database_at_once_all_save_on_the_embedded_store() {
+    bounded(cli_processes_opening_a_fresh_database_at_once_all_save(
+        Backend::Embedded,
+    ))
+    .await;
+}
+
+/// Two bots spawned at the same moment on a database file that does not exist yet: both
+/// register, and each reads what the other saved.
+async fn two_bots_started_at_once_on_a_fresh_database_agree(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    assert!(!dep.db_path().exists());
+    let mut bot1 = dep.spawn_bot("bot1").await;
+    let mut bot2 = dep.spawn_bot("bot2").await;
+    bot1.registered().await;
+    bot2.registered().await;
+
+    let alices = secret("alice");
+    let bobs = secret("bob");
+    let saved = bot1.save(&alice(), "brave", &alices).await;
+    assert!(
+        saved.starts_with("Saved your Brave Search key"),
+        "{saved}\n{}",
+        dep.logs()
+    );
+    let saved = bot2.save(&bob(), "brave", &bobs).await;
+    assert!(
+        saved.starts_with("Saved your Brave Search key"),
+        "{saved}\n{}",
+        dep.logs()
+    );
+    let text = bot2.list(&alice()).await;
+    assert!(
+        text.contains(&masked(&alices)),
+        "{backend:?}: {text}\n{}",
+        dep.logs()
+    );
+    let text = bot1.list(&bob()).await;
+    assert!(
+        text.contains(&masked(&bobs)),
+        "{backend:?}: {text}\n{}",
+        dep.logs()
+    );
+    assert_eq!(dep.resolve(ALICE, "brave").await, found("user", &alices));
+    assert_eq!(dep.resolve(BOB, "brave").await, found("user", &bobs));
+
+    for bot in [bot1, bot2] {
+        bot.assert_clean(&[&alices, &bobs]);
+        bot.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bots_started_at_once_on_a_fresh_database_both_register_and_agree_on_redis() {
+    bounded(two_bots_started_at_once_on_a_fresh_database_agree(
+        Backend::Redis,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bots_started_at_once_on_a_fresh_database_both_register_and_agree_on_the_embedded_store()
+ {
+    bounded(two_bots_started_at_once_on_a_fresh_database_agree(
+        Backend::Embedded,
+    ))
+    .await;
+}
