@@ -21,6 +21,9 @@ pub const DEFAULT_DB_PATH: &str = "data/stargazer-keys.db";
 pub const MASTER_KEY_FILE_NAME: &str = "master.key";
 /// The default daily limit of shared-key uses per user and tool.
 pub const DEFAULT_DAILY_LIMIT: u32 = 20;
+/// Failed calls per user and tool per day whose shared-key use is given back: later failures
+/// count as uses.
+pub const DEFAULT_DAILY_FAILURE_REFUNDS: u32 = 10;
 /// The default Gitea base URL, the original bot's.
 pub const DEFAULT_GITEA_BASE_URL: &str = "https://git.neko.li";
 /// The default Gitea token file, read when no other tier has a token.
@@ -92,6 +95,9 @@ pub struct Config {
     pub quota_window: QuotaWindow,
     /// Shared-key uses per user and tool per day (`DEFAULT_KEY_DAILY_LIMIT`).
     pub default_daily_limit: u32,
+    /// Failed shared-key calls per user and tool per day whose use is given back
+    /// (`STARGAZER_DAILY_FAILURE_REFUNDS`); later failures count as uses.
+    pub daily_failure_refunds: u32,
     /// Per-tool overrides of the daily limit (`STARGAZER_TOOL_DAILY_LIMITS`, `tool=N,...`).
     pub tool_daily_limits: BTreeMap<String, u32>,
     /// An operator's TOML file of extra services (`STARGAZER_SERVICES_FILE`).
@@ -125,6 +131,7 @@ impl fmt::Debug for Config {
             .field("admin_user_ids", &self.admin_user_ids)
             .field("quota_window", &self.quota_window)
             .field("default_daily_limit", &self.default_daily_limit)
+            .field("daily_failure_refunds", &self.daily_failure_refunds)
             .finish_non_exhaustive()
     }
 }
@@ -333,6 +340,10 @@ impl Config {
                 .map(|v| parse_number("DEFAULT_KEY_DAILY_LIMIT", v))
                 .transpose()?
                 .unwrap_or(DEFAULT_DAILY_LIMIT),
+            daily_failure_refunds: get("STARGAZER_DAILY_FAILURE_REFUNDS")
+                .map(|v| parse_number("STARGAZER_DAILY_FAILURE_REFUNDS", v))
+                .transpose()?
+                .unwrap_or(DEFAULT_DAILY_FAILURE_REFUNDS),
             tool_daily_limits,
             services_file: get("STARGAZER_SERVICES_FILE").map(PathBuf::from),
             pool_bench: Duration::from_secs(pool_bench),

@@ -131,7 +131,12 @@ impl GiteaPolicy {
     /// The policy the settings describe.
     pub fn from_config(config: &crate::Config) -> Self {
         // An empty setting (as `.env.example` has them) is an unset one.
-        let get = |name| config.env.get(name).filter(|value| !value.trim().is_empty());
+        let get = |name| {
+            config
+                .env
+                .get(name)
+                .filter(|value| !value.trim().is_empty())
+        };
         Self::new(
             get("GITEA_BASE_URL").unwrap_or(DEFAULT_GITEA_BASE_URL),
             get("STARGAZER_GITEA_HTTP_HOSTS"),

@@ -178,6 +178,27 @@ impl Bench {
     }
 }
 
+/// A failure of one user's call against a pooled key, remembered until `until_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Strike {
+    until_ms: u64,
+    user_id: u64,
+}
+
+impl Strike {
+    /// The stored value: `{until, unix ms};{user id}`.
+    fn encode(&self) -> String {
+        format!("{};{}", self.until_ms, self.user_id)
+    }
+
+    /// A stored value, when it is one and its time has not passed at `now_ms`.
+    fn decode_live(value: &str, now_ms: u64) -> Option<Self> {
+        let until_ms = value_until_ms(value).filter(|at| *at > now_ms)?;
+        let user_id = value.split_once(';')?.1.parse().ok()?;
+        Some(Self { until_ms, user_id })
+    }
+}
+
 /// The live benches among a bench hash's entries, by key id.
 pub(crate) fn live_benches(entries: &[(String, String)]) -> BTreeMap<String, Bench> {
     let now = unix_ms(OffsetDateTime::now_utc());
@@ -224,6 +245,35 @@ impl KeyVault {
     /// # }
     /// ```
     pub async fn report_key_outcome(&self, service: &str, key: &ResolvedKey, outcome: KeyOutcome) {
+        self.report(service, key, outcome, None).await;
+    }
+
+    /// [`KeyVault::report_key_outcome`] for a call a user made ([`KeyContext`]'s calls): the
+    /// use is counted the same way, but one user's failures alone never bench a pooled key
+    /// (a user could otherwise take a shared key away from everyone with calls made to fail).
+    /// The first failure records a strike against the key; the key is benched when a call of
+    /// another user fails too while the strike lasts (`STARGAZER_POOL_BENCH_SECS`).
+    /// [`KeyVault::report_key_outcome`], with no user, is the operator's own word and benches
+    /// at once.
+    ///
+    /// [`KeyContext`]: https://docs.rs/stargazer-keys-commands
+    pub async fn report_key_outcome_by(
+        &self,
+        user_id: u64,
+        service: &str,
+        key: &ResolvedKey,
+        outcome: KeyOutcome,
+    ) {
+        self.report(service, key, outcome, Some(user_id)).await;
+    }
+
+    async fn report(
+        &self,
+        service: &str,
+        key: &ResolvedKey,
+        outcome: KeyOutcome,
+        reporter: Option<u64>,
+    ) {
         let (Some(pool), Some(key_id)) = (key.pool, key.key_id.as_deref()) else {
             return;
         };
@@ -250,6 +300,13 @@ impl KeyVault {
         let Some(reason) = outcome.bench_reason() else {
             return;
         };
+        if let Some(user_id) = reporter
+            && !self
+                .second_strike(pool, service, key_id, user_id, now)
+                .await
+        {
+            return;
+        }
         let long = self.config().pool_bench;
         let length = match outcome {
             KeyOutcome::RateLimited { retry_after } => retry_after
@@ -284,6 +341,59 @@ impl KeyVault {
                 tracing::warn!(%pool, service, key_id, error = %err, "cannot bench a pool key")
             }
         }
+    }
+
+    /// Whether a failure of `user_id`'s call is the second strike against a pooled key (another
+    /// user's call failed it while the first strike lasts). If not, records this one.
+    async fn second_strike(
+        &self,
+        pool: Pool,
+        service: &str,
+        key_id: &str,
+        user_id: u64,
+        now: OffsetDateTime,
+    ) -> bool {
+        let key = pool.strikes_key(self.layout(), service);
+        let earlier = match self.storage().hget(&key, key_id).await {
+            Ok(value) => value.and_then(|value| Strike::decode_live(&value, unix_ms(now))),
+            Err(err) => {
+                // Failing closed here would let storage trouble shield a key; failing open
+                // would let one user bench it. Neither: no bench this time.
+                tracing::warn!(%pool, service, key_id, error = %err, "cannot read a pool key's strikes");
+                return false;
+            }
+        };
+        if earlier.is_some_and(|strike| strike.user_id != user_id) {
+            if let Err(err) = self.storage().hdel(&key, key_id).await {
+                tracing::debug!(%pool, service, key_id, error = %err, "cannot clear a pool key's strike");
+            }
+            return true;
+        }
+        let until = now + self.config().pool_bench;
+        let strike = Strike {
+            until_ms: unix_ms(until),
+            user_id,
+        };
+        if let Err(err) = self
+            .storage()
+            .hset_until(
+                &key,
+                key_id,
+                &strike.encode(),
+                strike.until_ms,
+                unix_ms(now),
+            )
+            .await
+        {
+            tracing::warn!(%pool, service, key_id, error = %err, "cannot record a pool key's strike");
+        }
+        tracing::info!(
+            %pool,
+            service,
+            key_id,
+            "a pool key failed one user's call; it is benched if another user's call fails too"
+        );
+        false
     }
 
     /// The keys of a pool that are benched now, by key id.

@@ -193,8 +193,13 @@ impl KeyVault {
             limit,
         };
         if let Err(err) = validate_tool_name(tool) {
-            tracing::warn!(error = %err, "quota reservation on a bad tool name; allowing");
-            return Ok(unrecorded());
+            // A host bot's bug, not a storage fault: refuse rather than admit uncounted calls.
+            tracing::error!(error = %err, "quota reservation on a bad tool name; refused");
+            return Err(LimitReached {
+                current: 0,
+                limit: 0,
+                resets_in: None,
+            });
         }
         let key = self.layout().usage_key(user_id, tool);
         match self
@@ -221,6 +226,29 @@ impl KeyVault {
             Err(err) => {
                 tracing::warn!(error = %err, tool, "quota reservation failed; allowing (fail-open)");
                 Ok(unrecorded())
+            }
+        }
+    }
+
+    /// Records a failed call of `tool` that a shared key was reserved for, and says whether
+    /// its use is given back: the first `STARGAZER_DAILY_FAILURE_REFUNDS` failures of a user and
+    /// tool in a day are (the seed's "count only successes"), later ones count as uses, so
+    /// calls made to fail cannot use a shared key without end. Fail-open: when storage fails,
+    /// the use is given back.
+    pub async fn record_default_key_failure(&self, user_id: u64, tool: &str) -> bool {
+        if validate_tool_name(tool).is_err() {
+            return true;
+        }
+        let key = self.layout().failures_key(user_id, tool);
+        match self
+            .storage()
+            .incr_with_ttl(&key, QUOTA_TTL_SECS, crate::config::QuotaWindow::Fixed)
+            .await
+        {
+            Ok(failures) => failures <= u64::from(self.config().daily_failure_refunds),
+            Err(err) => {
+                tracing::warn!(error = %err, tool, "cannot count a failed shared-key call; giving its use back");
+                true
             }
         }
     }

@@ -56,6 +56,14 @@ impl Pool {
         }
     }
 
+    /// The hash of the pool's strikes for `service`: keys that failed one user's call.
+    pub(crate) fn strikes_key(&self, layout: &Layout, service: &str) -> String {
+        match self {
+            Pool::Global => layout.global_pool_strikes_key(service),
+            Pool::Channel(id) => layout.channel_pool_strikes_key(*id, service),
+        }
+    }
+
     /// The hash of the pool's per-key counters for `service` on `day` (UTC).
     pub(crate) fn usage_key(&self, layout: &Layout, service: &str, day: time::Date) -> String {
         match self {

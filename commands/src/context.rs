@@ -52,14 +52,20 @@ pub enum KeyUseError<E> {
     MissingKey(String),
     /// The shared-key daily limit is spent: the message says when it resets and how to lift it.
     LimitReached(String),
-    /// The call itself failed (its use was refunded).
+    /// The call itself failed (its use was given back, up to the daily number of failures
+    /// given back: see [`KeyVault::record_default_key_failure`]).
     Call(E),
+    /// The tool name cannot name a quota counter: a bug of the calling module, refused
+    /// before any key is resolved.
+    InvalidTool(String),
 }
 
 impl<E: fmt::Display> fmt::Display for KeyUseError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeyUseError::MissingKey(text) | KeyUseError::LimitReached(text) => f.write_str(text),
+            KeyUseError::MissingKey(text)
+            | KeyUseError::LimitReached(text)
+            | KeyUseError::InvalidTool(text) => f.write_str(text),
             KeyUseError::Call(err) => err.fmt(f),
         }
     }
@@ -222,6 +228,12 @@ impl KeyContext {
         F: FnOnce(ResolvedKey) -> Fut,
         Fut: Future<Output = Result<T, Err>>,
     {
+        if let Err(err) = stargazer_keys::quota::validate_tool_name(tool) {
+            tracing::error!(error = %err, "a key was asked for with a bad tool name; refused");
+            return Err(KeyUseError::InvalidTool(format!(
+                "This command is misconfigured ({err}), so it did not run; tell the bot's operator."
+            )));
+        }
         let Some(resolved) = self.api_key(service).await else {
             return Err(KeyUseError::MissingKey(self.missing_key_message(service)));
         };
@@ -264,7 +276,9 @@ impl KeyContext {
             Err(err) => classify(err),
         };
         if used.pool.is_some() {
-            self.vault.report_key_outcome(service, &used, outcome).await;
+            self.vault
+                .report_key_outcome_by(self.user_id, service, &used, outcome)
+                .await;
         }
         match result {
             Ok(value) => {
@@ -275,7 +289,16 @@ impl KeyContext {
             }
             Err(err) => {
                 if let Some(permit) = permit {
-                    permit.refund().await;
+                    if !permit.is_recorded()
+                        || self
+                            .vault
+                            .record_default_key_failure(self.user_id, tool)
+                            .await
+                    {
+                        permit.refund().await;
+                    } else {
+                        permit.commit();
+                    }
                 }
                 Err(KeyUseError::Call(err))
             }

@@ -985,7 +985,7 @@ async fn the_example_command_says_how_to_add_a_key_when_there_is_none() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_example_command_benches_a_revoked_pool_key_and_the_pool_list_says_why() {
+async fn the_example_command_benches_a_key_revoked_for_two_users_and_the_pool_list_says_why() {
     bounded(async {
         let brave = fake_brave().await;
         let bot = Bot::start_with(
@@ -1005,12 +1005,13 @@ async fn the_example_command_benches_a_revoked_pool_key_and_the_pool_list_says_w
             .key_id
             .clone();
 
-        let failed = web_search(&bot, &alice(), "rust").await;
-        assert_eq!(
-            failed,
-            "Brave Search answered 401 Unauthorized; please try again later."
-        );
-        // The revoked key is benched: the next call falls through to the operator's key.
+        let refused = "Brave Search answered 401 Unauthorized; please try again later.";
+        assert_eq!(web_search(&bot, &alice(), "rust").await, refused);
+        // One user's failures alone never bench a shared key: Alice draws it again.
+        assert_eq!(web_search(&bot, &alice(), "rust").await, refused);
+        // Another user's call failing too benches it: the next call falls through to the
+        // operator's key.
+        assert_eq!(web_search(&bot, &bob(), "rust").await, refused);
         let text = web_search(&bot, &alice(), "rust").await;
         assert_eq!(text, "• [rust (key 0000)](<https://example.org/>)");
         assert_eq!(
@@ -1030,7 +1031,7 @@ async fn the_example_command_benches_a_revoked_pool_key_and_the_pool_list_says_w
             "{text}"
         );
         assert!(
-            text.contains("; today 1 use, 1 failed; **benched** until <t:"),
+            text.contains("; today 3 uses, 3 failed; **benched** until <t:"),
             "{text}"
         );
         assert!(

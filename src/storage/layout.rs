@@ -112,6 +112,26 @@ impl Layout {
         format!("{}:default_key_usage:{user_id}:{tool}", self.prefix)
     }
 
+    /// The counter of a user's failed calls of a tool with a shared key (TTL 24 h).
+    pub fn failures_key(&self, user_id: u64, tool: &str) -> String {
+        format!("{}:default_key_failures:{user_id}:{tool}", self.prefix)
+    }
+
+    /// The strikes of the global pool of a service: field = key id, value =
+    /// `{until, unix ms};{user id}`, the user whose call the key failed while the key was not
+    /// yet benched (see `KeyVault::report_key_outcome_by`).
+    pub fn global_pool_strikes_key(&self, service: &str) -> String {
+        format!("{}:pool_key_strikes:global:{service}", self.prefix)
+    }
+
+    /// The strikes of a channel's pool of a service (as [`Layout::global_pool_strikes_key`]).
+    pub fn channel_pool_strikes_key(&self, channel_id: u64, service: &str) -> String {
+        format!(
+            "{}:pool_key_strikes:channel:{channel_id}:{service}",
+            self.prefix
+        )
+    }
+
     /// The privilege mask of a user.
     pub fn privileges_key(&self, user_id: u64) -> String {
         format!("{}:user_privileges:{user_id}", self.prefix)
