@@ -24,6 +24,8 @@ pub const DEFAULT_DAILY_LIMIT: u32 = 20;
 /// Failed calls per user and tool per day whose shared-key use is given back: later failures
 /// count as uses.
 pub const DEFAULT_DAILY_FAILURE_REFUNDS: u32 = 10;
+/// Keys one pool may hold for one service.
+pub const DEFAULT_POOL_MAX_KEYS: u64 = 100;
 /// The default Gitea base URL, the original bot's.
 pub const DEFAULT_GITEA_BASE_URL: &str = "https://git.neko.li";
 /// The default Gitea token file, read when no other tier has a token.
@@ -98,6 +100,8 @@ pub struct Config {
     /// Failed shared-key calls per user and tool per day whose use is given back
     /// (`STARGAZER_DAILY_FAILURE_REFUNDS`); later failures count as uses.
     pub daily_failure_refunds: u32,
+    /// Keys one pool may hold for one service (`STARGAZER_POOL_MAX_KEYS`).
+    pub pool_max_keys: u64,
     /// Per-tool overrides of the daily limit (`STARGAZER_TOOL_DAILY_LIMITS`, `tool=N,...`).
     pub tool_daily_limits: BTreeMap<String, u32>,
     /// An operator's TOML file of extra services (`STARGAZER_SERVICES_FILE`).
@@ -132,6 +136,7 @@ impl fmt::Debug for Config {
             .field("quota_window", &self.quota_window)
             .field("default_daily_limit", &self.default_daily_limit)
             .field("daily_failure_refunds", &self.daily_failure_refunds)
+            .field("pool_max_keys", &self.pool_max_keys)
             .finish_non_exhaustive()
     }
 }
@@ -340,6 +345,18 @@ impl Config {
                 .map(|v| parse_number("DEFAULT_KEY_DAILY_LIMIT", v))
                 .transpose()?
                 .unwrap_or(DEFAULT_DAILY_LIMIT),
+            pool_max_keys: match get("STARGAZER_POOL_MAX_KEYS")
+                .map(|v| parse_number::<u64>("STARGAZER_POOL_MAX_KEYS", v))
+                .transpose()?
+            {
+                Some(0) => {
+                    return Err(ConfigError::new(
+                        "STARGAZER_POOL_MAX_KEYS",
+                        "must be at least 1 (keys)",
+                    ));
+                }
+                max => max.unwrap_or(DEFAULT_POOL_MAX_KEYS),
+            },
             daily_failure_refunds: get("STARGAZER_DAILY_FAILURE_REFUNDS")
                 .map(|v| parse_number("STARGAZER_DAILY_FAILURE_REFUNDS", v))
                 .transpose()?

@@ -175,6 +175,17 @@ pub struct PoolKeyInfo {
     pub bench: Option<Bench>,
 }
 
+/// A pool key as autocomplete offers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolKeyChoice {
+    /// The service id.
+    pub service: String,
+    /// The key id.
+    pub key_id: String,
+    /// `…last4`, or `None` when the stored value does not open.
+    pub masked: Option<String>,
+}
+
 /// What adding a pool key did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolAdd {
@@ -275,6 +286,18 @@ pub enum KeyError {
         keys: usize,
         /// Why they could not be deleted.
         source: StorageError,
+    },
+    /// The pool already holds as many keys for the service as the operator allows.
+    #[error(
+        "{pool} already holds {max} {service} keys, the most STARGAZER_POOL_MAX_KEYS allows; remove one first"
+    )]
+    PoolFull {
+        /// The pool, as a phrase (`the global pool`).
+        pool: String,
+        /// The service id.
+        service: String,
+        /// The cap.
+        max: u64,
     },
     /// The owner's data key was erased and made again by other processes three times while
     /// one value was being sealed.
@@ -738,6 +761,7 @@ impl KeyVault {
         let value = self.checked_value(service, secret, true)?;
         let secret = value.as_str();
         let check = self.check_key(service, secret).await?;
+        self.check_pool_room(pool, service).await?;
         let owner = pool.owner_id();
         let hash = pool.storage_key(&self.inner.layout, service);
         let (key_id, added) = self
@@ -761,6 +785,25 @@ impl KeyVault {
             added,
             check,
         })
+    }
+
+    /// Refuses an add to a pool that holds `STARGAZER_POOL_MAX_KEYS` keys for the service.
+    /// (Two adds racing at the cap may both pass: the cap bounds work, it is not a quota.)
+    async fn check_pool_room(&self, pool: Pool, service: &str) -> Result<(), KeyError> {
+        let max = self.inner.config.pool_max_keys;
+        let held = self
+            .inner
+            .storage
+            .hlen(&pool.storage_key(&self.inner.layout, service))
+            .await?;
+        if held >= max {
+            return Err(KeyError::PoolFull {
+                pool: pool.to_string(),
+                service: service.to_owned(),
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// Removes a key from a pool by key id (and its bench, if any); returns whether it was
@@ -839,6 +882,51 @@ impl KeyVault {
         Ok(keys)
     }
 
+    /// At most `limit` keys of a pool whose id starts with `id_prefix`, masked (for
+    /// autocomplete, on every keystroke): only those are opened, and no usage or bench is read.
+    pub async fn pool_key_choices(
+        &self,
+        pool: Pool,
+        service: Option<&str>,
+        id_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<PoolKeyChoice>, KeyError> {
+        let services: Vec<String> = match service {
+            Some(service) => {
+                validate_service_id(service)?;
+                vec![service.to_owned()]
+            }
+            None => self.inner.catalogue.iter().map(|s| s.id.clone()).collect(),
+        };
+        let owner = pool.owner_id();
+        let mut choices = Vec::new();
+        for service in services {
+            if choices.len() >= limit {
+                break;
+            }
+            let entries = self
+                .inner
+                .storage
+                .hgetall(&pool.storage_key(&self.inner.layout, &service))
+                .await?;
+            for (key_id, value) in entries
+                .into_iter()
+                .filter(|(key_id, _)| key_id.starts_with(id_prefix))
+                .take(limit - choices.len())
+            {
+                let opened = self
+                    .open_value(&owner, &service, Some(&key_id), &value)
+                    .await;
+                choices.push(PoolKeyChoice {
+                    masked: opened.map(|(p, _)| masked_value(&service, p.key.expose())),
+                    service: service.clone(),
+                    key_id,
+                });
+            }
+        }
+        Ok(choices)
+    }
+
     /// A random key of the global pool for `service`; `None` (logged) on any failure.
     pub async fn get_pool_api_key(&self, service: &str) -> Option<ApiKey> {
         self.draw_from_pool(Pool::Global, service)
@@ -868,11 +956,57 @@ impl KeyVault {
             Ok(reply) => {
                 let entries = reply.pools.into_iter().next().unwrap_or_default();
                 let benched = reply.pool_benches.first().map(Vec::as_slice);
-                self.first_that_opens(pool, service, entries, benched.unwrap_or_default())
+                self.usable_in(pool, service, entries, benched.unwrap_or_default())
                     .await
             }
             Err(err) => {
                 tracing::warn!(%pool, service, error = %err, "cannot draw from the pool");
+                None
+            }
+        }
+    }
+
+    /// A usable key of a pool: a random one of the drawn `entries` that is not benched and
+    /// opens; when none is and the draw was full (the pool may hold more), any other key of
+    /// the pool, read whole, as long as the pool is within `STARGAZER_POOL_MAX_KEYS`. So a
+    /// usable key is found whenever one exists, and the extra read happens only when every
+    /// drawn key failed.
+    async fn usable_in(
+        &self,
+        pool: Pool,
+        service: &str,
+        entries: Vec<(String, String)>,
+        bench_entries: &[(String, String)],
+    ) -> Option<ResolvedKey> {
+        let full_draw = entries.len() >= POOL_SAMPLE;
+        let drawn: std::collections::HashSet<String> =
+            entries.iter().map(|(key_id, _)| key_id.clone()).collect();
+        if let Some(found) = self
+            .first_that_opens(pool, service, entries, bench_entries)
+            .await
+        {
+            return Some(found);
+        }
+        if !full_draw {
+            return None;
+        }
+        let hash = pool.storage_key(&self.inner.layout, service);
+        let whole = async {
+            let held = self.inner.storage.hlen(&hash).await?;
+            if held > self.inner.config.pool_max_keys {
+                tracing::warn!(%pool, service, held, "a pool holds more keys than STARGAZER_POOL_MAX_KEYS; not reading it whole");
+                return Ok(Vec::new());
+            }
+            self.inner.storage.hgetall(&hash).await
+        };
+        match whole.await {
+            Ok(mut rest) => {
+                rest.retain(|(key_id, _)| !drawn.contains(key_id));
+                self.first_that_opens(pool, service, rest, bench_entries)
+                    .await
+            }
+            Err(err) => {
+                tracing::warn!(%pool, service, error = %err, "cannot read a pool whole");
                 None
             }
         }
@@ -980,10 +1114,7 @@ impl KeyVault {
                 let mut benches = reply.pool_benches.into_iter();
                 for (pool, entries) in pools.into_iter().zip(reply.pools) {
                     let benched = benches.next().unwrap_or_default();
-                    if let Some(found) = self
-                        .first_that_opens(pool, service, entries, &benched)
-                        .await
-                    {
+                    if let Some(found) = self.usable_in(pool, service, entries, &benched).await {
                         return Some(found);
                     }
                 }

@@ -332,6 +332,7 @@ const SETTINGS: &[&str] = &[
     "STARGAZER_TOOL_DAILY_LIMITS",
     "STARGAZER_SERVICES_FILE",
     "STARGAZER_POOL_BENCH_SECS",
+    "STARGAZER_POOL_MAX_KEYS",
     "STARGAZER_POOL_RATE_LIMIT_BENCH_SECS",
     "STARGAZER_VALIDATE_KEYS",
     "STARGAZER_VALIDATE_TIMEOUT_MS",
@@ -799,3 +800,100 @@ contract!(
         assert_eq!(own.base_url, "https://evil.example");
     }
 );
+
+// ----- pool size and draws ----------------------------------------------------------------------
+
+contract!(
+    a_pool_holds_at_most_the_configured_number_of_keys,
+    |backend| async move {
+        let fx = Fixture::builder(backend)
+            .env("STARGAZER_POOL_MAX_KEYS", "3")
+            .open()
+            .await;
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let added = fx
+                .vault
+                .add_pool_key(
+                    Pool::Channel(CHANNEL),
+                    "brave",
+                    &secret(&format!("k{i}")),
+                    ADMIN,
+                )
+                .await
+                .unwrap();
+            ids.push(added.key_id);
+        }
+        let err = fx
+            .vault
+            .add_pool_key(Pool::Channel(CHANNEL), "brave", &secret("k3"), ADMIN)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, KeyError::PoolFull { max: 3, .. }), "{err:?}");
+        assert!(err.to_string().contains("STARGAZER_POOL_MAX_KEYS"), "{err}");
+        // Other pools and services have their own room.
+        fx.vault
+            .add_pool_key(Pool::Global, "brave", &secret("g"), ADMIN)
+            .await
+            .unwrap();
+        fx.vault
+            .remove_pool_key(Pool::Channel(CHANNEL), "brave", &ids[0])
+            .await
+            .unwrap();
+        fx.vault
+            .add_pool_key(Pool::Channel(CHANNEL), "brave", &secret("k4"), ADMIN)
+            .await
+            .unwrap();
+    }
+);
+
+contract!(
+    a_usable_pool_key_is_found_when_every_drawn_key_fails,
+    |backend| async move {
+        let fx = Fixture::new(backend).await;
+        let layout = stargazer_keys::storage::Layout::new(fx.prefix.clone());
+        // Twenty values that do not open, under well-formed key ids, and one good key.
+        for _ in 0..20 {
+            fx.storage()
+                .hset(
+                    &layout.global_pool_key("brave"),
+                    &hex::encode(rand_bytes::<6>()),
+                    "v4:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                )
+                .await
+                .unwrap();
+        }
+        let good = secret("good");
+        fx.vault
+            .add_pool_key(Pool::Global, "brave", &good, ADMIN)
+            .await
+            .unwrap();
+        for _ in 0..30 {
+            let found = fx
+                .vault
+                .get_user_api_key(Some(USER), "brave", None, true)
+                .await
+                .expect("the one usable key is found");
+            assert_eq!(found.key.expose(), good, "{backend:?}");
+        }
+    }
+);
+
+contract!(pool_draws_reach_every_key, |backend| async move {
+    let fx = Fixture::new(backend).await;
+    let mut keys = BTreeSet::new();
+    for i in 0..30 {
+        let key = secret(&format!("d{i}"));
+        fx.vault
+            .add_pool_key(Pool::Global, "brave", &key, ADMIN)
+            .await
+            .unwrap();
+        keys.insert(key);
+    }
+    let mut drawn = BTreeSet::new();
+    for _ in 0..400 {
+        let key = fx.vault.get_pool_api_key("brave").await.expect("a key");
+        drawn.insert(key.expose().to_owned());
+    }
+    assert_eq!(drawn, keys, "{backend:?}: some keys are never drawn");
+});

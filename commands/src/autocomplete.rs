@@ -58,14 +58,13 @@ async fn pool_key_ids<U: HasKeyVault, E>(
 ) -> serenity::CreateAutocompleteResponse {
     let vault = ctx.data().key_vault();
     let service = selected_service(ctx);
+    // Bounded work on every keystroke: only the suggestions shown are opened.
     let keys = vault
-        .list_pool_keys(pool, service.as_deref())
+        .pool_key_choices(pool, service.as_deref(), partial.trim(), MAX_SUGGESTIONS)
         .await
         .unwrap_or_default();
     let choices = keys
         .into_iter()
-        .filter(|k| k.key_id.starts_with(partial.trim()))
-        .take(MAX_SUGGESTIONS)
         .map(|k| {
             let masked = k.masked.unwrap_or_else(|| "unreadable".to_owned());
             serenity::AutocompleteChoice::new(

@@ -64,14 +64,29 @@ fn random_entries(
     key: &str,
     count: usize,
 ) -> Result<Vec<(String, String)>, StorageError> {
+    // Up to `count` entries in field order from a random point, wrapping around: two index
+    // range reads, never a scan of the whole hash (`ORDER BY random()` read every row). Pool
+    // fields are key ids, uniform hex digits, so a random hex start is a fair pick.
+    let mut start = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut start);
+    let start = hex::encode(start);
     // The LIMIT is written into the SQL: bound as a parameter, it makes SQLite re-plan the
     // statement on every run.
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT field, value FROM kv_hash WHERE key = ?1 ORDER BY random() LIMIT {count}"
-    ))?;
-    let rows = stmt
-        .query_map(params![key], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows: Vec<(String, String)> = conn
+        .prepare_cached(&format!(
+            "SELECT field, value FROM kv_hash WHERE key = ?1 AND field >= ?2 ORDER BY field LIMIT {count}"
+        ))?
+        .query_map(params![key, start], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if rows.len() < count {
+        let more: Vec<(String, String)> = conn
+            .prepare_cached(&format!(
+                "SELECT field, value FROM kv_hash WHERE key = ?1 AND field < ?2 ORDER BY field LIMIT {count}"
+            ))?
+            .query_map(params![key, start], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        rows.extend(more.into_iter().take(count - rows.len()));
+    }
     Ok(rows)
 }
 
@@ -244,6 +259,17 @@ impl StorageBackend for EmbeddedStore {
     ) -> BoxFuture<'a, Result<Vec<(String, String)>, StorageError>> {
         let key = key.to_owned();
         self.run(move |conn| all_entries(conn, &key))
+    }
+
+    fn hlen<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StorageError>> {
+        let key = key.to_owned();
+        self.run(move |conn| {
+            purge_expired_hash(conn, &key, now_millis())?;
+            let count: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM kv_hash WHERE key = ?1")?
+                .query_row([&key], |row| row.get(0))?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
     }
 
     fn hrandfield<'a>(

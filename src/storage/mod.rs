@@ -174,6 +174,8 @@ pub trait StorageBackend: Send + Sync + 'static {
         &'a self,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<(String, String)>, StorageError>>;
+    /// HLEN: how many fields the hash has.
+    fn hlen<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StorageError>>;
     /// HRANDFIELD key count WITHVALUES: up to `count` distinct random entries.
     fn hrandfield<'a>(
         &'a self,

@@ -399,6 +399,10 @@ impl StorageBackend for RedisStore {
         Box::pin(async move { self.query(redis::cmd("HDEL").arg(key).arg(field)).await })
     }
 
+    fn hlen<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StorageError>> {
+        Box::pin(async move { self.query(redis::cmd("HLEN").arg(key)).await })
+    }
+
     fn hgetall<'a>(
         &'a self,
         key: &'a str,
