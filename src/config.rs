@@ -72,6 +72,18 @@ pub enum QuotaWindow {
     Rolling,
 }
 
+/// Whether values in the original bot's formats (`v2:` and plaintext) are read
+/// (`STARGAZER_LEGACY_VALUES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LegacyValues {
+    /// Read them, unless `migrate` has run on this storage (it leaves a marker every process
+    /// honours).
+    #[default]
+    Read,
+    /// Never read them: anyone who can write to storage could plant one.
+    Refuse,
+}
+
 /// Every setting of the core library.
 #[derive(Clone)]
 pub struct Config {
@@ -100,6 +112,8 @@ pub struct Config {
     /// Failed shared-key calls per user and tool per day whose use is given back
     /// (`STARGAZER_DAILY_FAILURE_REFUNDS`); later failures count as uses.
     pub daily_failure_refunds: u32,
+    /// Whether legacy values are read (`STARGAZER_LEGACY_VALUES`: `read` or `refuse`).
+    pub legacy_values: LegacyValues,
     /// Keys one pool may hold for one service (`STARGAZER_POOL_MAX_KEYS`).
     pub pool_max_keys: u64,
     /// Per-tool overrides of the daily limit (`STARGAZER_TOOL_DAILY_LIMITS`, `tool=N,...`).
@@ -137,6 +151,7 @@ impl fmt::Debug for Config {
             .field("default_daily_limit", &self.default_daily_limit)
             .field("daily_failure_refunds", &self.daily_failure_refunds)
             .field("pool_max_keys", &self.pool_max_keys)
+            .field("legacy_values", &self.legacy_values)
             .finish_non_exhaustive()
     }
 }
@@ -234,6 +249,19 @@ impl Config {
             ));
         }
 
+        let legacy_values = match get("STARGAZER_LEGACY_VALUES")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("read") => LegacyValues::Read,
+            Some("refuse") => LegacyValues::Refuse,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "STARGAZER_LEGACY_VALUES",
+                    format!("must be \"read\" or \"refuse\", not {other:?}"),
+                ));
+            }
+        };
         let quota_window = match get("QUOTA_WINDOW").map(str::to_ascii_lowercase).as_deref() {
             None | Some("fixed") => QuotaWindow::Fixed,
             Some("rolling") => QuotaWindow::Rolling,
@@ -345,6 +373,7 @@ impl Config {
                 .map(|v| parse_number("DEFAULT_KEY_DAILY_LIMIT", v))
                 .transpose()?
                 .unwrap_or(DEFAULT_DAILY_LIMIT),
+            legacy_values,
             pool_max_keys: match get("STARGAZER_POOL_MAX_KEYS")
                 .map(|v| parse_number::<u64>("STARGAZER_POOL_MAX_KEYS", v))
                 .transpose()?

@@ -212,9 +212,23 @@ pub struct Forgotten {
     pub checkpoint: Checkpoint,
 }
 
+/// A hash holding values in the original bot's formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyHash {
+    /// The storage key.
+    pub key: String,
+    /// How many legacy values it holds.
+    pub values: usize,
+}
+
 /// What `migrate` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MigrationReport {
+    /// Every hash that held legacy values before the run, listed before anything was touched.
+    pub legacy_hashes: Vec<LegacyHash>,
+    /// Legacy pool entries whose field is not a key id (`{hash} {field}`), left as they were
+    /// for the operator to remove: they are refused from now on.
+    pub left_in_pools: Vec<String>,
     /// Values already `v4:`.
     pub already_v4: u64,
     /// `v2:` values rewritten.
@@ -246,6 +260,13 @@ pub enum KeyError {
     /// The key has control characters.
     #[error("the key contains control characters (such as NUL): paste the key alone")]
     KeyHasControlCharacters,
+    /// The key has invisible formatting characters (Unicode category Cf: bidi controls such as
+    /// U+202E, zero-width characters such as U+200B), which no real key has and which can make
+    /// it show as something else.
+    #[error(
+        "the key contains invisible formatting characters (such as a right-to-left override or a zero-width space): copy the key again from its source and paste it alone"
+    )]
+    KeyHasFormatCharacters,
     /// The key is over the length limit.
     #[error("the key is {0} characters long; the limit is {MAX_SECRET_LEN}")]
     KeyTooLong(usize),
@@ -340,7 +361,12 @@ struct Inner {
     storage: Arc<dyn StorageBackend>,
     catalogue: Catalogue,
     own_key_hints: OwnKeyHints,
+    /// Whether `migrate`'s marker says to refuse legacy values, and when that was read.
+    legacy_marker: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
+
+/// How long a read of `migrate`'s legacy marker is trusted.
+const LEGACY_MARKER_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Which (user, service) pairs resolved to the user's own key last time, so the next
 /// resolution reads only the user's field (one HGET) instead of the whole pipeline with its
@@ -453,6 +479,7 @@ impl KeyVault {
             inner: Arc::new(Inner {
                 layout: Layout::new(config.key_prefix.clone()),
                 own_key_hints: OwnKeyHints::new(config.data_key_cache),
+                legacy_marker: std::sync::Mutex::new(None),
                 config,
                 data_keys,
                 storage,
@@ -580,7 +607,45 @@ impl KeyVault {
         }
     }
 
-    /// Opens a stored value for `owner`; `None` (logged) when it does not open.
+    /// Whether values in the original bot's formats may be read: not with
+    /// `STARGAZER_LEGACY_VALUES=refuse`, nor once `migrate` has left its marker (read at most
+    /// every 5 s, and only when a legacy value is met). A marker that cannot be read refuses.
+    pub async fn legacy_values_allowed(&self) -> bool {
+        if self.inner.config.legacy_values == crate::config::LegacyValues::Refuse {
+            return false;
+        }
+        let cached = *self
+            .inner
+            .legacy_marker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((at, refuse)) = cached
+            && at.elapsed() < LEGACY_MARKER_TTL
+        {
+            return !refuse;
+        }
+        let refuse = match self
+            .inner
+            .storage
+            .get(&self.inner.layout.legacy_values_key())
+            .await
+        {
+            Ok(marker) => marker.as_deref() == Some("refuse"),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the legacy-values marker; refusing legacy values");
+                return false;
+            }
+        };
+        *self
+            .inner
+            .legacy_marker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), refuse));
+        !refuse
+    }
+
+    /// Opens a stored value for `owner`; `None` (logged) when it does not open, or when it is
+    /// a legacy value and those are refused.
     async fn open_value(
         &self,
         owner: &str,
@@ -588,9 +653,29 @@ impl KeyVault {
         key_id: Option<&str>,
         value: &str,
     ) -> Option<(Payload, SealedFormat)> {
+        self.open_value_as(owner, service, key_id, value, false)
+            .await
+    }
+
+    /// [`KeyVault::open_value`]; with `for_migration`, legacy values are read whatever the
+    /// policy (`migrate` must read what it rewrites).
+    async fn open_value_as(
+        &self,
+        owner: &str,
+        service: &str,
+        key_id: Option<&str>,
+        value: &str,
+        for_migration: bool,
+    ) -> Option<(Payload, SealedFormat)> {
         let result = async {
             let stored = StoredValue::parse(value)?;
             let format = stored.format();
+            if matches!(format, SealedFormat::V2 | SealedFormat::Plaintext)
+                && !for_migration
+                && !self.legacy_values_allowed().await
+            {
+                return Err(OpenFailure::LegacyRefused);
+            }
             if format == SealedFormat::V2 && key_id.is_some() {
                 // v2 values were user values only: a pool entry in that format was put there by hand.
                 return Err(crate::crypto::OpenError::Authentication.into());
@@ -658,7 +743,7 @@ impl KeyVault {
         self.seal_and_write(&owner, |data_key| {
             let sealed = data_key.seal(
                 &self.seal_context(&owner, service, None),
-                Payload::encode(secret, now, None)
+                Payload::encode(secret, Some(now), None)
                     .expose_secret()
                     .as_bytes(),
             );
@@ -767,7 +852,8 @@ impl KeyVault {
         let (key_id, added) = self
             .seal_and_write(&owner, |data_key| {
                 let key_id = data_key.key_id(secret.as_bytes());
-                let payload = Payload::encode(secret, OffsetDateTime::now_utc(), Some(contributor));
+                let payload =
+                    Payload::encode(secret, Some(OffsetDateTime::now_utc()), Some(contributor));
                 let sealed = data_key.seal(
                     &self.seal_context(&owner, service, Some(&key_id)),
                     payload.expose_secret().as_bytes(),
@@ -807,7 +893,8 @@ impl KeyVault {
     }
 
     /// Removes a key from a pool by key id (and its bench, if any); returns whether it was
-    /// there.
+    /// there. Any field a pool holds can be removed, key id or not (values planted by hand,
+    /// entries `migrate` left for the operator).
     pub async fn remove_pool_key(
         &self,
         pool: Pool,
@@ -815,12 +902,18 @@ impl KeyVault {
         key_id: &str,
     ) -> Result<bool, KeyError> {
         validate_service_id(service)?;
-        check_key_id(key_id)?;
+        check_pool_field(key_id)?;
         let removed = self
             .inner
             .storage
             .hdel(&pool.storage_key(&self.inner.layout, service), key_id)
             .await?;
+        if !removed {
+            // Not in the pool and not a key id: perhaps a key pasted by mistake. Refuse it
+            // without echoing it.
+            check_key_id(key_id)?;
+            return Ok(false);
+        }
         if let Err(err) = self
             .inner
             .storage
@@ -1175,21 +1268,67 @@ impl KeyVault {
 
     // ----- migration --------------------------------------------------------------------
 
-    /// Rewrites every `v2:` and plaintext value (user hashes and pools) as `v4:`. Idempotent:
-    /// a second run finds only `v4:` values. A value that changed meanwhile is left alone.
-    pub async fn migrate(&self) -> Result<MigrationReport, KeyError> {
-        let mut report = MigrationReport::default();
-        for pattern in self.inner.layout.sealed_hash_patterns() {
-            for key in self.inner.storage.scan(&pattern).await? {
-                let Some(kind) = self.inner.layout.parse_hash_key(&key) else {
-                    continue;
-                };
-                for (field, value) in self.inner.storage.hgetall(&key).await? {
-                    self.migrate_value(&kind, &key, &field, &value, &mut report)
-                        .await?;
-                }
+    /// Every hash that holds values in the original bot's formats (`v2:` or plaintext), with
+    /// how many: what [`KeyVault::migrate`] will touch, to show before it runs.
+    pub async fn legacy_hashes(&self) -> Result<Vec<LegacyHash>, KeyError> {
+        let mut found = Vec::new();
+        for key in self.sealed_hashes().await? {
+            let values = self
+                .inner
+                .storage
+                .hgetall(&key)
+                .await?
+                .iter()
+                .filter(|(_, value)| is_legacy(value))
+                .count();
+            if values > 0 {
+                found.push(LegacyHash { key, values });
             }
         }
+        Ok(found)
+    }
+
+    /// Every hash of sealed values under the prefix.
+    async fn sealed_hashes(&self) -> Result<Vec<String>, KeyError> {
+        let mut keys = Vec::new();
+        for pattern in self.inner.layout.sealed_hash_patterns() {
+            keys.extend(self.inner.storage.scan(&pattern).await?);
+        }
+        keys.retain(|key| self.inner.layout.parse_hash_key(key).is_some());
+        Ok(keys)
+    }
+
+    /// Rewrites every `v2:` and plaintext value (user hashes and pools) as `v4:`, then leaves
+    /// the marker that makes every process refuse legacy values from then on. Idempotent: a
+    /// second run finds only `v4:` values. A value that changed meanwhile is left alone.
+    ///
+    /// A legacy pool entry keeps what is known of it: its field, and no "added" time or
+    /// contributor made up. One whose field is not a key id (8 to 64 letters, digits, `-` or
+    /// `_`: planted by hand) is not re-ided as if an admin had added it: it is reported in
+    /// [`MigrationReport::left_in_pools`] and left for the operator to remove.
+    pub async fn migrate(&self) -> Result<MigrationReport, KeyError> {
+        let mut report = MigrationReport {
+            legacy_hashes: self.legacy_hashes().await?,
+            ..MigrationReport::default()
+        };
+        for key in self.sealed_hashes().await? {
+            let Some(kind) = self.inner.layout.parse_hash_key(&key) else {
+                continue;
+            };
+            for (field, value) in self.inner.storage.hgetall(&key).await? {
+                self.migrate_value(&kind, &key, &field, &value, &mut report)
+                    .await?;
+            }
+        }
+        self.inner
+            .storage
+            .set(&self.inner.layout.legacy_values_key(), "refuse")
+            .await?;
+        *self
+            .inner
+            .legacy_marker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), true));
         Ok(report)
     }
 
@@ -1217,7 +1356,10 @@ impl KeyVault {
                 Some(field),
             ),
         };
-        let Some((payload, format)) = self.open_value(&owner, &service, key_id, value).await else {
+        let Some((payload, format)) = self
+            .open_value_as(&owner, &service, key_id, value, true)
+            .await
+        else {
             report.unreadable += 1;
             return Ok(());
         };
@@ -1231,10 +1373,25 @@ impl KeyVault {
         }
         let secret = payload.key;
         let contributor = payload.contributor;
+        let payload_at = payload.at;
+        if let Some(field) = key_id {
+            // Kept under its own field, never re-ided; a field that is no key id at all was
+            // planted by hand: left for the operator.
+            if !looks_like_key_id(field) {
+                match format {
+                    SealedFormat::V2 => report.from_v2 -= 1,
+                    _ => report.from_plaintext -= 1,
+                }
+                report
+                    .left_in_pools
+                    .push(format!("{key} {}", crate::secret::printable(field)));
+                return Ok(());
+            }
+        }
         let replaced = self
             .seal_and_write(&owner, |data_key| {
-                let payload =
-                    Payload::encode(secret.expose(), OffsetDateTime::now_utc(), contributor);
+                // A legacy value carries no time: none is made up.
+                let payload = Payload::encode(secret.expose(), payload_at, contributor);
                 let sealed = data_key.seal(
                     &self.seal_context(&owner, &service, key_id),
                     payload.expose_secret().as_bytes(),
@@ -1268,14 +1425,54 @@ fn masked_value(service: &str, secret: &str) -> String {
     }
 }
 
+/// Whether a pool field could be a key id of this crate or of the original bot (whose ids
+/// are not documented): 8 to 64 letters, digits, `-` or `_`. `x` is not.
+fn looks_like_key_id(field: &str) -> bool {
+    (8..=64).contains(&field.len())
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether a stored value is in one of the original bot's formats.
+fn is_legacy(value: &str) -> bool {
+    StoredValue::parse(value)
+        .is_ok_and(|stored| matches!(stored.format(), SealedFormat::V2 | SealedFormat::Plaintext))
+}
+
 /// `singular` for 1, else `plural`.
 fn plural(n: usize, singular: &'static str, plural: &'static str) -> &'static str {
     if n == 1 { singular } else { plural }
 }
 
 /// Trims a secret and checks it can be a key: not empty, at most 4,000 characters, no
-/// whitespace or control characters inside. Returns the trimmed secret.
+/// whitespace, control characters or invisible formatting characters (Unicode category Cf)
+/// inside. Returns the trimmed secret.
 pub fn check_secret(secret: &str) -> Result<&str, KeyError> {
+    /// The characters of Unicode general category Cf (format), as of Unicode 15.1.
+    const FORMAT: &[(char, char)] = &[
+        ('\u{00AD}', '\u{00AD}'),
+        ('\u{0600}', '\u{0605}'),
+        ('\u{061C}', '\u{061C}'),
+        ('\u{06DD}', '\u{06DD}'),
+        ('\u{070F}', '\u{070F}'),
+        ('\u{0890}', '\u{0891}'),
+        ('\u{08E2}', '\u{08E2}'),
+        ('\u{180E}', '\u{180E}'),
+        ('\u{200B}', '\u{200F}'),
+        ('\u{202A}', '\u{202E}'),
+        ('\u{2060}', '\u{2064}'),
+        ('\u{2066}', '\u{206F}'),
+        ('\u{FEFF}', '\u{FEFF}'),
+        ('\u{FFF9}', '\u{FFFB}'),
+        ('\u{110BD}', '\u{110BD}'),
+        ('\u{110CD}', '\u{110CD}'),
+        ('\u{13430}', '\u{1343F}'),
+        ('\u{1BCA0}', '\u{1BCA3}'),
+        ('\u{1D173}', '\u{1D17A}'),
+        ('\u{E0001}', '\u{E0001}'),
+        ('\u{E0020}', '\u{E007F}'),
+    ];
     let secret = secret.trim();
     if secret.is_empty() {
         return Err(KeyError::EmptyKey);
@@ -1290,7 +1487,26 @@ pub fn check_secret(secret: &str) -> Result<&str, KeyError> {
     if secret.chars().any(char::is_control) {
         return Err(KeyError::KeyHasControlCharacters);
     }
+    if secret
+        .chars()
+        .any(|c| FORMAT.iter().any(|(low, high)| (*low..=*high).contains(&c)))
+    {
+        return Err(KeyError::KeyHasFormatCharacters);
+    }
     Ok(secret)
+}
+
+/// Checks a pool field named for removal: a key id, or any other field a pool holds (planted
+/// by hand, or left by `migrate`), so that every entry can be removed. Only empty, overlong or
+/// control-character fields are refused, echoing nothing that could be a key.
+pub fn check_pool_field(field: &str) -> Result<(), KeyError> {
+    if check_key_id(field).is_ok()
+        || (!field.is_empty() && field.len() <= 200 && !field.chars().any(char::is_control))
+    {
+        Ok(())
+    } else {
+        check_key_id(field)
+    }
 }
 
 /// Checks that `key_id` has the form of a pool key id (12 lowercase hex digits).
@@ -1324,10 +1540,15 @@ struct Payload {
 }
 
 impl Payload {
-    fn encode(secret: &str, at: OffsetDateTime, contributor: Option<u64>) -> secrecy::SecretString {
+    /// `at` unknown (a legacy value's) is written as 0, and read back as unknown.
+    fn encode(
+        secret: &str,
+        at: Option<OffsetDateTime>,
+        contributor: Option<u64>,
+    ) -> secrecy::SecretString {
         secrecy::SecretString::from(format!(
             "{PAYLOAD_TAG};{};{};{secret}",
-            at.unix_timestamp(),
+            at.map_or(0, OffsetDateTime::unix_timestamp),
             contributor.unwrap_or(0)
         ))
     }
@@ -1340,6 +1561,7 @@ impl Payload {
                 at: at
                     .parse()
                     .ok()
+                    .filter(|s| *s != 0)
                     .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()),
                 contributor: contributor.parse().ok().filter(|id| *id != 0),
             },
@@ -1359,6 +1581,10 @@ impl Payload {
 /// Why a stored value did not open (for the log line).
 #[derive(Debug, thiserror::Error)]
 enum OpenFailure {
+    #[error(
+        "it is in a legacy format (v2: or plaintext), and those are refused (STARGAZER_LEGACY_VALUES, or migrate has run)"
+    )]
+    LegacyRefused,
     #[error(transparent)]
     Open(#[from] crate::crypto::OpenError),
     #[error(transparent)]
@@ -1381,6 +1607,23 @@ mod tests {
             check_secret("ab\0cd"),
             Err(KeyError::KeyHasControlCharacters)
         ));
+        for format in [
+            '\u{202e}',
+            '\u{200b}',
+            '\u{2066}',
+            '\u{feff}',
+            '\u{ad}',
+            '\u{e0041}',
+        ] {
+            assert!(
+                matches!(
+                    check_secret(&format!("sk-ab{format}cd")),
+                    Err(KeyError::KeyHasFormatCharacters)
+                ),
+                "{format:?}"
+            );
+        }
+        assert_eq!(check_secret("sk-ключ-鍵-é").unwrap(), "sk-ключ-鍵-é");
         assert!(matches!(
             check_secret(&"x".repeat(4_001)),
             Err(KeyError::KeyTooLong(4_001))
@@ -1390,7 +1633,7 @@ mod tests {
     #[test]
     fn payloads_carry_time_and_contributor() {
         let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        let text = Payload::encode("sk;with;semicolons", at, Some(42));
+        let text = Payload::encode("sk;with;semicolons", Some(at), Some(42));
         let payload = Payload::decode(text.expose_secret());
         assert_eq!(payload.key.expose(), "sk;with;semicolons");
         assert_eq!(payload.at, Some(at));

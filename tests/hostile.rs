@@ -333,6 +333,7 @@ const SETTINGS: &[&str] = &[
     "STARGAZER_SERVICES_FILE",
     "STARGAZER_POOL_BENCH_SECS",
     "STARGAZER_POOL_MAX_KEYS",
+    "STARGAZER_LEGACY_VALUES",
     "STARGAZER_POOL_RATE_LIMIT_BENCH_SECS",
     "STARGAZER_VALIDATE_KEYS",
     "STARGAZER_VALIDATE_TIMEOUT_MS",
@@ -897,3 +898,91 @@ contract!(pool_draws_reach_every_key, |backend| async move {
     }
     assert_eq!(drawn, keys, "{backend:?}: some keys are never drawn");
 });
+
+// ----- planted legacy values ---------------------------------------------------------------------
+
+contract!(
+    legacy_values_are_refused_when_the_operator_says_so,
+    |backend| async move {
+        let fx = Fixture::builder(backend)
+            .env("STARGAZER_LEGACY_VALUES", "refuse")
+            .open()
+            .await;
+        let layout = stargazer_keys::storage::Layout::new(fx.prefix.clone());
+        let planted = secret("planted");
+        fx.storage()
+            .hset(&layout.user_keys_key(USER), "openai", &planted)
+            .await
+            .unwrap();
+        fx.storage()
+            .hset(&layout.global_pool_key("openai"), "0123456789ab", &planted)
+            .await
+            .unwrap();
+        assert!(
+            fx.vault
+                .get_user_api_key(Some(USER), "openai", None, true)
+                .await
+                .is_none(),
+            "{backend:?}: a planted plaintext value resolved"
+        );
+    }
+);
+
+contract!(
+    migrate_leaves_a_planted_pool_entry_for_the_operator_who_can_remove_it,
+    |backend| async move {
+        let fx = Fixture::new(backend).await;
+        let layout = stargazer_keys::storage::Layout::new(fx.prefix.clone());
+        let planted = secret("attacker");
+        fx.storage()
+            .hset(&layout.global_pool_key("openai"), "x", &planted)
+            .await
+            .unwrap();
+        let hashes = fx.vault.legacy_hashes().await.unwrap();
+        assert_eq!(hashes.len(), 1);
+        assert_eq!(hashes[0].key, layout.global_pool_key("openai"));
+
+        let report = fx.vault.migrate().await.unwrap();
+        assert_eq!(
+            report.from_plaintext, 0,
+            "{backend:?}: the entry was laundered"
+        );
+        assert_eq!(
+            report.left_in_pools,
+            vec![format!("{} \"x\"", layout.global_pool_key("openai"))]
+        );
+        // Left as it was, and refused from now on, in this process and by the marker.
+        assert_eq!(
+            fx.storage()
+                .hget(&layout.global_pool_key("openai"), "x")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(planted.as_str())
+        );
+        assert!(fx.vault.get_pool_api_key("openai").await.is_none());
+        assert!(!fx.vault.legacy_values_allowed().await);
+
+        // Listed, and removable, though `x` is no key id.
+        let listed = fx
+            .vault
+            .list_pool_keys(Pool::Global, Some("openai"))
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key_id, "x");
+        assert_eq!(listed[0].masked, None);
+        assert!(
+            fx.vault
+                .remove_pool_key(Pool::Global, "openai", "x")
+                .await
+                .unwrap()
+        );
+        assert!(
+            fx.dump()
+                .await
+                .iter()
+                .all(|(key, _, _)| key != &layout.global_pool_key("openai"))
+        );
+    }
+);

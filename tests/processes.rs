@@ -52,6 +52,9 @@ async fn helper_vault_process() {
                     .await
                     .expect("the key is saved");
             }
+            ["migrate"] => {
+                vault.migrate().await.unwrap();
+            }
             ["forget", user] => {
                 vault.forget_user(user.parse().unwrap()).await.unwrap();
             }
@@ -275,5 +278,38 @@ async fn processes_that_open_one_fresh_database_at_once_all_start() {
                 "{backend:?}, round {round}"
             );
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_migrate_in_another_process_this_one_refuses_planted_legacy_values() {
+    for backend in [Backend::Redis, Backend::Embedded] {
+        let fx = Fixture::new(backend).await;
+        let alice = 800_000_000_003;
+        let hash = stargazer_keys::storage::Layout::new(fx.prefix.clone()).user_keys_key(alice);
+        // Before any migration, the original bot's plaintext values are read.
+        let original = secret("original");
+        fx.storage().hset(&hash, "brave", &original).await.unwrap();
+        assert_eq!(
+            own_key(&fx.vault, alice, "brave").await,
+            Some(original.clone())
+        );
+
+        run_helper(&vars_of(&fx), &["migrate".to_owned()]).await;
+        // The migrated value still opens; a value planted afterwards does not, once this
+        // process has read the marker again (within 5 s).
+        let planted = secret("planted");
+        fx.storage().hset(&hash, "openai", &planted).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5_500)).await;
+        assert_eq!(
+            own_key(&fx.vault, alice, "brave").await,
+            Some(original),
+            "{backend:?}"
+        );
+        assert_eq!(
+            own_key(&fx.vault, alice, "openai").await,
+            None,
+            "{backend:?}"
+        );
     }
 }

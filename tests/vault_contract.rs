@@ -694,8 +694,12 @@ contract!(
             ),
             (1, 2, 1, 0)
         );
-        for (_, _, value) in fx.dump().await {
-            assert!(value.starts_with("v4:"));
+        for (key, _, value) in fx.dump().await {
+            if key == layout.legacy_values_key() {
+                assert_eq!(value, "refuse", "migrate leaves its marker");
+            } else {
+                assert!(value.starts_with("v4:"), "{key}");
+            }
         }
         assert_eq!(
             fx.vault

@@ -795,6 +795,9 @@ fn migrate_rewrites_a_plaintext_value_once() {
             "already_v4": 0,
             "unreadable": 0,
             "changed_meanwhile": 0,
+            "legacy_hashes": [{"key": user_keys, "values": 1}],
+            "left_in_pools": [],
+            "legacy_values": "refused from now on",
         })
     );
     let stored = block_on(async {
@@ -812,7 +815,8 @@ fn migrate_rewrites_a_plaintext_value_once() {
     assert_eq!(second["already_v4"], 1);
     assert_eq!(
         setup.ok(&["migrate"]),
-        "Nothing to rewrite: 1 value was already v4.\n"
+        "Nothing to rewrite: 1 value was already v4.\n\
+         Values in the original bot's formats are refused from now on, by every process.\n"
     );
     assert_eq!(
         setup.resolve(&["--user", "30", "--service", "brave", "--reveal"]),

@@ -132,6 +132,12 @@ impl Layout {
         )
     }
 
+    /// The marker `migrate` leaves once it has run: `refuse`, so that every process stops
+    /// reading values in the original bot's formats.
+    pub fn legacy_values_key(&self) -> String {
+        format!("{}:legacy_values", self.prefix)
+    }
+
     /// The privilege mask of a user.
     pub fn privileges_key(&self, user_id: u64) -> String {
         format!("{}:user_privileges:{user_id}", self.prefix)

@@ -523,6 +523,21 @@ pub async fn resolve(config: &Config, args: &ResolveArgs) -> Result<ExitCode, Er
 /// Rewrites every `v2:` and plaintext value as `v4:` and prints the counts. Idempotent.
 pub async fn migrate(config: &Config, args: &MigrateArgs) -> Result<ExitCode, Error> {
     let vault = open_vault(config).await?;
+    if !args.json {
+        // What will be touched, before anything is.
+        let hashes = vault.legacy_hashes().await?;
+        if !hashes.is_empty() {
+            let mut text = String::from("Hashes holding values in the original bot's formats:");
+            for hash in &hashes {
+                text.push_str(&format!(
+                    "\n  {} ({})",
+                    hash.key,
+                    values(hash.values as u64)
+                ));
+            }
+            println!("{text}");
+        }
+    }
     let report = vault.migrate().await?;
     print(&if args.json {
         json!({
@@ -532,6 +547,13 @@ pub async fn migrate(config: &Config, args: &MigrateArgs) -> Result<ExitCode, Er
             "already_v4": report.already_v4,
             "unreadable": report.unreadable,
             "changed_meanwhile": report.skipped_changed,
+            "legacy_hashes": report
+                .legacy_hashes
+                .iter()
+                .map(|hash| json!({"key": hash.key, "values": hash.values}))
+                .collect::<Vec<_>>(),
+            "left_in_pools": report.left_in_pools,
+            "legacy_values": "refused from now on",
         })
         .to_string()
     } else {
@@ -585,6 +607,20 @@ fn migration_summary(report: &MigrationReport) -> String {
             were(report.skipped_changed)
         ));
     }
+    if !report.left_in_pools.is_empty() {
+        lines.push(format!(
+            "Left {} whose field is not a key id (put there by hand?); remove each with `stargazer-keys pool remove --key-id FIELD`: {}",
+            match report.left_in_pools.len() {
+                1 => "1 pool entry".to_owned(),
+                n => format!("{n} pool entries"),
+            },
+            report.left_in_pools.join(", ")
+        ));
+    }
+    lines.push(
+        "Values in the original bot's formats are refused from now on, by every process."
+            .to_owned(),
+    );
     lines.join("\n")
 }
 
@@ -667,13 +703,15 @@ mod tests {
             from_plaintext: 1,
             unreadable: 1,
             skipped_changed: 2,
+            ..MigrationReport::default()
         };
         assert_eq!(
             migration_summary(&report),
             "Rewrote 3 values as v4: 2 from v2, 1 from plaintext.\n\
              1 value was already v4.\n\
              1 value does not open and was left as it is; the warnings on stderr name them.\n\
-             2 values were rewritten by someone else while migrating and left as written; run migrate again to check them."
+             2 values were rewritten by someone else while migrating and left as written; run migrate again to check them.\n\
+             Values in the original bot's formats are refused from now on, by every process."
         );
     }
 
@@ -681,7 +719,8 @@ mod tests {
     fn migration_summary_of_an_empty_store_says_so() {
         assert_eq!(
             migration_summary(&MigrationReport::default()),
-            "There are no stored keys: nothing to rewrite."
+            "There are no stored keys: nothing to rewrite.\n\
+             Values in the original bot's formats are refused from now on, by every process."
         );
     }
 }
