@@ -146,7 +146,17 @@ pub async fn brave_search(
 )]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    stargazer_keys_commands::logging::init();
+    use tracing_subscriber::prelude::*;
+    // The host's own subscriber, with the one call that keeps the keys typed into modals out of
+    // every log (serenity's gateway spans carry whole events).
+    tracing_subscriber::registry()
+        .with(stargazer_keys_commands::logging::secret_safe_filter())
+        .with(tracing_subscriber::fmt::layer())
+        .with(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let config = stargazer_keys::Config::from_env()?;
     let settings = stargazer_keys_commands::bot::BotSettings::from_config(&config)?;
     let vault = stargazer_keys::KeyVault::open(config).await?;

@@ -1,8 +1,14 @@
 //! Permission checks, enforced in our code (Discord's UI hints are not enough). They sit on the
-//! leaf commands, reply ephemerally with the reason, and stay silent for autocomplete.
+//! leaf commands, reply ephemerally with the reason, and stay silent for autocomplete. A command
+//! that opens a modal asks again on the submit ([`pool_submit_allowed`]): a member can lose a
+//! permission while the modal is open, and the submit carries the permissions of that moment.
+
+use std::collections::BTreeSet;
 
 use poise::serenity_prelude as serenity;
+use stargazer_keys::{KeyVault, Pool};
 
+use crate::modal::{self, Submitted};
 use crate::{CommandError, Context, HasKeyVault, reply};
 
 /// Whether this invocation is an autocomplete request (no reply possible).
@@ -14,31 +20,131 @@ fn is_autocomplete<U, E>(ctx: Context<'_, U, E>) -> bool {
     )
 }
 
-/// Whether the author is a bot admin (`ADMIN_USER_IDS`).
-pub fn is_bot_admin<U: HasKeyVault, E>(ctx: Context<'_, U, E>) -> bool {
-    ctx.data()
-        .key_vault()
-        .config()
-        .admin_user_ids
-        .contains(&ctx.author().id.get())
+/// The bot admins (`ADMIN_USER_IDS`).
+fn admins(vault: &KeyVault) -> &BTreeSet<u64> {
+    &vault.config().admin_user_ids
 }
 
-/// The permissions Discord resolved for the author in this channel, sent with the interaction.
-fn channel_permissions<U, E>(ctx: Context<'_, U, E>) -> Option<serenity::Permissions> {
-    match ctx {
-        poise::Context::Application(actx) => {
-            actx.interaction.member.as_ref().and_then(|m| m.permissions)
+/// Whether the author is a bot admin (`ADMIN_USER_IDS`).
+pub fn is_bot_admin<U: HasKeyVault, E>(ctx: Context<'_, U, E>) -> bool {
+    admins(ctx.data().key_vault()).contains(&ctx.author().id.get())
+}
+
+/// Who acts, and where, as one interaction tells it (the command, or the modal's submit).
+struct Actor {
+    user: serenity::UserId,
+    /// `None` in a DM.
+    guild: Option<serenity::GuildId>,
+    channel: serenity::ChannelId,
+    /// The permissions Discord resolved for the member in that channel, sent with the
+    /// interaction (`member.permissions`).
+    permissions: Option<serenity::Permissions>,
+}
+
+impl Actor {
+    fn of_command<U, E>(ctx: Context<'_, U, E>) -> Self {
+        let permissions = match ctx {
+            poise::Context::Application(actx) => {
+                actx.interaction.member.as_ref().and_then(|m| m.permissions)
+            }
+            poise::Context::Prefix(_) => None,
+        };
+        Self {
+            user: ctx.author().id,
+            guild: ctx.guild_id(),
+            channel: ctx.channel_id(),
+            permissions,
         }
-        poise::Context::Prefix(_) => None,
+    }
+
+    fn of_submit(submit: &serenity::ModalInteraction) -> Self {
+        Self {
+            user: submit.user.id,
+            guild: submit.guild_id,
+            channel: submit.channel_id,
+            permissions: submit.member.as_ref().and_then(|m| m.permissions),
+        }
     }
 }
 
-async fn refuse<U: Send + Sync + 'static, E>(ctx: Context<'_, U, E>, why: &str) -> Result<bool, E>
+/// Why someone may not manage a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    NotBotAdmin,
+    DirectMessage,
+    NoManageChannels,
+}
+
+impl Refusal {
+    /// The sentence for a command refused when it is run.
+    fn on_command(self) -> &'static str {
+        match self {
+            Refusal::NotBotAdmin => {
+                "Only bot admins can manage the global pool. To share a key in this channel, use `/pool channel add` (it needs the Manage Channels permission)."
+            }
+            Refusal::DirectMessage => {
+                "Channel pools exist only in server channels, and this is a direct message."
+            }
+            Refusal::NoManageChannels => {
+                "You need the Manage Channels permission in this channel to manage its key pool."
+            }
+        }
+    }
+
+    /// The sentence for a modal submit refused because the right went while the modal was open.
+    fn on_submit(self) -> &'static str {
+        match self {
+            Refusal::NotBotAdmin => {
+                "You are no longer a bot admin, so the key was not added to the global pool."
+            }
+            Refusal::DirectMessage => {
+                "Channel pools exist only in server channels, so the key was not added."
+            }
+            Refusal::NoManageChannels => {
+                "You no longer have the Manage Channels permission in this channel, so the key was not added to its pool."
+            }
+        }
+    }
+}
+
+/// Who manages `pool`: bot admins the global one; for a channel's, in a server only, members
+/// with Manage Channels (or Administrator) in that very channel, or bot admins.
+fn pool_refusal(admins: &BTreeSet<u64>, pool: Pool, actor: &Actor) -> Option<Refusal> {
+    let is_admin = admins.contains(&actor.user.get());
+    match pool {
+        Pool::Global => (!is_admin).then_some(Refusal::NotBotAdmin),
+        Pool::Channel(channel) => {
+            if actor.guild.is_none() {
+                return Some(Refusal::DirectMessage);
+            }
+            if is_admin {
+                return None;
+            }
+            // The permissions sent are those of the interaction's channel, so they speak for
+            // this pool only when it is that channel's.
+            let manages = actor.channel.get() == channel
+                && actor.permissions.is_some_and(|perms| {
+                    perms.contains(serenity::Permissions::MANAGE_CHANNELS)
+                        || perms.contains(serenity::Permissions::ADMINISTRATOR)
+                });
+            (!manages).then_some(Refusal::NoManageChannels)
+        }
+    }
+}
+
+async fn check_pool<U: HasKeyVault, E>(ctx: Context<'_, U, E>, pool: Pool) -> Result<bool, E>
 where
     E: From<CommandError>,
 {
+    let Some(refusal) = pool_refusal(
+        admins(ctx.data().key_vault()),
+        pool,
+        &Actor::of_command(ctx),
+    ) else {
+        return Ok(true);
+    };
     if !is_autocomplete(ctx) {
-        reply::ephemeral(ctx, why).await?;
+        reply::ephemeral(ctx, refusal.on_command()).await?;
     }
     Ok(false)
 }
@@ -48,14 +154,7 @@ pub async fn global_pool_manager<U: HasKeyVault, E>(ctx: Context<'_, U, E>) -> R
 where
     E: From<CommandError>,
 {
-    if is_bot_admin(ctx) {
-        return Ok(true);
-    }
-    refuse(
-        ctx,
-        "Only bot admins can manage the global pool. To share a key in this channel, use `/pool channel add` (it needs the Manage Channels permission).",
-    )
-    .await
+    check_pool(ctx, Pool::Global).await
 }
 
 /// Check: a channel's pool is managed by members with Manage Channels there, or bot admins;
@@ -64,26 +163,104 @@ pub async fn channel_pool_manager<U: HasKeyVault, E>(ctx: Context<'_, U, E>) -> 
 where
     E: From<CommandError>,
 {
-    if ctx.guild_id().is_none() {
-        return refuse(
-            ctx,
-            "Channel pools exist only in server channels, and this is a direct message.",
-        )
-        .await;
+    check_pool(ctx, Pool::Channel(ctx.channel_id().get())).await
+}
+
+/// The pool check again, on a modal's submit, with the permissions the submit carries: `false`
+/// (after answering the submit with the reason) when the submitter may no longer manage `pool`.
+pub async fn pool_submit_allowed(
+    ctx: &serenity::Context,
+    vault: &KeyVault,
+    pool: Pool,
+    submitted: &Submitted,
+) -> Result<bool, CommandError> {
+    match pool_refusal(
+        admins(vault),
+        pool,
+        &Actor::of_submit(&submitted.interaction),
+    ) {
+        None => Ok(true),
+        Some(refusal) => {
+            modal::answer(ctx, submitted, refusal.on_submit()).await?;
+            Ok(false)
+        }
     }
-    if is_bot_admin(ctx) {
-        return Ok(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serenity::Permissions;
+
+    const ADMIN: u64 = 9;
+    const MEMBER: u64 = 10;
+    const CHANNEL: u64 = 30;
+
+    fn actor(user: u64, permissions: Permissions) -> Actor {
+        Actor {
+            user: serenity::UserId::new(user),
+            guild: Some(serenity::GuildId::new(20)),
+            channel: serenity::ChannelId::new(CHANNEL),
+            permissions: Some(permissions),
+        }
     }
-    let allowed = channel_permissions(ctx).is_some_and(|perms| {
-        perms.contains(serenity::Permissions::MANAGE_CHANNELS)
-            || perms.contains(serenity::Permissions::ADMINISTRATOR)
-    });
-    if allowed {
-        return Ok(true);
+
+    fn refusal(actor: &Actor, pool: Pool) -> Option<Refusal> {
+        pool_refusal(&BTreeSet::from([ADMIN]), pool, actor)
     }
-    refuse(
-        ctx,
-        "You need the Manage Channels permission in this channel to manage its key pool.",
-    )
-    .await
+
+    #[test]
+    fn only_bot_admins_manage_the_global_pool_whatever_their_permissions() {
+        assert_eq!(
+            refusal(&actor(ADMIN, Permissions::empty()), Pool::Global),
+            None
+        );
+        assert_eq!(
+            refusal(&actor(MEMBER, Permissions::all()), Pool::Global),
+            Some(Refusal::NotBotAdmin)
+        );
+    }
+
+    #[test]
+    fn a_channels_pool_needs_manage_channels_or_administrator_in_that_channel() {
+        let pool = Pool::Channel(CHANNEL);
+        assert_eq!(
+            refusal(&actor(MEMBER, Permissions::MANAGE_CHANNELS), pool),
+            None
+        );
+        assert_eq!(
+            refusal(&actor(MEMBER, Permissions::ADMINISTRATOR), pool),
+            None
+        );
+        assert_eq!(refusal(&actor(ADMIN, Permissions::empty()), pool), None);
+        assert_eq!(
+            refusal(&actor(MEMBER, Permissions::VIEW_CHANNEL), pool),
+            Some(Refusal::NoManageChannels)
+        );
+        let unsent = Actor {
+            permissions: None,
+            ..actor(MEMBER, Permissions::empty())
+        };
+        assert_eq!(refusal(&unsent, pool), Some(Refusal::NoManageChannels));
+        // Permissions in one channel say nothing about another channel's pool.
+        assert_eq!(
+            refusal(
+                &actor(MEMBER, Permissions::MANAGE_CHANNELS),
+                Pool::Channel(CHANNEL + 1)
+            ),
+            Some(Refusal::NoManageChannels)
+        );
+    }
+
+    #[test]
+    fn no_channel_pool_is_managed_from_a_direct_message_not_even_by_a_bot_admin() {
+        let in_dm = Actor {
+            guild: None,
+            ..actor(ADMIN, Permissions::all())
+        };
+        assert_eq!(
+            refusal(&in_dm, Pool::Channel(CHANNEL)),
+            Some(Refusal::DirectMessage)
+        );
+    }
 }

@@ -20,9 +20,10 @@ pub enum CommandError {
     Refused(String),
 }
 
-/// A core error as a sentence: capitalised, ending with a full stop.
+/// A core error as a sentence: capitalised, ending with a full stop, with anything of the
+/// user's input it quotes escaped.
 fn sentence(err: &KeyError) -> String {
-    let text = err.to_string();
+    let text = crate::reply::escaped(&err.to_string());
     let mut chars = text.chars();
     let mut out: String = chars
         .next()
@@ -70,7 +71,13 @@ pub async fn on_error<U: Send + Sync + 'static, E: UserFacing + 'static>(
                 (ctx, error.to_string())
             }
         },
-        F::ArgumentParse { error, ctx, .. } => (ctx, format!("That option is not valid: {error}.")),
+        F::ArgumentParse { error, ctx, .. } => (
+            ctx,
+            format!(
+                "That option is not valid: {}.",
+                crate::reply::escaped(&error.to_string())
+            ),
+        ),
         F::GuildOnly { ctx, .. } => (
             ctx,
             "This command works only in a server channel.".to_owned(),

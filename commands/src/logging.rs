@@ -5,6 +5,11 @@
 //! request bodies; websocket and HTTP crates log frames at TRACE. So, enforced in code: no
 //! serenity span is ever recorded, serenity's gateway logs only errors, and the transport crates
 //! log at INFO at most.
+//!
+//! A host bot that embeds the commands keeps its own subscriber and adds this with one call,
+//! [`secret_safe_filter`]; without it, serenity's gateway spans put a modal's key into the host's
+//! logs as soon as anything is logged inside them (serenity's own "Sequence off" warning, for
+//! one).
 
 use std::io::{self, IsTerminal as _};
 
@@ -44,6 +49,29 @@ pub fn is_secret_safe(meta: &Metadata<'_>) -> bool {
     true
 }
 
+/// The filter of [`secret_safe_filter`]: drops what [`is_secret_safe`] refuses.
+pub type SecretSafeFilter = FilterFn<fn(&Metadata<'_>) -> bool>;
+
+/// The filter that keeps secrets out of a host bot's logs, whatever else the host logs and at
+/// whatever level: no serenity span, serenity's gateway only at ERROR, transport crates at INFO
+/// at most ([`is_secret_safe`]).
+///
+/// Add it to the host's own subscriber as a layer, and it filters every layer of it (a per-layer
+/// filter, `layer.with_filter(secret_safe_filter())`, works too):
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+///
+/// tracing_subscriber::registry()
+///     .with(stargazer_keys_commands::logging::secret_safe_filter())
+///     .with(tracing_subscriber::fmt::layer())
+///     .with(tracing_subscriber::EnvFilter::from_default_env())
+///     .init();
+/// ```
+pub fn secret_safe_filter() -> SecretSafeFilter {
+    FilterFn::new(is_secret_safe as fn(&Metadata<'_>) -> bool)
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`) and by [`is_secret_safe`].
 pub fn init() {
     let filter = EnvFilter::builder()
@@ -64,6 +92,6 @@ where
     tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(io::stderr().is_terminal())
-        .with_filter(FilterFn::new(is_secret_safe))
+        .with_filter(secret_safe_filter())
         .with_filter(filter)
 }

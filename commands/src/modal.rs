@@ -71,6 +71,9 @@ fn cut(text: &str) -> String {
 
 /// Shows a modal as the first response and waits for its submit, at most `timeout`. `None`
 /// when the user dismissed it (Discord sends nothing then) and the wait timed out.
+///
+/// The submit may come minutes after the command's checks ran: a command behind a permission
+/// check checks again on the submit (`checks::pool_submit_allowed`) before storing anything.
 pub async fn ask<U: Send + Sync + 'static, E>(
     ctx: ApplicationContext<'_, U, E>,
     title: &str,

@@ -190,6 +190,9 @@ async fn add<U: HasKeyVault, E: From<CommandError>>(
     else {
         return Ok(());
     };
+    if !checks::pool_submit_allowed(ctx.serenity_context(), vault, pool, &submitted).await? {
+        return Ok(());
+    }
     let secret = submitted.values.first().map_or("", |v| v.as_str());
     let text = match vault
         .add_pool_key(pool, &service, secret, ctx.author().id.get())

@@ -24,11 +24,13 @@ pub(crate) fn known_service(vault: &KeyVault, service: &str) -> Result<String, S
         Ok(()) => Ok(service),
         Err(_) => Err(format!(
             "There is no service called `{}`. Pick one from the list: start typing in the `service` option.",
-            service
-                .chars()
-                .take(40)
-                .collect::<String>()
-                .replace('`', "'")
+            reply::escaped(
+                &service
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+                    .replace('`', "'")
+            )
         )),
     }
 }

@@ -39,20 +39,40 @@ const MODAL_TIMEOUT_SECS: u64 = 2;
 
 // ---- captured logs --------------------------------------------------------------------------
 
-/// Every log line of every bot in this test binary, at TRACE, through the bot's own
-/// secret-safe layer.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+/// What this test binary logs, captured twice: by the bot's own layer, and by a host bot's
+/// subscriber.
+struct Logs {
+    /// Through the bot's own secret-safe layer, at TRACE.
+    bot: Arc<Mutex<Vec<u8>>>,
+    /// Through what a host bot that embeds the commands would install: a plain `fmt` layer at
+    /// TRACE, with the one public filter added to the registry.
+    host: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Every log line of every bot in this test binary.
+fn logs() -> &'static Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
     LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let writer = Capture(Arc::clone(&buffer));
+        let logs = Logs {
+            bot: Arc::new(Mutex::new(Vec::new())),
+            host: Arc::new(Mutex::new(Vec::new())),
+        };
+        let bot = Capture(Arc::clone(&logs.bot));
+        let host = Capture(Arc::clone(&logs.host));
         let _ = tracing_subscriber::registry()
+            .with(stargazer_keys_commands::logging::secret_safe_filter())
             .with(stargazer_keys_commands::logging::layer(
-                move || writer.clone(),
+                move || bot.clone(),
                 EnvFilter::new("trace"),
             ))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(move || host.clone())
+                    .with_ansi(false)
+                    .with_filter(tracing_subscriber::filter::LevelFilter::TRACE),
+            )
             .try_init();
-        buffer
+        logs
     })
 }
 
@@ -70,7 +90,11 @@ impl Write for Capture {
 }
 
 fn captured_logs() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+    String::from_utf8_lossy(&logs().bot.lock().unwrap()).into_owned()
+}
+
+fn host_logs() -> String {
+    String::from_utf8_lossy(&logs().host.lock().unwrap()).into_owned()
 }
 
 // ---- the harness ------------------------------------------------------------------------------
@@ -213,9 +237,10 @@ impl Bot {
     }
 
     /// Asserts that no secret appears in anything the bot sent to Discord, in what it
-    /// registered, or in its logs.
+    /// registered, or in its logs (its own, and a host bot's).
     fn assert_no_leak(&self, secrets: &[&str]) {
         let logs = captured_logs();
+        let host_logs = host_logs();
         for secret in secrets {
             assert!(!secret.is_empty());
             for request in self.fake.requests() {
@@ -234,6 +259,10 @@ impl Bot {
                 );
             }
             assert!(!logs.contains(secret), "a secret is in the bot's logs");
+            assert!(
+                !host_logs.contains(secret),
+                "a secret is in a host bot's logs"
+            );
         }
     }
 
@@ -817,6 +846,110 @@ async fn channel_pools_are_refused_in_direct_messages_even_to_bot_admins() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_key_submitted_after_the_manage_channels_permission_was_removed_is_refused_and_not_stored()
+ {
+    bounded(async {
+        let bot = Bot::start().await;
+        let modal = bot
+            .answer(&moderator(), SlashCommand::new("pool channel add").option("service", "brave"))
+            .await;
+        assert!(modal.is_modal(), "a member with Manage Channels gets the modal: {modal:?}");
+        // While the modal is open, a guild admin takes Manage Channels away from Bob.
+        let demoted = Caller::in_guild(BOB, "bob", GUILD, CHANNEL).with_permissions(Permissions::VIEW_CHANNEL);
+        let key = secret("demoted");
+        let reply = bot
+            .fake
+            .submit_modal(&demoted, &modal, &[&key])
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert!(reply.is_ephemeral());
+        assert_eq!(
+            reply.content(),
+            Some("You no longer have the Manage Channels permission in this channel, so the key was not added to its pool.")
+        );
+        assert!(bot.vault.list_pool_keys(Pool::Channel(CHANNEL), None).await.unwrap().is_empty());
+        assert!(resolve(&bot.vault, ALICE, "brave").await.is_none());
+        bot.assert_no_leak(&[&key]);
+        bot.stop().await;
+    })
+    .await;
+}
+
+/// Every string in a JSON value, keys included.
+fn json_strings(value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(items) => items.iter().flat_map(json_strings).collect(),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| std::iter::once(k.clone()).chain(json_strings(v)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_service_name_is_echoed_with_its_control_and_bidi_characters_escaped() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let unknown = bot.answer(&alice(), set_key("bad\u{0}\u{1b}[31mname")).await;
+        assert!(!unknown.is_modal());
+        assert!(unknown.is_ephemeral());
+        assert_eq!(
+            unknown.content(),
+            Some(r"There is no service called `bad\u{0}\u{1b}[31mname`. Pick one from the list: start typing in the `service` option.")
+        );
+        let reversed = bot.answer(&alice(), set_key("exe.\u{202e}brave")).await;
+        assert_eq!(
+            reversed.content(),
+            Some(r"There is no service called `exe.\u{202e}brave`. Pick one from the list: start typing in the `service` option.")
+        );
+        // Nothing the bot sent to Discord holds a raw control or bidi character (JSON escapes
+        // them on the wire, so look at the decoded strings).
+        for request in bot.fake.requests() {
+            for text in request.body.iter().flat_map(json_strings) {
+                assert!(
+                    !text.chars().any(|c| c.is_control() || c == '\u{202e}'),
+                    "{} {} sent {text:?}",
+                    request.method,
+                    request.path
+                );
+            }
+        }
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_with_a_bidi_override_or_a_zero_width_space_is_refused_and_the_earlier_key_stays() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let kept = secret("kept");
+        bot.vault.set_user_api_key(ALICE, "openai", &kept).await.unwrap();
+        let refused = "The key contains invisible formatting characters (such as a right-to-left override or a zero-width space): copy the key again from its source and paste it alone.";
+        for value in ["sk-abc\u{202e}fed", "sk-abc\u{200b}def"] {
+            let reply = bot.through_modal(&alice(), set_key("openai"), &[value]).await;
+            assert!(reply.is_ephemeral());
+            assert_eq!(reply.content(), Some(refused), "{value:?}");
+        }
+        let pooled = bot
+            .through_modal(&admin(), SlashCommand::new("pool add").option("service", "openai"), &["sk-pool\u{202e}key"])
+            .await;
+        assert_eq!(pooled.content(), Some(refused));
+        assert_eq!(bot.vault.list_user_api_keys(ALICE).await.unwrap().len(), 1);
+        assert_eq!(resolve(&bot.vault, ALICE, "openai").await, Some((KeySource::User, kept.clone())));
+        assert!(bot.vault.list_pool_keys(Pool::Global, None).await.unwrap().is_empty());
+        bot.assert_no_leak(&[&kept]);
+        bot.stop().await;
+    })
+    .await;
+}
+
 // ---- the example sibling command -----------------------------------------------------------
 
 /// A stand-in for Brave Search on 127.0.0.1: 401 without a key or with a key tagged
@@ -1040,6 +1173,50 @@ async fn the_example_command_benches_a_key_revoked_for_two_users_and_the_pool_li
             "{text}"
         );
         bot.assert_no_leak(&[&revoked]);
+        bot.stop().await;
+    })
+    .await;
+}
+
+// ---- logs -----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_bots_own_subscriber_with_the_secret_safe_filter_logs_no_modal_key_across_a_sequence_gap()
+ {
+    bounded(async {
+        let bot = Bot::start().await;
+        let key = secret("gap");
+        let modal = bot.answer(&alice(), set_key("brave")).await;
+        assert!(modal.is_modal());
+        // The submit arrives after a gap in the gateway's sequence numbers: serenity warns
+        // "Sequence off" inside its spans that carry the whole event, the key included.
+        bot.fake.skip_sequence_numbers(3);
+        let saved = bot
+            .fake
+            .submit_modal(&alice(), &modal, &[&key])
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert!(
+            saved
+                .content()
+                .unwrap()
+                .starts_with("Saved your Brave Search key"),
+            "{saved:?}"
+        );
+        assert_eq!(
+            resolve(&bot.vault, ALICE, "brave").await,
+            Some((KeySource::User, key.clone()))
+        );
+        let host = host_logs();
+        assert!(
+            host.contains("connected to Discord"),
+            "the host's subscriber records the bot's logs"
+        );
+        assert!(!host.contains(&key), "the key is in a host bot's logs");
+        bot.assert_no_leak(&[&key]);
         bot.stop().await;
     })
     .await;

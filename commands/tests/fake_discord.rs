@@ -740,3 +740,22 @@ async fn the_bot_resumes_after_a_gateway_reconnect() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_dispatch_after_a_gap_in_the_sequence_numbers_is_still_handled() {
+    bounded(async {
+        let bot = Bot::start().await;
+        bot.fake.skip_sequence_numbers(5);
+        let reply = bot
+            .fake
+            .slash(&alice(), SlashCommand::new("ping"))
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert_eq!(reply.content(), Some("pong"));
+        bot.stop().await;
+    })
+    .await;
+}

@@ -191,6 +191,11 @@ pub(crate) async fn dispatch(
         .await
 }
 
+/// Leaves a gap of `count` sequence numbers before the next dispatch.
+pub(crate) fn skip_sequence_numbers(shared: &Shared, count: u64) {
+    shared.update(|s| s.gateway.seq += count);
+}
+
 /// Asks the bot to reconnect (op 7); serenity reconnects and resumes the session.
 pub(crate) fn request_reconnect(shared: &Shared) {
     shared.update(|s| {

@@ -475,6 +475,13 @@ impl FakeDiscord {
         self.send(payload, caller, message_id).await
     }
 
+    /// Makes the next dispatch skip `count` sequence numbers (its `s` is the last one sent plus
+    /// `count + 1`), as when the bot missed events: serenity warns "Sequence off" while it
+    /// handles that dispatch, and handles it all the same.
+    pub fn skip_sequence_numbers(&self, count: u64) {
+        gateway::skip_sequence_numbers(&self.shared, count);
+    }
+
     /// Asks the bot to reconnect (gateway op 7); serenity reconnects and resumes, and
     /// injections wait until it has.
     pub fn request_reconnect(&self) {
