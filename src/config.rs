@@ -435,8 +435,9 @@ impl Config {
     }
 }
 
-/// Reads the master key in `path`, or creates the file (mode 0600, directory included) with a
-/// new random key. Returns the key and whether it was created.
+/// Reads the master key in `path`, or creates the file (mode 0600, and its directory, mode 0700,
+/// when missing) with a new random key. Returns the key and whether it was created. An existing
+/// file that group or others may open is refused, as by [`read_default_master_key_file`].
 pub fn load_or_create_master_key_file(path: &Path) -> Result<(MasterKey, bool), ConfigError> {
     const SETTING: &str = "STARGAZER_MASTER_KEY";
     if path.exists() {
@@ -451,8 +452,10 @@ pub fn load_or_create_master_key_file(path: &Path) -> Result<(MasterKey, bool), 
             ),
         )
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(fail)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        create_private_dir(dir).map_err(fail)?;
     }
     let key = MasterKey::generate();
     let mut options = std::fs::OpenOptions::new();
@@ -460,6 +463,10 @@ pub fn load_or_create_master_key_file(path: &Path) -> Result<(MasterKey, bool), 
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(fail)?;
+    // The umask may have taken bits from the owner too: set the mode exactly.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(fail)?;
     let mut text = key.to_base64().expose_secret().to_owned();
     text.push('\n');
     file.write_all(text.as_bytes()).map_err(fail)?;
@@ -468,17 +475,23 @@ pub fn load_or_create_master_key_file(path: &Path) -> Result<(MasterKey, bool), 
     Ok((key, true))
 }
 
-/// Reads the default master key file (used when no key is configured), never creating it.
+/// Reads the default master key file (used when no key is configured), never creating it. A
+/// file that group or others may open is refused unread, as ssh refuses such a private key.
 pub fn read_default_master_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|err| {
+    let text = read_private_file(path).map_err(|err| {
+        let p = path.display();
         ConfigError::new(
             "STARGAZER_MASTER_KEY",
-            format!(
-                "is not set, and the default key file {} cannot be read: {err}",
-                path.display()
-            ),
+            match err {
+                KeyFileError::Read(err) => {
+                    format!("is not set, and the default key file {p} cannot be read: {err}")
+                }
+                KeyFileError::OpenToOthers(mode) => format!(
+                    "is not set, and the default key file {p} has mode {mode:04o}, which lets group or others open it; run `chmod 600 {p}` so that only its owner can read it"
+                ),
+            },
         )
-    })?);
+    })?;
     MasterKey::from_base64(&text).map_err(|err| {
         ConfigError::new(
             "STARGAZER_MASTER_KEY",
@@ -501,18 +514,65 @@ fn parse_master_key(setting: &'static str, text: &str) -> Result<MasterKey, Conf
 }
 
 fn read_master_key_file(setting: &'static str, path: &Path) -> Result<MasterKey, ConfigError> {
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|err| {
+    let text = read_private_file(path).map_err(|err| {
+        let p = path.display();
         ConfigError::new(
             setting,
-            format!("names {}, which cannot be read: {err}", path.display()),
+            match err {
+                KeyFileError::Read(err) => format!("names {p}, which cannot be read: {err}"),
+                KeyFileError::OpenToOthers(mode) => format!(
+                    "names {p}, whose mode {mode:04o} lets group or others open it; run `chmod 600 {p}` so that only its owner can read it"
+                ),
+            },
         )
-    })?);
+    })?;
     MasterKey::from_base64(&text).map_err(|err| {
         ConfigError::new(
             setting,
             format!("names {}, whose content {err}", path.display()),
         )
     })
+}
+
+/// Why a master key file was not read.
+enum KeyFileError {
+    /// It cannot be opened or read.
+    Read(std::io::Error),
+    /// Its permission bits let group or others open it.
+    OpenToOthers(u32),
+}
+
+/// Reads a file that only its owner may open (checked on the open file, so it cannot be
+/// swapped between the check and the read); a file open to group or others is not read.
+fn read_private_file(path: &Path) -> Result<zeroize::Zeroizing<String>, KeyFileError> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path).map_err(KeyFileError::Read)?;
+    let metadata = file.metadata().map_err(KeyFileError::Read)?;
+    #[cfg(unix)]
+    {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7777;
+        if crate::db::open_to_others(mode) {
+            return Err(KeyFileError::OpenToOthers(mode));
+        }
+    }
+    // Allocated once (a key file is a line), so growing leaves no copy of the key behind.
+    let capacity = usize::try_from(metadata.len()).unwrap_or(0).min(4096) + 1;
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(capacity));
+    file.read_to_string(&mut text).map_err(KeyFileError::Read)?;
+    Ok(text)
+}
+
+/// Creates `dir` and its missing parents, mode 0700 whatever the umask: it holds the master key
+/// and, by default, the database.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
 }
 
 /// Checks the origin a key check may be sent to: `https://host[:port]`, or `http://` to this

@@ -38,6 +38,29 @@ pub enum DbError {
         "the directory {0} for the database is not writable (the database keeps its write-ahead log beside it); make it writable or point STARGAZER_DB_PATH elsewhere"
     )]
     ReadOnlyDirectory(PathBuf),
+    /// The database file does not exist and cannot be created.
+    #[error("cannot create the database {}: {source}", path.display())]
+    Create {
+        /// The database path.
+        path: PathBuf,
+        /// Why the file could not be created.
+        source: std::io::Error,
+    },
+    /// A database file (or its `-wal` or `-shm`) is open to group or others, and this user
+    /// cannot make it private.
+    #[error(
+        "the database file {} has mode {mode:04o}, open to group or others, and cannot be made private ({source}); run `chmod 600 {}` as its owner",
+        path.display(),
+        path.display()
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// Why its mode could not be changed.
+        source: std::io::Error,
+    },
     /// The file was written by a newer build.
     #[error(
         "the database {path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; upgrade stargazer-keys"
@@ -48,11 +71,9 @@ pub enum DbError {
         /// The version found.
         found: i64,
     },
-    /// The database is locked by another process for longer than the busy timeout.
-    #[error(
-        "the database is locked by another process and stayed locked for {} s; try again when it is free",
-        BUSY_TIMEOUT.as_secs()
-    )]
+    /// Another process holds a lock this needs: after the busy timeout, or at once for the
+    /// conflicts SQLite does not wait on (so the message claims no duration).
+    #[error("the database is locked by another process; try again when it is free")]
     Locked,
     /// Any other SQLite failure.
     #[error("the database failed: {0}")]
@@ -70,6 +91,10 @@ impl From<rusqlite::Error> for DbError {
 }
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+///
+/// The database and its `-wal` and `-shm` are its owner's alone (mode 0600), whatever the
+/// umask: a new file is created so, and an existing one open to group or others is set to 0600
+/// with a warning (or refused, when this user cannot change it).
 pub fn open(path: &Path) -> Result<Connection, DbError> {
     let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty());
     if let Some(dir) = dir
@@ -92,6 +117,11 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
             }
         }
     };
+    // Only the owner may open the files: loose ones (an older build, a umask of 022) are made
+    // 0600, and a new database is created 0600 before SQLite opens it, since SQLite gives its
+    // `-wal` and `-shm` the database file's mode.
+    make_private(path)?;
+    create_private(path, dir.unwrap_or(Path::new(".")))?;
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -108,6 +138,85 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
         .map_err(open_err)?;
     migrate(&conn, path)?;
     Ok(conn)
+}
+
+/// The database file and the two files SQLite keeps beside it in WAL mode (`-wal`, `-shm`).
+pub fn files(path: &Path) -> [PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [path.to_path_buf(), with("-wal"), with("-shm")]
+}
+
+/// Whether a file's permission bits let group or others open it.
+pub fn open_to_others(mode: u32) -> bool {
+    mode & 0o077 != 0
+}
+
+/// Creates the database file, empty and with mode 0600 whatever the umask, unless it exists.
+#[cfg(unix)]
+fn create_private(path: &Path, dir: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    let failed = |source| DbError::Create {
+        path: path.to_path_buf(),
+        source,
+    };
+    match created {
+        // The umask may have taken bits from the owner too: set the mode exactly.
+        Ok(file) => file
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(failed),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) if !dir_is_writable(dir) => Err(DbError::ReadOnlyDirectory(dir.to_path_buf())),
+        Err(err) => Err(failed(err)),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path, _dir: &Path) -> Result<(), DbError> {
+    Ok(())
+}
+
+/// Sets each existing database file that group or others may open to mode 0600, with a
+/// warning; refuses one this user cannot change (it belongs to someone else).
+#[cfg(unix)]
+fn make_private(path: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for file in files(path) {
+        let Ok(metadata) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode() & 0o7777;
+        if !open_to_others(mode) {
+            continue;
+        }
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => tracing::warn!(
+                "the database file {} had mode {mode:04o}, open to group or others; it is now 0600",
+                file.display()
+            ),
+            Err(source) => {
+                return Err(DbError::Exposed {
+                    path: file,
+                    mode,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_path: &Path) -> Result<(), DbError> {
+    Ok(())
 }
 
 /// Switches the file to WAL. A fresh file opened by several processes at once may answer

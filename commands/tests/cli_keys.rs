@@ -889,3 +889,222 @@ fn usage_show_and_reset_round_trip() {
     let bad = setup.run(&["usage", "reset", "--user", "9", "--tool", "Web Search"]);
     assert!(bad.refused_line().contains("is not a valid tool name"));
 }
+
+// A key typed at a terminal
+
+/// A key typed by hand, long and distinctive, so any echo of it shows on the screen.
+const TYPED_KEY: &str = "BSA-typed-at-a-terminal-99995555";
+
+/// Quotes `text` for `sh`.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// A private tmux server (its socket in the test's directory) whose one pane runs the binary
+/// with only the setup's settings, as an operator at a terminal would; killed when dropped.
+struct Terminal {
+    socket: std::path::PathBuf,
+}
+
+impl Terminal {
+    /// Starts `stargazer-keys ARGS` in a pane 150 columns wide; `None`, with a note, when tmux
+    /// is not installed (`scripts/test` installs it).
+    fn start(setup: &Setup, args: &[&str]) -> Option<Terminal> {
+        if std::process::Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_err()
+        {
+            println!("NOTE: tmux is not installed, so the test at a terminal was skipped");
+            return None;
+        }
+        let mut command = vec!["exec env -i".to_owned()];
+        let path = std::env::var("PATH").unwrap_or_default();
+        command.extend(
+            std::iter::once(("PATH".to_owned(), path))
+                .chain(setup.vars.iter().cloned())
+                .map(|(k, v)| sh_quote(&format!("{k}={v}"))),
+        );
+        command.extend(
+            std::iter::once(support::BIN)
+                .chain(args.iter().copied())
+                .map(sh_quote),
+        );
+        let script = setup.dir.path().join("at-a-terminal.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "cd {}\n({})\necho \"[exit $?]\"\nsleep 600\n",
+                sh_quote(&setup.dir.path().display().to_string()),
+                command.join(" ")
+            ),
+        )
+        .unwrap();
+        let terminal = Terminal {
+            socket: setup.dir.path().join("tmux.sock"),
+        };
+        let run = format!("sh {}", sh_quote(&script.display().to_string()));
+        let out = terminal.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "keys",
+            "-x",
+            "150",
+            "-y",
+            "40",
+            &run,
+        ]);
+        assert!(out.status.success(), "tmux did not start: {out:?}");
+        Some(terminal)
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux")
+            .arg("-u")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .output()
+            .unwrap()
+    }
+
+    /// What the pane shows, scrollback included.
+    fn screen(&self) -> String {
+        let out = self.tmux(&["capture-pane", "-p", "-J", "-S", "-", "-t", "keys"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The screen once it shows `text`.
+    fn wait_for(&self, text: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the terminal did not show {text:?} within {limit:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the pane's terminal has echo off (`stty` reads the settings of its tty).
+    fn echo_is_off(&self) -> bool {
+        let out = self.tmux(&["display-message", "-p", "-t", "keys", "#{pane_tty}"]);
+        let tty = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        std::process::Command::new("stty")
+            .args(["-a", "-F", &tty])
+            .output()
+            .is_ok_and(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .any(|flag| flag == "-echo")
+            })
+    }
+
+    /// Types `text` and Enter.
+    fn type_line(&self, text: &str) {
+        assert!(
+            self.tmux(&["send-keys", "-t", "keys", "-l", text])
+                .status
+                .success()
+        );
+        assert!(
+            self.tmux(&["send-keys", "-t", "keys", "Enter"])
+                .status
+                .success()
+        );
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+/// Runs `stargazer-keys ARGS` at a terminal, types [`TYPED_KEY`] at its prompt, and returns the
+/// screen once the command ended (`None` without tmux). Like a person, it types once the prompt
+/// has switched echo off; a build that never does gets the key typed after 5 s anyway.
+fn type_the_key_at_a_terminal(setup: &Setup, args: &[&str]) -> Option<String> {
+    let terminal = Terminal::start(setup, args)?;
+    terminal.wait_for("Paste the key", Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !terminal.echo_is_off() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    terminal.type_line(TYPED_KEY);
+    let screen = terminal.wait_for("[exit ", Duration::from_secs(60));
+    assert!(
+        !screen.contains(TYPED_KEY) && !screen.contains("typed-at-a-terminal"),
+        "the terminal showed the key:\n{screen}"
+    );
+    assert!(screen.contains("[exit 0]"), "{screen}");
+    assert!(screen.contains("it is not shown as you type"), "{screen}");
+    println!("the terminal showed:\n{}", screen.trim_end());
+    Some(screen)
+}
+
+#[test]
+fn user_set_at_a_terminal_does_not_show_the_typed_key_and_saves_it() {
+    let setup = Setup::keyed();
+    let args = ["user", "set", "--user", "42", "--service", "brave"];
+    let Some(screen) = type_the_key_at_a_terminal(&setup, &args) else {
+        return;
+    };
+    assert!(
+        screen.contains("Saved the Brave Search key …5555 for user 42."),
+        "{screen}"
+    );
+    assert_eq!(
+        setup.resolve(&["--user", "42", "--service", "brave", "--reveal"]),
+        json!({"source": "user", "key": TYPED_KEY})
+    );
+}
+
+#[test]
+fn pool_add_at_a_terminal_does_not_show_the_typed_key_and_saves_it() {
+    let setup = Setup::keyed();
+    let args = ["pool", "add", "--service", "brave"];
+    let Some(screen) = type_the_key_at_a_terminal(&setup, &args) else {
+        return;
+    };
+    assert!(
+        screen.contains("Added the Brave Search key …5555 to"),
+        "{screen}"
+    );
+    assert_eq!(
+        setup.resolve(&["--user", "7", "--service", "brave", "--reveal"]),
+        json!({"source": "global_pool", "key": TYPED_KEY})
+    );
+}
+
+#[test]
+fn a_database_made_by_user_set_under_umask_022_is_0600() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let setup = Setup::keyed();
+    let mut child = setup
+        .command_under_umask(
+            "022",
+            &["user", "set", "--user", "42", "--service", "brave"],
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), USER_KEY.as_bytes()).unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let mode = std::fs::metadata(setup.db_path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o600);
+}

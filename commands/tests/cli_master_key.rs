@@ -3,7 +3,9 @@
 //! file (and a private redis-server).
 
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -102,6 +104,35 @@ fn kek_rows(db: &Path, keyring: Keyring) -> Vec<(String, u64)> {
         .into_iter()
         .map(|u| (u.kek_id, u.rows))
         .collect()
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Writes a new master key to `path` with `mode`; returns its text.
+fn key_file(path: &Path, mode: u32) -> String {
+    let key = key_text(&MasterKey::generate());
+    std::fs::write(path, format!("{key}\n")).unwrap();
+    chmod(path, mode);
+    key
+}
+
+/// The refusal of a master key file that group or others may open: it names the file and its
+/// mode and says how to fix it, as ssh does for a private key.
+fn key_file_refusal(path: &Path, mode: u32) -> String {
+    let p = path.display();
+    format!(
+        "{p} has mode {mode:04o}, which lets group or others open it; run `chmod 600 {p}` so that only its owner can read it"
+    )
 }
 
 fn closed_port() -> u16 {
@@ -255,6 +286,101 @@ fn a_malformed_dot_env_file_is_one_line_naming_its_line_but_not_its_text() {
     assert!(line.contains(".env line 3"), "{line}");
     assert!(!run.mentions("secret-looking-text"), "{run:#?}");
     assert!(run.stdout.is_empty(), "{run:#?}");
+}
+
+#[test]
+fn a_master_key_file_open_to_others_is_refused_in_one_line_naming_it_its_mode_and_chmod_600() {
+    let mut setup = Setup::new();
+    let path = setup.dir.path().join("mounted-master.key");
+    let key = key_file(&path, 0o644);
+    setup.set("STARGAZER_MASTER_KEY_FILE", path.display().to_string());
+
+    let run = setup.run(&["rotate-master-key"]);
+
+    let p = path.display();
+    assert_eq!(
+        run.one_error_line(),
+        format!(
+            "error: STARGAZER_MASTER_KEY_FILE names {p}, whose mode 0644 lets group or others open it; run `chmod 600 {p}` so that only its owner can read it"
+        )
+    );
+    assert!(!run.mentions(&key), "the key leaked: {run:#?}");
+    assert_eq!(mode_of(&path), 0o644, "the file is left as it is");
+}
+
+#[test]
+fn the_bot_refuses_a_default_master_key_file_open_to_others_at_start() {
+    let mut setup = Setup::new();
+    let path = setup.dir.path().join("data").join("master.key");
+    let key = key_file(&path, 0o640);
+    setup.set("DISCORD_TOKEN", "not-a-real-token").set(
+        "DISCORD_HTTP_PROXY",
+        format!("http://127.0.0.1:{}", closed_port()),
+    );
+
+    // Without the check, the bot would start and keep trying to reach Discord.
+    let run = setup.run_for_at_most(&["bot"], Duration::from_secs(20));
+
+    assert_eq!(
+        run.one_error_line(),
+        format!(
+            "error: STARGAZER_MASTER_KEY is not set, and the default key file {}",
+            key_file_refusal(&path, 0o640)
+        )
+    );
+    assert!(!run.mentions(&key), "the key leaked: {run:#?}");
+    assert!(!setup.db_path().exists(), "nothing was created");
+}
+
+/// Kills the process when dropped, so a failing test leaves no bot running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_bots_first_start_under_umask_022_makes_data_0700_and_every_file_in_it_0600() {
+    let mut setup = Setup::new();
+    let data = setup.dir.path().join("data");
+    std::fs::remove_dir(&data).unwrap();
+    setup.set("DISCORD_TOKEN", "not-a-real-token").set(
+        "DISCORD_HTTP_PROXY",
+        format!("http://127.0.0.1:{}", closed_port()),
+    );
+    let files = [
+        data.join("master.key"),
+        setup.db_path(),
+        data.join("stargazer-keys.db-wal"),
+        data.join("stargazer-keys.db-shm"),
+    ];
+
+    let bot = KillOnDrop(
+        setup
+            .command_under_umask("022", &["bot"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The bot keeps the database open while it tries to reach Discord (at a closed port).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !files.iter().all(|file| file.exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "the bot did not make {files:?} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    assert_eq!(mode_of(&data), 0o700, "{}", data.display());
+    for file in &files {
+        assert_eq!(mode_of(file), 0o600, "{}", file.display());
+    }
+    drop(bot);
 }
 
 // rotate-master-key
@@ -422,6 +548,10 @@ fn doctor_passes_on_a_healthy_embedded_setup() {
     assert_eq!(run.stderr, "", "{run:#?}");
     assert!(run.line_starting("ok   settings").len() > 12);
     assert!(
+        run.line_starting("ok   files: only their owner can open")
+            .contains(&db.display().to_string())
+    );
+    assert!(
         run.line_starting("ok   database")
             .contains(&db.display().to_string())
     );
@@ -497,6 +627,89 @@ fn doctor_without_a_master_key_fails_naming_the_setting() {
     let fail = run.line_starting("FAIL master key");
     assert!(fail.contains("STARGAZER_MASTER_KEY is not set"), "{fail}");
     assert!(!setup.dir.path().join("data").join("master.key").exists());
+}
+
+#[test]
+fn doctor_fails_on_a_database_file_open_to_others_naming_it_and_chmod_600() {
+    let mut setup = Setup::new();
+    let key = MasterKey::generate();
+    let db = setup.db_path();
+    seed(&db, only_key(&key), 1, 2);
+    setup.set("STARGAZER_MASTER_KEY", key_text(&key));
+    chmod(&db, 0o644);
+
+    let run = setup.run(&["doctor"]);
+
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let p = db.display();
+    assert_eq!(
+        run.line_starting("FAIL files"),
+        format!("FAIL files: {p} has mode 0644, open to group or others (run `chmod 600 {p}`)")
+    );
+    // Opening the database (as every command does) made it private, and said so.
+    assert_eq!(mode_of(&db), 0o600);
+    assert!(run.stderr.contains("it is now 0600"), "{run:#?}");
+    assert_only_ok_or_skip(&setup.run(&["doctor"]));
+}
+
+#[test]
+fn doctor_fails_on_a_master_key_file_open_to_others_naming_it_and_chmod_600() {
+    // The default key file, used when no key is configured.
+    let setup = Setup::new();
+    let path = setup.dir.path().join("data").join("master.key");
+    let (key, _) = stargazer_keys::config::load_or_create_master_key_file(&path).unwrap();
+    seed(&setup.db_path(), only_key(&key), 1, 2);
+    chmod(&path, 0o644);
+    let run = setup.run(&["doctor"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert_eq!(
+        run.line_starting("FAIL master key"),
+        format!(
+            "FAIL master key: STARGAZER_MASTER_KEY is not set, and the default key file {}",
+            key_file_refusal(&path, 0o644)
+        )
+    );
+    assert!(!run.mentions(&key_text(&key)), "the key leaked: {run:#?}");
+
+    // STARGAZER_MASTER_KEY_FILE.
+    let mut setup = Setup::new();
+    let path = setup.dir.path().join("mounted-master.key");
+    let key = key_file(&path, 0o604);
+    setup.set("STARGAZER_MASTER_KEY_FILE", path.display().to_string());
+    let run = setup.run(&["doctor"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let fail = run.line_starting("FAIL settings");
+    assert!(fail.contains("STARGAZER_MASTER_KEY_FILE"), "{fail}");
+    let p = path.display();
+    assert!(
+        fail.contains(&format!(
+            "names {p}, whose mode 0604 lets group or others open it; run `chmod 600 {p}`"
+        )),
+        "{fail}"
+    );
+    assert!(!run.mentions(&key), "the key leaked: {run:#?}");
+}
+
+#[test]
+fn doctor_fails_on_a_database_directory_others_can_write_in() {
+    let mut setup = Setup::new();
+    let key = MasterKey::generate();
+    seed(&setup.db_path(), only_key(&key), 1, 2);
+    setup.set("STARGAZER_MASTER_KEY", key_text(&key));
+    let data = setup.dir.path().join("data");
+    chmod(&data, 0o777);
+
+    let run = setup.run(&["doctor"]);
+
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let d = data.display();
+    assert_eq!(
+        run.line_starting("FAIL files"),
+        format!(
+            "FAIL files: the directory {d} has mode 0777, so group or others can replace the files in it (run `chmod 700 {d}`)"
+        )
+    );
+    chmod(&data, 0o700);
 }
 
 #[test]

@@ -1,10 +1,11 @@
-//! `doctor`: one line per check of the settings, the database, the master key and the storage
-//! backend.
+//! `doctor`: one line per check of the settings, the files' permissions, the database, the
+//! master key and the storage backend.
 //!
 //! Nothing else runs while the doctor checks, so the blocking SQLite calls run inline.
 
 use std::fmt::Display;
 use std::io::{self, Write as _};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -23,17 +24,74 @@ pub async fn run(config: Result<Config, ConfigError>) -> Result<ExitCode, Error>
         }
         Err(err) => {
             report.fail("settings", err)?;
-            for what in ["database", "master key", "data keys", "storage"] {
+            for what in ["files", "database", "master key", "data keys", "storage"] {
                 report.skip(what, "the settings do not parse")?;
             }
             return Ok(report.exit_code());
         }
     };
+    // Before the database opens: opening it makes a loose file private.
+    check_files(&mut report, &config)?;
     let database_opens = check_database(&mut report, &config)?;
     let keyring = check_master_key(&mut report, &config)?;
     check_data_keys(&mut report, &config, database_opens, keyring)?;
     check_storage(&mut report, &config).await?;
     Ok(report.exit_code())
+}
+
+/// That only their owner can open the database and its `-wal` and `-shm`, and that group and
+/// others cannot write in their directory (they could swap the files). The master key file's
+/// mode is checked where it is read: the settings, or the master key check.
+#[cfg(unix)]
+fn check_files(report: &mut Report, config: &Config) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode_of = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|meta| meta.permissions().mode() & 0o7777)
+    };
+    let mut problems = Vec::new();
+    let mut private = Vec::new();
+    for file in db::files(&config.db_path) {
+        match mode_of(&file) {
+            Some(mode) if db::open_to_others(mode) => problems.push(format!(
+                "{} has mode {mode:04o}, open to group or others (run `chmod 600 {}`)",
+                file.display(),
+                file.display()
+            )),
+            Some(_) => private.push(file.display().to_string()),
+            None => {}
+        }
+    }
+    let dir = config
+        .db_path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir_mode = mode_of(dir);
+    if let Some(mode) = dir_mode.filter(|mode| mode & 0o022 != 0) {
+        problems.push(format!(
+            "the directory {} has mode {mode:04o}, so group or others can replace the files in it (run `chmod 700 {}`)",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    if !problems.is_empty() {
+        return report.fail("files", problems.join("; "));
+    }
+    match (private.as_slice(), dir_mode) {
+        ([], _) | (_, None) => report.skip("files", "there is no database to check yet"),
+        (files, Some(mode)) => report.ok(format_args!(
+            "files: only their owner can open {}; {} (mode {mode:04o}) lets no one else write in it",
+            files.join(", "),
+            dir.display()
+        )),
+    }
+}
+
+#[cfg(not(unix))]
+fn check_files(report: &mut Report, _config: &Config) -> io::Result<()> {
+    report.skip("files", "permission bits are only checked on Unix")
 }
 
 /// Whether the database exists and opens with an up-to-date schema.

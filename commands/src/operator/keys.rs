@@ -3,7 +3,7 @@
 //! Keys come in on stdin only (argv would leave them in `ps` and shell history) and go out
 //! only with `resolve --reveal`; everything else shows `…` and the last four characters.
 
-use std::io::{self, BufRead as _, IsTerminal as _, Read as _};
+use std::io::{self, IsTerminal as _, Read as _};
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
@@ -29,8 +29,9 @@ pub enum UserCommand {
     /// `printf '%s' "$KEY" | stargazer-keys user set --user 123456789012345678 --service brave`.
     /// One trailing newline is dropped; an empty key, or one with spaces, control characters
     /// (such as NUL) or more than 4000 characters, is refused and nothing is written. From a
-    /// terminal, one line is read (and shown as you type it). The key replaces the user's
-    /// earlier one for that service; only its last four characters are printed.
+    /// terminal, one line is read without showing it, as a password prompt would. The key
+    /// replaces the user's earlier one for that service; only its last four characters are
+    /// printed.
     Set(UserSetArgs),
 
     /// List a user's keys, masked
@@ -59,10 +60,10 @@ pub enum UserCommand {
 pub enum PoolCommand {
     /// Add a key to the global pool, or to a channel's pool, reading the key from stdin
     ///
-    /// The key is read from stdin, never from the command line, as with `user set`. Prints
-    /// its key id (12 hex digits, a keyed fingerprint: the same key always gets the same id)
-    /// and its last four characters. Adding a key the pool already holds changes nothing and
-    /// says so.
+    /// The key is read from stdin, never from the command line, as with `user set` (typed at a
+    /// terminal, it is not shown). Prints its key id (12 hex digits, a keyed fingerprint: the
+    /// same key always gets the same id) and its last four characters. Adding a key the pool
+    /// already holds changes nothing and says so.
     Add(PoolAddArgs),
 
     /// List the keys of the global pool, or of a channel's pool, masked
@@ -624,25 +625,24 @@ fn migration_summary(report: &MigrationReport) -> String {
     lines.join("\n")
 }
 
-/// Reads a key from stdin: everything piped in, less one trailing newline, or one line from a
-/// terminal. Reads at most [`STDIN_LIMIT`] bytes; every buffer is wiped when dropped.
+/// What a terminal shows before reading a key.
+const PROMPT: &str = "Paste the key and press Enter (it is not shown as you type): ";
+
+/// Reads a key from stdin: everything piped in, less one trailing newline, or one line typed
+/// at a terminal, without echo. Reads at most [`STDIN_LIMIT`] bytes; every buffer is wiped when
+/// dropped.
 fn read_secret() -> Result<Zeroizing<String>, Error> {
     let stdin = io::stdin();
-    let interactive = stdin.is_terminal();
-    if interactive {
-        eprintln!(
-            "Paste the key and press Enter (it shows as you type; pipe it in to avoid that):"
-        );
+    if stdin.is_terminal() {
+        return read_secret_from_terminal();
     }
     // Allocated at full size up front, so growing never leaves a copy of the key behind.
     let mut bytes = Zeroizing::new(Vec::with_capacity(STDIN_LIMIT + 1));
-    let mut input = stdin.lock().take(STDIN_LIMIT as u64 + 1);
-    let read = if interactive {
-        input.read_until(b'\n', &mut bytes)
-    } else {
-        input.read_to_end(&mut bytes)
-    };
-    read.map_err(Error::ReadSecret)?;
+    stdin
+        .lock()
+        .take(STDIN_LIMIT as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Error::ReadSecret)?;
     if bytes.len() > STDIN_LIMIT {
         return Err(Error::SecretTooLarge);
     }
@@ -657,6 +657,19 @@ fn read_secret() -> Result<Zeroizing<String>, Error> {
         rest.strip_suffix('\r').unwrap_or(rest).len()
     });
     text.truncate(end);
+    if text.trim().is_empty() {
+        return Err(Error::NoSecret);
+    }
+    Ok(text)
+}
+
+/// Reads one line from the terminal with echo off (the prompt and the input go through the
+/// controlling terminal, as with `ssh` or `sudo`); the terminal's settings are restored after.
+fn read_secret_from_terminal() -> Result<Zeroizing<String>, Error> {
+    let text = Zeroizing::new(rpassword::prompt_password(PROMPT).map_err(Error::ReadSecret)?);
+    if text.len() > STDIN_LIMIT {
+        return Err(Error::SecretTooLarge);
+    }
     if text.trim().is_empty() {
         return Err(Error::NoSecret);
     }

@@ -4,8 +4,10 @@
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -26,10 +28,13 @@ pub struct Run {
 }
 
 impl Setup {
-    /// The database at `data/stargazer-keys.db`; no other setting.
+    /// The database at `data/stargazer-keys.db`, in a `data/` of mode 0700 (as the bot makes
+    /// it); no other setting.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
         let mut setup = Self {
             dir,
             vars: Vec::new(),
@@ -57,13 +62,50 @@ impl Setup {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
+        command.args(args);
+        self.environment(&mut command);
         command
-            .args(args)
+    }
+
+    /// Only the settings, in the working directory.
+    fn environment(&self, command: &mut Command) {
+        command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir.path());
+    }
+
+    /// The command under `sh` with the umask set first: the umask is process-wide, so a test
+    /// never changes its own.
+    pub fn command_under_umask(&self, umask: &str, args: &[&str]) -> Command {
+        let mut command = Command::new("sh");
         command
+            .arg("-c")
+            .arg(format!(r#"umask {umask}; exec "$0" "$@""#))
+            .arg(BIN)
+            .args(args);
+        self.environment(&mut command);
+        command
+    }
+
+    /// Runs with an empty stdin; a run still going after `limit` is killed (`code` is `None`).
+    pub fn run_for_at_most(&self, args: &[&str], limit: Duration) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if child.try_wait().unwrap().is_none() {
+            let _ = child.kill();
+        }
+        Run::from(child.wait_with_output().unwrap())
     }
 
     /// Runs with an empty stdin.
