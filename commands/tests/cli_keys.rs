@@ -785,6 +785,13 @@ fn migrate_rewrites_a_plaintext_value_once() {
             .unwrap();
     });
 
+    assert!(
+        setup
+            .run(&["doctor"])
+            .stdout
+            .contains("ok   legacy values: read (v2: and plaintext values still open;"),
+        "doctor tells that legacy values are still read"
+    );
     let first = setup.json(&["migrate", "--json"]);
     assert_eq!(
         first,
@@ -810,6 +817,13 @@ fn migrate_rewrites_a_plaintext_value_once() {
     });
     assert!(stored.starts_with("v4:"), "{stored}");
 
+    let doctor = setup.run(&["doctor"]);
+    assert!(
+        doctor
+            .stdout
+            .contains("ok   legacy values: refused (migrate has run)"),
+        "{doctor:#?}"
+    );
     let second = setup.json(&["migrate", "--json"]);
     assert_eq!(second["rewritten"], 0);
     assert_eq!(second["already_v4"], 1);

@@ -7,7 +7,7 @@ use std::fmt::Display;
 use std::io::{self, Write as _};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use stargazer_keys::data_keys::KekUsage;
 use stargazer_keys::{Config, ConfigError, DataKeyStore, Keyring, db, storage};
@@ -24,7 +24,14 @@ pub async fn run(config: Result<Config, ConfigError>) -> Result<ExitCode, Error>
         }
         Err(err) => {
             report.fail("settings", err)?;
-            for what in ["files", "database", "master key", "data keys", "storage"] {
+            for what in [
+                "files",
+                "database",
+                "master key",
+                "data keys",
+                "storage",
+                "legacy values",
+            ] {
                 report.skip(what, "the settings do not parse")?;
             }
             return Ok(report.exit_code());
@@ -36,6 +43,7 @@ pub async fn run(config: Result<Config, ConfigError>) -> Result<ExitCode, Error>
     let keyring = check_master_key(&mut report, &config)?;
     check_data_keys(&mut report, &config, database_opens, keyring)?;
     check_storage(&mut report, &config).await?;
+    check_legacy_values(&mut report, &config).await?;
     Ok(report.exit_code())
 }
 
@@ -241,22 +249,49 @@ async fn check_storage(report: &mut Report, config: &Config) -> io::Result<()> {
 
 /// "Redis at host:port", or the cluster's nodes; never the password a URL may hold.
 fn describe_redis(urls: &[String]) -> String {
-    let addresses: Vec<&str> = urls.iter().map(|url| redis_address(url)).collect();
+    let addresses: Vec<String> = urls.iter().map(|url| redis_address(url)).collect();
     match addresses.as_slice() {
         [one] => format!("Redis at {one}"),
         many => format!("the Redis Cluster at {}", many.join(", ")),
     }
 }
 
-/// The host and port of a Redis URL, without scheme, credentials, database or options.
-fn redis_address(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
-    let address = rest.split(['/', '?']).next().unwrap_or_default();
-    if address.is_empty() {
-        "a local socket"
-    } else {
-        address
+/// The host and port of a Redis URL (parsed as a URL), without scheme, credentials, database
+/// or options.
+fn redis_address(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => match (
+            parsed.host_str().filter(|host| !host.is_empty()),
+            parsed.port(),
+        ) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => "a local socket".to_owned(),
+        },
+        Err(_) => "an address that is not a URL".to_owned(),
+    }
+}
+
+/// Whether values in the original bot's formats are still read: the setting, and the marker
+/// `migrate` leaves.
+async fn check_legacy_values(report: &mut Report, config: &Config) -> io::Result<()> {
+    if config.legacy_values == stargazer_keys::config::LegacyValues::Refuse {
+        return report.ok("legacy values: refused (STARGAZER_LEGACY_VALUES=refuse)");
+    }
+    let key = stargazer_keys::storage::Layout::new(config.key_prefix.clone()).legacy_values_key();
+    let marker = async { storage::connect(config).await?.get(&key).await };
+    match tokio::time::timeout(Duration::from_secs(5), marker).await {
+        Ok(Ok(Some(marker))) if marker == "refuse" => {
+            report.ok("legacy values: refused (migrate has run)")
+        }
+        Ok(Ok(_)) => report.ok(
+            "legacy values: read (v2: and plaintext values still open; run stargazer-keys migrate, after which every process refuses them)",
+        ),
+        Ok(Err(err)) => report.skip(
+            "legacy values",
+            format_args!("the marker cannot be read: {err}"),
+        ),
+        Err(_) => report.skip("legacy values", "the marker cannot be read in time"),
     }
 }
 
@@ -302,6 +337,8 @@ mod tests {
     #[test]
     fn redis_addresses_drop_credentials_and_database() {
         assert_eq!(redis_address("redis://:hunter2@cache:6379/0"), "cache:6379");
+        assert_eq!(redis_address("redis://cache"), "cache");
+        assert_eq!(redis_address("not a url"), "an address that is not a URL");
         assert_eq!(
             redis_address("rediss://user:p@ss@10.0.0.1:6380"),
             "10.0.0.1:6380"
