@@ -71,10 +71,42 @@ pub fn mask(secret: &str) -> String {
     format!("…{tail}")
 }
 
-/// User or operator text made safe to show: quoted, with control and bidirectional-format
-/// characters escaped (`"a\u{1b}[31m"`), so it cannot rewrite a terminal or a message.
+/// User text made safe to echo: control characters (NUL, ESC, line breaks...), Unicode bidi
+/// controls and zero-width characters become visible `\u{1b}`-style escapes, so an echo can
+/// neither carry a terminal escape into a log or client nor reorder or hide the text around it.
+///
+/// For example, an ESC character becomes the six characters `\u{1b}`.
+pub fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_hidden_control(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Control characters (general category Cc), the bidi controls (U+061C, U+200E, U+200F,
+/// U+202A..=U+202E, U+2066..=U+2069) and the zero-width characters (U+200B..=U+200D, U+2060,
+/// U+FEFF).
+fn is_hidden_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// [`escaped`] text in double quotes, for error sentences that quote what was given.
 pub fn printable(text: &str) -> String {
-    format!("{:?}", text)
+    format!("\"{}\"", escaped(text))
 }
 
 #[cfg(test)]

@@ -48,38 +48,7 @@ pub fn fit(text: &str) -> String {
     out
 }
 
-/// User text made safe to echo: control characters (NUL, ESC, line breaks...), Unicode bidi
-/// controls and zero-width characters become visible `\u{1b}`-style escapes, so an echo can
-/// neither carry a terminal escape into a log or client nor reorder or hide the text around it.
-///
-/// For example, an ESC character becomes the six characters `\u{1b}`.
-pub fn escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if is_hidden_control(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Control characters (general category Cc), the bidi controls (U+061C, U+200E, U+200F,
-/// U+202A..=U+202E, U+2066..=U+2069) and the zero-width characters (U+200B..=U+200D, U+2060,
-/// U+FEFF).
-fn is_hidden_control(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{FEFF}'
-        )
-}
+pub use stargazer_keys::secret::escaped;
 
 /// A Discord timestamp that each reader sees in their own time zone, e.g. `<t:1700000000:D>`.
 pub fn date(at: Option<OffsetDateTime>) -> String {
