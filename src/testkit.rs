@@ -391,3 +391,22 @@ fn command(port: u16, args: &[&str]) -> io::Result<String> {
         _ => Err(io::Error::other(format!("unexpected reply {line:?}"))),
     }
 }
+
+/// The permission bits of a file (panics, naming it, when it cannot be read).
+#[cfg(unix)]
+pub fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Sets a file's permission bits (panics when it cannot).
+#[cfg(unix)]
+pub fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|err| panic!("chmod {mode:o} {}: {err}", path.display()));
+}

@@ -933,13 +933,7 @@ impl KeyVault {
         pool: Pool,
         service: Option<&str>,
     ) -> Result<Vec<PoolKeyInfo>, KeyError> {
-        let services: Vec<String> = match service {
-            Some(service) => {
-                validate_service_id(service)?;
-                vec![service.to_owned()]
-            }
-            None => self.inner.catalogue.iter().map(|s| s.id.clone()).collect(),
-        };
+        let services = self.services_named(service)?;
         let owner = pool.owner_id();
         let mut keys = Vec::new();
         for service in services {
@@ -975,6 +969,17 @@ impl KeyVault {
         Ok(keys)
     }
 
+    /// The one service named (checked), or every service of the catalogue.
+    fn services_named(&self, service: Option<&str>) -> Result<Vec<String>, KeyError> {
+        Ok(match service {
+            Some(service) => {
+                validate_service_id(service)?;
+                vec![service.to_owned()]
+            }
+            None => self.inner.catalogue.iter().map(|s| s.id.clone()).collect(),
+        })
+    }
+
     /// At most `limit` keys of a pool whose id starts with `id_prefix`, masked (for
     /// autocomplete, on every keystroke): only those are opened, and no usage or bench is read.
     pub async fn pool_key_choices(
@@ -984,13 +989,7 @@ impl KeyVault {
         id_prefix: &str,
         limit: usize,
     ) -> Result<Vec<PoolKeyChoice>, KeyError> {
-        let services: Vec<String> = match service {
-            Some(service) => {
-                validate_service_id(service)?;
-                vec![service.to_owned()]
-            }
-            None => self.inner.catalogue.iter().map(|s| s.id.clone()).collect(),
-        };
+        let services = self.services_named(service)?;
         let owner = pool.owner_id();
         let mut choices = Vec::new();
         for service in services {

@@ -7,7 +7,6 @@
 
 #![cfg(unix)]
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,17 +18,7 @@ use stargazer_keys::{Config, KeyVault, MasterKey, db};
 const ROOT_ENV: &str = "STARGAZER_FILES_ROOT";
 const HELPER: &str = "helper_make_every_file_under_the_inherited_umask";
 
-fn mode_of(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-        .permissions()
-        .mode()
-        & 0o7777
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
+use stargazer_keys::testkit::{chmod, mode_of};
 
 /// The files the bot makes on its first start, in `root`: `data/`, `data/master.key`, and the
 /// database with its `-wal` and `-shm`.

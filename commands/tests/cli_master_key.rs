@@ -3,7 +3,6 @@
 //! file (and a private redis-server).
 
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -106,17 +105,7 @@ fn kek_rows(db: &Path, keyring: Keyring) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn mode_of(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-        .permissions()
-        .mode()
-        & 0o7777
-}
-
-fn chmod(path: &Path, mode: u32) {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
+use stargazer_keys::testkit::{chmod, mode_of};
 
 /// Writes a new master key to `path` with `mode`; returns its text.
 fn key_file(path: &Path, mode: u32) -> String {

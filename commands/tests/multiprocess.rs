@@ -644,6 +644,25 @@ async fn bounded(body: impl Future<Output = ()>) {
         .expect("the test finished within its budget");
 }
 
+/// Two tests of one scenario: `name::on_redis` and `name::on_the_embedded_store`.
+macro_rules! on_both_backends {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_redis() {
+                bounded($scenario(Backend::Redis)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_the_embedded_store() {
+                bounded($scenario(Backend::Embedded)).await;
+            }
+        }
+    };
+}
+
 // ---- 1. a data key replaced elsewhere -------------------------------------------------------
 
 /// Bot 2 caches Alice's data key; the operator erases her and saves a key for her under a new
@@ -734,22 +753,10 @@ async fn a_key_saved_with_a_stale_data_key_opens_everywhere(backend: Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_saved_by_a_bot_with_a_stale_data_key_after_a_cli_forget_opens_everywhere_on_redis() {
-    bounded(a_key_saved_with_a_stale_data_key_opens_everywhere(
-        Backend::Redis,
-    ))
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_saved_by_a_bot_with_a_stale_data_key_after_a_cli_forget_opens_everywhere_on_the_embedded_store()
- {
-    bounded(a_key_saved_with_a_stale_data_key_opens_everywhere(
-        Backend::Embedded,
-    ))
-    .await;
-}
+on_both_backends!(
+    a_key_saved_by_a_bot_with_a_stale_data_key_after_a_cli_forget_opens_everywhere,
+    a_key_saved_with_a_stale_data_key_opens_everywhere
+);
 
 // ---- 2. a forget elsewhere, then a restored copy ----------------------------------------------
 
@@ -823,23 +830,10 @@ async fn a_forget_in_one_bot_stops_the_other_opening_a_restored_copy(backend: Ba
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forget_in_one_bot_makes_a_restored_copy_unopenable_in_the_other_within_a_second_on_redis()
- {
-    bounded(a_forget_in_one_bot_stops_the_other_opening_a_restored_copy(
-        Backend::Redis,
-    ))
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forget_in_one_bot_makes_a_restored_copy_unopenable_in_the_other_within_a_second_on_the_embedded_store()
- {
-    bounded(a_forget_in_one_bot_stops_the_other_opening_a_restored_copy(
-        Backend::Embedded,
-    ))
-    .await;
-}
+on_both_backends!(
+    a_forget_in_one_bot_makes_a_restored_copy_unopenable_in_the_other_within_a_second,
+    a_forget_in_one_bot_stops_the_other_opening_a_restored_copy
+);
 
 // ---- 3. a removal elsewhere -------------------------------------------------------------------
 
@@ -903,18 +897,10 @@ async fn a_key_removed_in_one_bot_is_gone_everywhere(backend: Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_removed_in_one_bot_is_gone_from_the_other_and_from_the_cli_on_redis() {
-    bounded(a_key_removed_in_one_bot_is_gone_everywhere(Backend::Redis)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_removed_in_one_bot_is_gone_from_the_other_and_from_the_cli_on_the_embedded_store() {
-    bounded(a_key_removed_in_one_bot_is_gone_everywhere(
-        Backend::Embedded,
-    ))
-    .await;
-}
+on_both_backends!(
+    a_key_removed_in_one_bot_is_gone_from_the_other_and_from_the_cli,
+    a_key_removed_in_one_bot_is_gone_everywhere
+);
 
 // ---- 4. many processes on one fresh database -------------------------------------------------
 
@@ -960,21 +946,10 @@ async fn cli_processes_opening_a_fresh_database_at_once_all_save(backend: Backen
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twelve_cli_processes_opening_one_fresh_database_at_once_all_save_on_redis() {
-    bounded(cli_processes_opening_a_fresh_database_at_once_all_save(
-        Backend::Redis,
-    ))
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twelve_cli_processes_opening_one_fresh_database_at_once_all_save_on_the_embedded_store() {
-    bounded(cli_processes_opening_a_fresh_database_at_once_all_save(
-        Backend::Embedded,
-    ))
-    .await;
-}
+on_both_backends!(
+    twelve_cli_processes_opening_one_fresh_database_at_once_all_save,
+    cli_processes_opening_a_fresh_database_at_once_all_save
+);
 
 /// Two bots spawned at the same moment on a database file that does not exist yet: both
 /// register, and each reads what the other saved.
@@ -1021,19 +996,7 @@ async fn two_bots_started_at_once_on_a_fresh_database_agree(backend: Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_bots_started_at_once_on_a_fresh_database_both_register_and_agree_on_redis() {
-    bounded(two_bots_started_at_once_on_a_fresh_database_agree(
-        Backend::Redis,
-    ))
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_bots_started_at_once_on_a_fresh_database_both_register_and_agree_on_the_embedded_store()
- {
-    bounded(two_bots_started_at_once_on_a_fresh_database_agree(
-        Backend::Embedded,
-    ))
-    .await;
-}
+on_both_backends!(
+    two_bots_started_at_once_on_a_fresh_database_both_register_and_agree,
+    two_bots_started_at_once_on_a_fresh_database_agree
+);
