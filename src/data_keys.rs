@@ -486,6 +486,23 @@ impl DataKeyStore {
     /// themselves do not change.
     pub fn rotate(
         &self,
+        progress: impl FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Result<RotationReport, DataKeyError> {
+        self.rewrap("kek_id != ?1", progress)
+    }
+
+    /// Rewraps the original bot's rows (wrapped without their owner bound, so a row copied to
+    /// another owner would open there) under the current master key, with the owner bound, in
+    /// one transaction. Rows of this crate are left as they are.
+    pub fn rewrap_legacy(&self) -> Result<RotationReport, DataKeyError> {
+        self.rewrap("kek_id = '' AND ?1 != ''", |_, _| ControlFlow::Continue(()))
+    }
+
+    /// Rewraps under the current master key every row `stale` (SQL over `kek_id`, with `?1` the
+    /// current key's id) selects.
+    fn rewrap(
+        &self,
+        stale: &str,
         mut progress: impl FnMut(u64, u64) -> ControlFlow<()>,
     ) -> Result<RotationReport, DataKeyError> {
         self.check_keyring()?;
@@ -502,9 +519,9 @@ impl DataKeyStore {
             ..RotationReport::default()
         };
         let stale: Vec<(String, Vec<u8>, String)> = tx
-            .prepare(
-                "SELECT user_id, encrypted_key, kek_id FROM encryption_keys WHERE kek_id != ?1",
-            )?
+            .prepare(&format!(
+                "SELECT user_id, encrypted_key, kek_id FROM encryption_keys WHERE {stale}"
+            ))?
             .query_map([current_id], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })?

@@ -224,6 +224,9 @@ pub struct LegacyHash {
 /// What `migrate` did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MigrationReport {
+    /// Data keys of the original bot rewrapped under the current master key with their owner
+    /// bound (a row copied to another owner then no longer opens there).
+    pub legacy_data_keys_rewrapped: u64,
     /// Every hash that held legacy values before the run, listed before anything was touched.
     pub legacy_hashes: Vec<LegacyHash>,
     /// Legacy pool entries whose field is not a key id (`{hash} {field}`), left as they were
@@ -1297,7 +1300,8 @@ impl KeyVault {
         Ok(keys)
     }
 
-    /// Rewrites every `v2:` and plaintext value (user hashes and pools) as `v4:`, then leaves
+    /// Rewraps the original bot's data keys with their owner bound, rewrites every `v2:` and
+    /// plaintext value (user hashes and pools) as `v4:`, then leaves
     /// the marker that makes every process refuse legacy values from then on. Idempotent: a
     /// second run finds only `v4:` values. A value that changed meanwhile is left alone.
     ///
@@ -1310,6 +1314,11 @@ impl KeyVault {
             legacy_hashes: self.legacy_hashes().await?,
             ..MigrationReport::default()
         };
+        // The original bot's data keys are wrapped without their owner bound: bind it.
+        report.legacy_data_keys_rewrapped = self
+            .on_data_keys(|store| store.rewrap_legacy())
+            .await?
+            .rewrapped();
         for key in self.sealed_hashes().await? {
             let Some(kind) = self.inner.layout.parse_hash_key(&key) else {
                 continue;

@@ -640,6 +640,45 @@ fn a_rotation_rewraps_the_original_bots_data_keys_under_the_current_master_key()
     );
 }
 
+/// Copies owner `from`'s row to owner `to` (as someone with write access to the file could).
+fn copy_row(db: &std::path::Path, from: &str, to: &str) {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .execute(
+            "INSERT OR REPLACE INTO encryption_keys (user_id, encrypted_key, created_at, kek_id)
+             SELECT ?2, encrypted_key, created_at, kek_id FROM encryption_keys WHERE user_id = ?1",
+            [from, to],
+        )
+        .unwrap();
+}
+
+#[test]
+fn rewrapping_the_original_bots_rows_binds_their_owner() {
+    let db = temp_db();
+    let master = MasterKey::generate();
+    write_original_bot_database(&db.path, &master, "1001", "BSA-from-the-original");
+    drop(open_store(&db.path, only(&master))); // upgrades the original table
+    // The hole: an original row copied to another owner opens there.
+    copy_row(&db.path, "1001", "2002");
+    assert!(
+        open_store(&db.path, only(&master))
+            .get("2002")
+            .unwrap()
+            .is_some()
+    );
+
+    let store = open_store(&db.path, only(&master));
+    let report = store.rewrap_legacy().unwrap();
+    assert_eq!(report.rewrapped_from.get(""), Some(&2));
+    assert_eq!(store.kek_usage().unwrap(), vec![usage(&master, 2)]);
+
+    copy_row(&db.path, "1001", "3003");
+    let err = open_store(&db.path, only(&master)).get("3003").unwrap_err();
+    assert!(matches!(err, DataKeyError::Unwrap { .. }), "{err:?}");
+    // A second run finds nothing left to rewrap.
+    assert_eq!(store.rewrap_legacy().unwrap().rewrapped(), 0);
+}
+
 #[test]
 fn a_database_of_the_original_bot_is_refused_under_another_master_key() {
     let db = temp_db();

@@ -685,6 +685,16 @@ contract!(
         );
 
         let report = fx.vault.migrate().await.unwrap();
+        assert_eq!(report.legacy_data_keys_rewrapped, 1);
+        assert!(
+            fx.vault
+                .data_keys()
+                .kek_usage()
+                .unwrap()
+                .iter()
+                .all(|usage| !usage.kek_id.is_empty()),
+            "every data key is now wrapped with its owner bound"
+        );
         assert_eq!(
             (
                 report.from_v2,

@@ -804,6 +804,7 @@ fn migrate_rewrites_a_plaintext_value_once() {
             "changed_meanwhile": 0,
             "legacy_hashes": [{"key": user_keys, "values": 1}],
             "left_in_pools": [],
+            "legacy_data_keys_rewrapped": 0,
             "legacy_values": "refused from now on",
         })
     );

@@ -554,6 +554,7 @@ pub async fn migrate(config: &Config, args: &MigrateArgs) -> Result<ExitCode, Er
                 .map(|hash| json!({"key": hash.key, "values": hash.values}))
                 .collect::<Vec<_>>(),
             "left_in_pools": report.left_in_pools,
+            "legacy_data_keys_rewrapped": report.legacy_data_keys_rewrapped,
             "legacy_values": "refused from now on",
         })
         .to_string()
@@ -606,6 +607,15 @@ fn migration_summary(report: &MigrationReport) -> String {
         lines.push(format!(
             "{} rewritten by someone else while migrating and left as written; run migrate again to check them.",
             were(report.skipped_changed)
+        ));
+    }
+    if report.legacy_data_keys_rewrapped > 0 {
+        lines.push(format!(
+            "Rewrapped {} of the original bot with their owner bound.",
+            match report.legacy_data_keys_rewrapped {
+                1 => "1 data key".to_owned(),
+                n => format!("{n} data keys"),
+            }
         ));
     }
     if !report.left_in_pools.is_empty() {
