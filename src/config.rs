@@ -89,6 +89,9 @@ pub enum LegacyValues {
 pub struct Config {
     /// The current master key, when configured (`STARGAZER_MASTER_KEY` or `..._FILE`).
     pub master_key: Option<MasterKey>,
+    /// The original bot's pool key, for its `v2:` pool values (`STARGAZER_ORIGINAL_POOL_KEY`,
+    /// base64 of 32 bytes).
+    pub original_pool_key: Option<MasterKey>,
     /// Keys still readable during a rotation (`STARGAZER_PREVIOUS_MASTER_KEYS`).
     pub previous_master_keys: Vec<MasterKey>,
     /// The SQLite file (`STARGAZER_DB_PATH`).
@@ -225,6 +228,9 @@ impl Config {
             )?),
             (None, None) => None,
         };
+        let original_pool_key = get("STARGAZER_ORIGINAL_POOL_KEY")
+            .map(|text| parse_master_key("STARGAZER_ORIGINAL_POOL_KEY", text))
+            .transpose()?;
         let previous_master_keys = get("STARGAZER_PREVIOUS_MASTER_KEYS")
             .map(|list| {
                 split_list(list)
@@ -374,6 +380,7 @@ impl Config {
                 .transpose()?
                 .unwrap_or(DEFAULT_DAILY_LIMIT),
             legacy_values,
+            original_pool_key,
             pool_max_keys: match get("STARGAZER_POOL_MAX_KEYS")
                 .map(|v| parse_number::<u64>("STARGAZER_POOL_MAX_KEYS", v))
                 .transpose()?

@@ -163,6 +163,21 @@ impl MasterKey {
         &self.id
     }
 
+    /// The key the original bot may have sealed its `v2:` pool values under: SHA-256 of this
+    /// key's bytes followed by `salt` (its `POOL_KEY_SALT`, `stargazer:api_key_pool`).
+    pub fn derive_original_pool_key(&self, salt: &[u8]) -> DataKey {
+        let mut hash = Sha256::new();
+        hash.update(self.bytes.as_ref());
+        hash.update(salt);
+        DataKey::from_bytes(Zeroizing::new(hash.finalize().into()))
+    }
+
+    /// These 32 bytes used as a data key (for `STARGAZER_ORIGINAL_POOL_KEY`, a key given in
+    /// the master key's format).
+    pub fn as_data_key(&self) -> DataKey {
+        DataKey::from_bytes(self.bytes.clone())
+    }
+
     /// Wraps `data_key` for `owner`: `nonce || ciphertext || tag`, the owner bound as associated
     /// data.
     pub fn wrap(&self, owner: &str, data_key: &DataKey) -> Vec<u8> {
@@ -394,6 +409,11 @@ impl DataKey {
     /// The AES-GCM cipher of this key (its expanded key schedule, zeroized on drop).
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(self.bytes.as_ref().into())
+    }
+
+    /// A copy of `key` (data keys are not `Clone`, so that copies are deliberate).
+    pub fn clone_of(key: &DataKey) -> Self {
+        Self::from_bytes(key.bytes.clone())
     }
 
     /// Whether `other` is the same key (compared in constant time).

@@ -240,6 +240,8 @@ pub struct MigrationReport {
     pub from_plaintext: u64,
     /// Values that could not be opened, left as they were.
     pub unreadable: u64,
+    /// The same, by hash: which user or pool they are in (none is ever deleted).
+    pub unreadable_by_hash: std::collections::BTreeMap<String, u64>,
     /// Values that changed while migrating, left to the writer.
     pub skipped_changed: u64,
 }
@@ -364,9 +366,14 @@ struct Inner {
     storage: Arc<dyn StorageBackend>,
     catalogue: Catalogue,
     own_key_hints: OwnKeyHints,
+    /// The keys the original bot's pool values may be under (see `original_pool_keys`).
+    original_pool_keys: tokio::sync::OnceCell<Vec<DataKey>>,
     /// Whether `migrate`'s marker says to refuse legacy values, and when that was read.
     legacy_marker: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
+
+/// The original bot's `POOL_KEY_SALT`.
+const ORIGINAL_POOL_KEY_SALT: &str = "stargazer:api_key_pool";
 
 /// How long a read of `migrate`'s legacy marker is trusted.
 const LEGACY_MARKER_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -483,6 +490,7 @@ impl KeyVault {
                 layout: Layout::new(config.key_prefix.clone()),
                 own_key_hints: OwnKeyHints::new(config.data_key_cache),
                 legacy_marker: std::sync::Mutex::new(None),
+                original_pool_keys: tokio::sync::OnceCell::new(),
                 config,
                 data_keys,
                 storage,
@@ -647,6 +655,36 @@ impl KeyVault {
         !refuse
     }
 
+    /// The keys the original bot's `v2:` pool values may be sealed under, tried in turn:
+    /// `STARGAZER_ORIGINAL_POOL_KEY`; a data-key row under the owner id `stargazer:api_key_pool`
+    /// (its `POOL_KEY_SALT`); SHA-256 of each configured master key followed by that salt. Found
+    /// once, on the first such value.
+    async fn original_pool_keys(&self) -> &[DataKey] {
+        self.inner
+            .original_pool_keys
+            .get_or_init(|| async {
+                let mut keys = Vec::new();
+                if let Some(given) = &self.inner.config.original_pool_key {
+                    keys.push(given.as_data_key());
+                }
+                let row = self
+                    .on_data_keys(|store| store.get(ORIGINAL_POOL_KEY_SALT))
+                    .await;
+                match row {
+                    Ok(Some(key)) => keys.push(DataKey::clone_of(&key)),
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot read the original bot's pool key row")
+                    }
+                }
+                for master in self.inner.data_keys.keyring().all() {
+                    keys.push(master.derive_original_pool_key(ORIGINAL_POOL_KEY_SALT.as_bytes()));
+                }
+                keys
+            })
+            .await
+    }
+
     /// Opens a stored value for `owner`; `None` (logged) when it does not open, or when it is
     /// a legacy value and those are refused.
     async fn open_value(
@@ -680,7 +718,13 @@ impl KeyVault {
                 return Err(OpenFailure::LegacyRefused);
             }
             if format == SealedFormat::V2 && key_id.is_some() {
-                // v2 values were user values only: a pool entry in that format was put there by hand.
+                // The original bot's pool values: under its pool key, however it derived it.
+                let context = self.seal_context(owner, service, key_id);
+                for key in self.original_pool_keys().await {
+                    if let Ok(opened) = stored.open(Some(&key), &context) {
+                        return Ok((Payload::bare(opened.expose_secret()), format));
+                    }
+                }
                 return Err(crate::crypto::OpenError::Authentication.into());
             }
             let opened = if stored.needs_data_key() {
@@ -1369,6 +1413,7 @@ impl KeyVault {
             .await
         else {
             report.unreadable += 1;
+            *report.unreadable_by_hash.entry(key.to_owned()).or_default() += 1;
             return Ok(());
         };
         match format {

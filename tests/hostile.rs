@@ -334,6 +334,7 @@ const SETTINGS: &[&str] = &[
     "STARGAZER_POOL_BENCH_SECS",
     "STARGAZER_POOL_MAX_KEYS",
     "STARGAZER_LEGACY_VALUES",
+    "STARGAZER_ORIGINAL_POOL_KEY",
     "STARGAZER_POOL_RATE_LIMIT_BENCH_SECS",
     "STARGAZER_VALIDATE_KEYS",
     "STARGAZER_VALIDATE_TIMEOUT_MS",
@@ -983,6 +984,126 @@ contract!(
                 .await
                 .iter()
                 .all(|(key, _, _)| key != &layout.global_pool_key("openai"))
+        );
+    }
+);
+
+// ----- the original bot's pool values -----------------------------------------------------------
+
+/// How the original bot's pool key is supplied in a test.
+#[derive(Debug, Clone, Copy)]
+enum OriginalPoolKey {
+    /// `STARGAZER_ORIGINAL_POOL_KEY`.
+    Setting,
+    /// A data-key row under the owner id `stargazer:api_key_pool`.
+    Row,
+    /// SHA-256 of the master key followed by the salt.
+    Derived,
+}
+
+/// A vault whose global Brave pool holds a `v2:` value sealed as the original bot would have,
+/// under a pool key supplied as `how`; returns the fixture and the secret.
+async fn original_pool_value(backend: Backend, how: OriginalPoolKey) -> (Fixture, String) {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let master = master_key_b64();
+    let key: [u8; 32] = match how {
+        OriginalPoolKey::Setting | OriginalPoolKey::Row => rand_bytes(),
+        OriginalPoolKey::Derived => {
+            let mut hash = sha2::Sha256::new();
+            hash.update(STANDARD.decode(&master).unwrap());
+            hash.update(b"stargazer:api_key_pool");
+            hash.finalize().into()
+        }
+    };
+    let owners: Vec<(&str, [u8; 32])> = match how {
+        OriginalPoolKey::Row => vec![("stargazer:api_key_pool", key)],
+        _ => vec![("1001", rand_bytes())],
+    };
+    seed_original_database(&dir.path().join("keys.db"), &master, &owners);
+    let mut builder = Fixture::builder(backend).existing(dir, master);
+    if let OriginalPoolKey::Setting = how {
+        builder = builder.env("STARGAZER_ORIGINAL_POOL_KEY", &STANDARD.encode(key));
+    }
+    let fx = builder.open().await;
+    let layout = stargazer_keys::storage::Layout::new(fx.prefix.clone());
+    let secret = secret("original-pool");
+    fx.storage()
+        .hset(
+            &layout.global_pool_key("brave"),
+            "a1b2c3d4e5f6",
+            &seal_v2(&key, &secret),
+        )
+        .await
+        .unwrap();
+    (fx, secret)
+}
+
+contract!(
+    the_original_bots_pool_values_open_under_each_supported_pool_key_and_migrate,
+    |backend| async move {
+        for how in [
+            OriginalPoolKey::Setting,
+            OriginalPoolKey::Row,
+            OriginalPoolKey::Derived,
+        ] {
+            let (fx, secret) = original_pool_value(backend, how).await;
+            let drawn = fx.vault.get_pool_api_key("brave").await;
+            assert_eq!(
+                drawn.as_ref().map(|key| key.expose()),
+                Some(secret.as_str()),
+                "{backend:?}, {how:?}"
+            );
+            let report = fx.vault.migrate().await.unwrap();
+            assert_eq!((report.from_v2, report.unreadable), (1, 0), "{how:?}");
+            let layout = stargazer_keys::storage::Layout::new(fx.prefix.clone());
+            let stored = fx
+                .storage()
+                .hget(&layout.global_pool_key("brave"), "a1b2c3d4e5f6")
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(stored.starts_with("v4:"), "{how:?}");
+            assert_eq!(
+                fx.vault
+                    .get_pool_api_key("brave")
+                    .await
+                    .map(|key| key.expose().to_owned()),
+                Some(secret)
+            );
+        }
+    }
+);
+
+contract!(
+    migrate_reports_each_pool_value_it_cannot_open_and_keeps_it,
+    |backend| async move {
+        let fx = Fixture::new(backend).await;
+        let layout = stargazer_keys::storage::Layout::new(fx.prefix.clone());
+        let unknown = seal_v2(&rand_bytes(), &secret("lost"));
+        fx.storage()
+            .hset(
+                &layout.channel_pool_key(CHANNEL, "brave"),
+                "a1b2c3d4e5f6",
+                &unknown,
+            )
+            .await
+            .unwrap();
+        let report = fx.vault.migrate().await.unwrap();
+        assert_eq!(
+            report
+                .unreadable_by_hash
+                .get(&layout.channel_pool_key(CHANNEL, "brave")),
+            Some(&1),
+            "{backend:?}: {report:?}"
+        );
+        assert_eq!(
+            fx.storage()
+                .hget(&layout.channel_pool_key(CHANNEL, "brave"), "a1b2c3d4e5f6")
+                .await
+                .unwrap(),
+            Some(unknown),
+            "never deleted"
         );
     }
 );

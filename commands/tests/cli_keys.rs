@@ -805,6 +805,7 @@ fn migrate_rewrites_a_plaintext_value_once() {
             "legacy_hashes": [{"key": user_keys, "values": 1}],
             "left_in_pools": [],
             "legacy_data_keys_rewrapped": 0,
+            "unreadable_by_hash": {},
             "legacy_values": "refused from now on",
         })
     );

@@ -554,6 +554,7 @@ pub async fn migrate(config: &Config, args: &MigrateArgs) -> Result<ExitCode, Er
                 .map(|hash| json!({"key": hash.key, "values": hash.values}))
                 .collect::<Vec<_>>(),
             "left_in_pools": report.left_in_pools,
+            "unreadable_by_hash": report.unreadable_by_hash,
             "legacy_data_keys_rewrapped": report.legacy_data_keys_rewrapped,
             "legacy_values": "refused from now on",
         })
@@ -607,6 +608,12 @@ fn migration_summary(report: &MigrationReport) -> String {
         lines.push(format!(
             "{} rewritten by someone else while migrating and left as written; run migrate again to check them.",
             were(report.skipped_changed)
+        ));
+    }
+    for (hash, count) in &report.unreadable_by_hash {
+        lines.push(format!(
+            "  {hash}: {} not open (left in place)",
+            values(*count)
         ));
     }
     if report.legacy_data_keys_rewrapped > 0 {
