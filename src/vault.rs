@@ -721,7 +721,7 @@ impl KeyVault {
                 // The original bot's pool values: under its pool key, however it derived it.
                 let context = self.seal_context(owner, service, key_id);
                 for key in self.original_pool_keys().await {
-                    if let Ok(opened) = stored.open(Some(&key), &context) {
+                    if let Ok(opened) = stored.open(Some(key), &context) {
                         return Ok((Payload::bare(opened.expose_secret()), format));
                     }
                 }
