@@ -139,6 +139,9 @@ const WATCH_EVERY: Duration = Duration::from_millis(200);
 const LEASE: Duration = Duration::from_millis(800);
 /// Events older than this are pruned; a watcher that fell further behind flushes its cache.
 const EVENT_RETENTION_SECS: i64 = 600;
+/// How often (in watcher polls, about a minute) old events are pruned even when no key is
+/// deleted, so the ids of erased owners do not linger in the file.
+const PRUNE_EVERY_POLLS: u32 = 300;
 /// How many times a delete tries to checkpoint the log, and how long each try waits for readers.
 const CHECKPOINT_TRIES: u32 = 3;
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(400);
@@ -236,6 +239,13 @@ impl DataKeyStore {
         cache_capacity: usize,
     ) -> Result<Self, DataKeyError> {
         let conn = db::open(path)?;
+        // The watcher opens the file later: by its absolute path, so a change of working
+        // directory cannot point it at another (or a new, empty) database.
+        let path = path.canonicalize().map_err(|source| db::DbError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let path = path.as_path();
         let last_event = last_event_seq(&conn)?;
         let capacity = NonZeroUsize::new(cache_capacity).unwrap_or(NonZeroUsize::MIN);
         let inner = Arc::new(Inner {
@@ -307,17 +317,19 @@ impl DataKeyStore {
         let fresh = DataKey::generate();
         let current = self.inner.keyring.current();
         let wrapped = current.wrap(owner, &fresh);
-        // Another process may have created one since we looked: keep whichever landed first.
-        conn.execute(
-            "INSERT INTO encryption_keys (user_id, encrypted_key, created_at, kek_id)
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT(user_id) DO NOTHING",
-            params![owner, wrapped, now_rfc3339(), current.id().as_str()],
-        )?;
-        let (wrapped, kek_id) = self
-            .read_row(&conn, owner)?
-            .expect("the row was just inserted or already present");
-        drop(conn);
-        self.unwrap_and_cache(owner, &wrapped, &kek_id, evictions)
+        // Another process may create one meanwhile (keep whichever landed first), or erase
+        // it again between the insert and the read: then insert again.
+        loop {
+            conn.execute(
+                "INSERT INTO encryption_keys (user_id, encrypted_key, created_at, kek_id)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT(user_id) DO NOTHING",
+                params![owner, wrapped, now_rfc3339(), current.id().as_str()],
+            )?;
+            if let Some((wrapped, kek_id)) = self.read_row(&conn, owner)? {
+                drop(conn);
+                return self.unwrap_and_cache(owner, &wrapped, &kek_id, evictions);
+            }
+        }
     }
 
     /// The owner's data key, created (and stored) when the owner has none yet: the same as
@@ -348,7 +360,7 @@ impl DataKeyStore {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let deleted = tx.execute("DELETE FROM encryption_keys WHERE user_id = ?1", [owner])?;
         tx.execute(
-            "DELETE FROM data_key_events WHERE at < unixepoch() - ?1",
+            "DELETE FROM data_key_events WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - ?1",
             [EVENT_RETENTION_SECS],
         )?;
         tx.commit()?;
@@ -619,6 +631,7 @@ impl Watcher {
     }
 
     fn run(&mut self) {
+        let mut polls: u32 = 0;
         loop {
             std::thread::sleep(WATCH_EVERY);
             let Some(inner) = self.store.upgrade() else {
@@ -641,6 +654,17 @@ impl Watcher {
                     }
                     self.conn = None;
                 }
+            }
+            polls = polls.wrapping_add(1);
+            if polls.is_multiple_of(PRUNE_EVERY_POLLS)
+                && let Some(conn) = &self.conn
+                && let Err(err) = conn.execute(
+                    "DELETE FROM data_key_events WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - ?1",
+                    [EVENT_RETENTION_SECS],
+                )
+            {
+                // Erased owners' ids must not linger: this runs again in a minute.
+                tracing::debug!(error = %err, "cannot prune the data-key change log");
             }
             if inner.checkpoint_wanted.load(Ordering::Acquire)
                 && let Some(conn) = &self.conn

@@ -346,7 +346,8 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
             );
             CREATE TRIGGER IF NOT EXISTS data_key_deleted AFTER DELETE ON encryption_keys
             BEGIN
-                INSERT INTO data_key_events (owner, at) VALUES (old.user_id, unixepoch());
+                INSERT INTO data_key_events (owner, at)
+                VALUES (old.user_id, CAST(strftime('%s', 'now') AS INTEGER));
             END;",
         )?;
     }

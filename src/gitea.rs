@@ -295,12 +295,23 @@ fn is_local(host: &url::Host<String>) -> bool {
             if let Some(v4) = ip.to_ipv4_mapped().or_else(|| ip.to_ipv4()) {
                 return is_local_v4(v4);
             }
-            let first = ip.segments()[0];
+            let segments = ip.segments();
+            let embedded_v4 = |high: u16, low: u16| {
+                let [a, b] = high.to_be_bytes();
+                let [c, d] = low.to_be_bytes();
+                is_local_v4(std::net::Ipv4Addr::new(a, b, c, d))
+            };
+            let first = segments[0];
             ip.is_loopback()
                 || ip.is_unspecified()
+                || ip.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
                 || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
                 || (first & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
+                // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address inside.
+                || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+                    && embedded_v4(segments[6], segments[7]))
+                || (first == 0x2002 && embedded_v4(segments[1], segments[2]))
         }
     }
 }
@@ -312,8 +323,12 @@ fn is_local_v4(ip: std::net::Ipv4Addr) -> bool {
         || ip.is_link_local()
         || ip.is_unspecified()
         || ip.is_broadcast()
+        || ip.is_multicast()
         || a == 0
+        || a >= 240 // reserved, 240.0.0.0/4
         || (a == 100 && (64..128).contains(&b)) // shared address space, 100.64.0.0/10
+        || (a == 198 && (18..20).contains(&b)) // benchmarking, 198.18.0.0/15
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments, 192.0.0.0/24
 }
 
 impl KeyVault {
@@ -430,6 +445,9 @@ mod tests {
             "https://0x7f000001",
             "https://[::1]:22",
             "https://[::ffff:169.254.169.254]",
+            "https://[64:ff9b::a9fe:a9fe]",
+            "https://[2002:7f00:1::]",
+            "https://198.18.0.1",
             "https://localhost:3000",
             "https://git.example/?q=1",
         ] {

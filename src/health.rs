@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 use crate::catalogue::validate_service_id;
 use crate::storage::{Layout, value_until_ms};
-use crate::vault::{KeyError, KeyVault, Pool, ResolvedKey, check_key_id};
+use crate::vault::{KeyError, KeyVault, Pool, ResolvedKey, check_pool_field};
 
 /// How long a day's per-key counters are kept: two days, so yesterday's stay readable.
 pub const USAGE_TTL_SECS: u64 = 2 * 86_400;
@@ -277,7 +277,7 @@ impl KeyVault {
         let (Some(pool), Some(key_id)) = (key.pool, key.key_id.as_deref()) else {
             return;
         };
-        if validate_service_id(service).is_err() || check_key_id(key_id).is_err() {
+        if validate_service_id(service).is_err() || check_pool_field(key_id).is_err() {
             tracing::warn!(
                 service,
                 "a key outcome names no valid service or key id; ignored"
@@ -419,7 +419,7 @@ impl KeyVault {
         key_id: &str,
     ) -> Result<bool, KeyError> {
         validate_service_id(service)?;
-        check_key_id(key_id)?;
+        check_pool_field(key_id)?;
         let key = pool.bench_key(self.layout(), service);
         let was_live = self
             .pool_key_benches(pool, service)

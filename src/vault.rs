@@ -660,29 +660,29 @@ impl KeyVault {
     /// (its `POOL_KEY_SALT`); SHA-256 of each configured master key followed by that salt. Found
     /// once, on the first such value.
     async fn original_pool_keys(&self) -> &[DataKey] {
-        self.inner
+        let found = self
+            .inner
             .original_pool_keys
-            .get_or_init(|| async {
+            .get_or_try_init(|| async {
                 let mut keys = Vec::new();
                 if let Some(given) = &self.inner.config.original_pool_key {
                     keys.push(given.as_data_key());
                 }
+                // A failed read is not remembered: the next value tries again.
                 let row = self
                     .on_data_keys(|store| store.get(ORIGINAL_POOL_KEY_SALT))
-                    .await;
-                match row {
-                    Ok(Some(key)) => keys.push(DataKey::clone_of(&key)),
-                    Ok(None) => {}
-                    Err(err) => {
+                    .await
+                    .inspect_err(|err| {
                         tracing::warn!(error = %err, "cannot read the original bot's pool key row")
-                    }
-                }
+                    })?;
+                keys.extend(row.map(|key| DataKey::clone_of(&key)));
                 for master in self.inner.data_keys.keyring().all() {
                     keys.push(master.derive_original_pool_key(ORIGINAL_POOL_KEY_SALT.as_bytes()));
                 }
-                keys
+                Ok::<_, KeyError>(keys)
             })
-            .await
+            .await;
+        found.map(Vec::as_slice).unwrap_or_default()
     }
 
     /// Opens a stored value for `owner`; `None` (logged) when it does not open, or when it is
@@ -869,7 +869,12 @@ impl KeyVault {
         let owner = user_id.to_string();
         let erasure = self.on_data_keys(move |store| store.delete(&owner)).await?;
         if let Err(source) = self.inner.storage.del(&hash).await {
-            return Err(KeyError::ValuesRemain { keys, source });
+            // Only then is "the key is destroyed, the values remain" what happened.
+            return Err(if erasure.existed && keys > 0 {
+                KeyError::ValuesRemain { keys, source }
+            } else {
+                KeyError::Storage(source)
+            });
         }
         Ok(Forgotten {
             keys,
@@ -892,8 +897,9 @@ impl KeyVault {
         self.check_service(service)?;
         let value = self.checked_value(service, secret, true)?;
         let secret = value.as_str();
-        let check = self.check_key(service, secret).await?;
+        // Before the key goes to its service to be checked.
         self.check_pool_room(pool, service).await?;
+        let check = self.check_key(service, secret).await?;
         let owner = pool.owner_id();
         let hash = pool.storage_key(&self.inner.layout, service);
         let (key_id, added) = self

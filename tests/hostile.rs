@@ -1107,3 +1107,35 @@ contract!(
         );
     }
 );
+
+contract!(
+    a_pool_key_kept_under_the_original_bots_id_can_be_benched,
+    |backend| async move {
+        let fx = Fixture::new(backend).await;
+        let layout = stargazer_keys::storage::Layout::new(fx.prefix.clone());
+        let original = secret("original");
+        fx.storage()
+            .hset(&layout.global_pool_key("brave"), "legacy_key_01", &original)
+            .await
+            .unwrap();
+        fx.vault.migrate().await.unwrap();
+        let drawn = fx
+            .vault
+            .get_user_api_key(Some(USER), "brave", None, true)
+            .await
+            .expect("the migrated key");
+        assert_eq!(drawn.key_id.as_deref(), Some("legacy_key_01"));
+        fx.vault
+            .report_key_outcome("brave", &drawn, stargazer_keys::KeyOutcome::Unauthorized)
+            .await;
+        let benches = fx
+            .vault
+            .pool_key_benches(Pool::Global, "brave")
+            .await
+            .unwrap();
+        assert!(
+            benches.contains_key("legacy_key_01"),
+            "{backend:?}: {benches:?}"
+        );
+    }
+);

@@ -64,28 +64,29 @@ fn random_entries(
     key: &str,
     count: usize,
 ) -> Result<Vec<(String, String)>, StorageError> {
-    // Up to `count` entries in field order from a random point, wrapping around: two index
-    // range reads, never a scan of the whole hash (`ORDER BY random()` read every row). Pool
-    // fields are key ids, uniform hex digits, so a random hex start is a fair pick.
-    let mut start = [0u8; 6];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut start);
-    let start = hex::encode(start);
-    // The LIMIT is written into the SQL: bound as a parameter, it makes SQLite re-plan the
-    // statement on every run.
-    let mut rows: Vec<(String, String)> = conn
-        .prepare_cached(&format!(
-            "SELECT field, value FROM kv_hash WHERE key = ?1 AND field >= ?2 ORDER BY field LIMIT {count}"
-        ))?
-        .query_map(params![key, start], |row| Ok((row.get(0)?, row.get(1)?)))?
+    // `count` consecutive fields (in index order, wrapping around) from a uniformly random
+    // offset: every field is equally likely to be drawn, and no sort of the whole hash is
+    // needed (`ORDER BY random()` sorted every row). The LIMIT is written into the SQL: bound
+    // as a parameter, it makes SQLite re-plan the statement on every run.
+    let total: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM kv_hash WHERE key = ?1")?
+        .query_row([key], |row| row.get(0))?;
+    if total == 0 {
+        return Ok(Vec::new());
+    }
+    let offset = rand::Rng::gen_range(&mut rand::thread_rng(), 0..total);
+    let mut select = conn.prepare_cached(&format!(
+        "SELECT field, value FROM kv_hash WHERE key = ?1 ORDER BY field LIMIT {count} OFFSET ?2"
+    ))?;
+    let mut rows: Vec<(String, String)> = select
+        .query_map(params![key, offset], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    if rows.len() < count {
-        let more: Vec<(String, String)> = conn
-            .prepare_cached(&format!(
-                "SELECT field, value FROM kv_hash WHERE key = ?1 AND field < ?2 ORDER BY field LIMIT {count}"
-            ))?
-            .query_map(params![key, start], |row| Ok((row.get(0)?, row.get(1)?)))?
+    if rows.len() < count && offset > 0 {
+        let more: Vec<(String, String)> = select
+            .query_map(params![key, 0], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        rows.extend(more.into_iter().take(count - rows.len()));
+        let wanted = (count - rows.len()).min(usize::try_from(offset).unwrap_or(usize::MAX));
+        rows.extend(more.into_iter().take(wanted));
     }
     Ok(rows)
 }
