@@ -146,6 +146,43 @@ const PRUNE_EVERY_POLLS: u32 = 300;
 const CHECKPOINT_TRIES: u32 = 3;
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(400);
 
+/// Owner-id prefixes of the rows a rekey keeps beside an owner's data key: the key the owner's
+/// values move to (`rekey-next:`), then the key being retired (`rekey-old:`). They are ordinary
+/// rows, wrapped with their own row id bound, so master-key rotation, `doctor` and secure
+/// deletion treat them like every other row. No owner id starts with either.
+const REKEY_NEXT: &str = "rekey-next:";
+const REKEY_OLD: &str = "rekey-old:";
+
+fn next_row(owner: &str) -> String {
+    format!("{REKEY_NEXT}{owner}")
+}
+
+fn old_row(owner: &str) -> String {
+    format!("{REKEY_OLD}{owner}")
+}
+
+/// Where the rekey of one owner stands (see [`DataKeyStore::rekey_stage`]).
+#[derive(Debug)]
+pub enum RekeyStage {
+    /// The owner has no data key (none was made, or it was erased): nothing to move.
+    NoKey,
+    /// The owner's values move from `old` to `new`. New values are sealed under `new` already.
+    Moving {
+        /// The owner's data key until the move is done.
+        old: Arc<DataKey>,
+        /// The key values move to.
+        new: Arc<DataKey>,
+    },
+    /// `new` is the owner's data key. Values some process sealed under `old` before it learned
+    /// of the move still move to `new`; then `old` is erased.
+    Retiring {
+        /// The key being retired.
+        old: Arc<DataKey>,
+        /// The owner's data key.
+        new: Arc<DataKey>,
+    },
+}
+
 /// The data-key store: cheap to clone, shared by every task.
 ///
 /// Several processes may share one database. Unwrapped keys are cached, and the cache stays
@@ -306,14 +343,23 @@ impl DataKeyStore {
     }
 
     /// The owner's data key as the table holds it now (never the cache), created when the
-    /// owner has none: the key to seal new values under.
+    /// owner has none: the key to seal new values under. While a rekey moves the owner's
+    /// values, that is the key they move to.
     pub fn current(&self, owner: &str) -> Result<Arc<DataKey>, DataKeyError> {
         let evictions = self.inner.evictions.load(Ordering::Acquire);
         let conn = self.conn();
         if let Some((wrapped, kek_id)) = self.read_row(&conn, owner)? {
+            if let Some(next) = self.read_key(&conn, &next_row(owner))? {
+                return Ok(next);
+            }
             drop(conn);
             return self.unwrap_and_cache(owner, &wrapped, &kek_id, evictions);
         }
+        // A rekey's rows outlive an owner erased by an older release: never seal under them.
+        conn.execute(
+            "DELETE FROM encryption_keys WHERE user_id IN (?1, ?2)",
+            params![next_row(owner), old_row(owner)],
+        )?;
         let fresh = DataKey::generate();
         let current = self.inner.keyring.current();
         let wrapped = current.wrap(owner, &fresh);
@@ -338,14 +384,177 @@ impl DataKeyStore {
         self.current(owner)
     }
 
-    /// Whether the table still holds `key` as the owner's data key: checked after a value was
-    /// sealed and written, since another process may have erased the key meanwhile.
+    /// Whether the table still holds `key` as the key to seal the owner's values under (its
+    /// data key, or the key a rekey moves them to): checked after a value was sealed and
+    /// written, since another process may have erased or retired the key meanwhile.
     pub fn holds(&self, owner: &str, key: &DataKey) -> Result<bool, DataKeyError> {
-        let row = self.read_row(&self.conn(), owner)?;
-        match row {
-            Some((wrapped, kek_id)) => Ok(self.unwrap(owner, &wrapped, &kek_id)?.same_key(key)),
-            None => Ok(false),
+        let conn = self.conn();
+        for row in [owner.to_owned(), next_row(owner)] {
+            if self
+                .read_key(&conn, &row)?
+                .is_some_and(|held| held.same_key(key))
+            {
+                return Ok(true);
+            }
         }
+        Ok(false)
+    }
+
+    /// The keys a rekey of the owner keeps beside its data key (read now, never cached): a
+    /// value that opens under neither the cached nor the stored data key may be sealed under
+    /// one of them.
+    pub fn rekey_keys(&self, owner: &str) -> Result<Vec<Arc<DataKey>>, DataKeyError> {
+        let conn = self.conn();
+        let mut keys = Vec::new();
+        for row in [next_row(owner), old_row(owner)] {
+            keys.extend(self.read_key(&conn, &row)?);
+        }
+        Ok(keys)
+    }
+
+    /// Every owner with a data key, or with a rekey under way, sorted.
+    pub fn owners(&self) -> Result<Vec<String>, DataKeyError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT user_id FROM encryption_keys")?;
+        let rows = stmt
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut owners: Vec<String> = rows
+            .into_iter()
+            .map(|row| {
+                row.strip_prefix(REKEY_NEXT)
+                    .or_else(|| row.strip_prefix(REKEY_OLD))
+                    .map(str::to_owned)
+                    .unwrap_or(row)
+            })
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        Ok(owners)
+    }
+
+    /// How many owners have a rekey under way (or one that was interrupted).
+    pub fn unfinished_rekeys(&self) -> Result<u64, DataKeyError> {
+        let count: i64 = self.conn().query_row(
+            "SELECT COUNT(DISTINCT substr(user_id, instr(user_id, ':') + 1)) FROM encryption_keys
+             WHERE substr(user_id, 1, 11) = ?1 OR substr(user_id, 1, 10) = ?2",
+            params![REKEY_NEXT, REKEY_OLD],
+            |row| row.get(0),
+        )?;
+        Ok(count.try_into().unwrap_or(0))
+    }
+
+    /// Starts or resumes the rekey of one owner, and says where it stands. Starting stores a
+    /// new random key beside the owner's data key (in the same transaction as the check), so
+    /// an interrupted rekey resumes with the same key, and every process seals under it from
+    /// then on (see [`DataKeyStore::current`]).
+    pub fn rekey_stage(&self, owner: &str) -> Result<RekeyStage, DataKeyError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Some(data_key) = self.read_key(&tx, owner)? else {
+            tx.execute(
+                "DELETE FROM encryption_keys WHERE user_id IN (?1, ?2)",
+                params![next_row(owner), old_row(owner)],
+            )?;
+            tx.commit()?;
+            return Ok(RekeyStage::NoKey);
+        };
+        if let Some(old) = self.read_key(&tx, &old_row(owner))? {
+            return Ok(RekeyStage::Retiring { old, new: data_key });
+        }
+        if let Some(new) = self.read_key(&tx, &next_row(owner))? {
+            return Ok(RekeyStage::Moving { old: data_key, new });
+        }
+        let new = DataKey::generate();
+        self.insert_row(&tx, &next_row(owner), &new)?;
+        tx.commit()?;
+        Ok(RekeyStage::Moving {
+            old: data_key,
+            new: Arc::new(new),
+        })
+    }
+
+    /// Makes the key a rekey moved the owner's values to the owner's data key, and keeps the
+    /// old one as `rekey-old:` until [`DataKeyStore::rekey_finish`]: a process that sealed
+    /// under it a moment ago finds it gone (see [`DataKeyStore::holds`]) and seals again.
+    /// Returns false when the owner no longer has both keys (erased meanwhile).
+    pub fn rekey_promote(&self, owner: &str) -> Result<bool, DataKeyError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (Some(old), Some(new)) = (
+            self.read_key(&tx, owner)?,
+            self.read_key(&tx, &next_row(owner))?,
+        ) else {
+            return Ok(false);
+        };
+        let current = self.inner.keyring.current();
+        tx.execute(
+            "UPDATE encryption_keys SET encrypted_key = ?2, kek_id = ?3 WHERE user_id = ?1",
+            params![owner, current.wrap(owner, &new), current.id().as_str()],
+        )?;
+        self.insert_row(&tx, &old_row(owner), &old)?;
+        tx.execute(
+            "DELETE FROM encryption_keys WHERE user_id = ?1",
+            [next_row(owner)],
+        )?;
+        tx.commit()?;
+        self.inner.evict([owner]);
+        Ok(true)
+    }
+
+    /// Erases the key a rekey retired, once no value is sealed under it: every process drops
+    /// its cached copy within 1 s. Returns whether there was one. The caller checkpoints the
+    /// log when its whole run is done ([`DataKeyStore::checkpoint`]), not once per owner.
+    pub fn rekey_finish(&self, owner: &str) -> Result<bool, DataKeyError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let deleted = tx.execute(
+            "DELETE FROM encryption_keys WHERE user_id = ?1",
+            [old_row(owner)],
+        )?;
+        // Other processes may hold the retired key cached as the owner's data key.
+        tx.execute(
+            "INSERT INTO data_key_events (owner, at)
+             VALUES (?1, CAST(strftime('%s', 'now') AS INTEGER))",
+            [owner],
+        )?;
+        tx.commit()?;
+        self.inner.evict([owner]);
+        Ok(deleted > 0)
+    }
+
+    /// Moves the write-ahead log into the database file and truncates it, so no old frame keeps
+    /// a deleted key (retried while readers block it; a blocked checkpoint is retried in the
+    /// background by every open store, as after [`DataKeyStore::delete`]).
+    pub fn checkpoint(&self) -> Checkpoint {
+        let checkpoint = checkpoint_with_retries(&self.conn());
+        if checkpoint == Checkpoint::Blocked {
+            self.inner.checkpoint_wanted.store(true, Ordering::Release);
+        }
+        checkpoint
+    }
+
+    /// The key of row `row` (an owner id or a rekey row), unwrapped, never cached.
+    fn read_key(&self, conn: &Connection, row: &str) -> Result<Option<Arc<DataKey>>, DataKeyError> {
+        self.read_row(conn, row)?
+            .map(|(wrapped, kek_id)| Ok(Arc::new(self.unwrap(row, &wrapped, &kek_id)?)))
+            .transpose()
+    }
+
+    /// Stores `key` as row `row`, wrapped under the current master key with the row bound.
+    fn insert_row(&self, conn: &Connection, row: &str, key: &DataKey) -> Result<(), DataKeyError> {
+        let current = self.inner.keyring.current();
+        conn.execute(
+            "INSERT INTO encryption_keys (user_id, encrypted_key, created_at, kek_id)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                row,
+                current.wrap(row, key),
+                now_rfc3339(),
+                current.id().as_str()
+            ],
+        )?;
+        Ok(())
     }
 
     /// Deletes the owner's data key (crypto-shredding every value sealed under it), drops it
@@ -358,7 +567,12 @@ impl DataKeyStore {
     pub fn delete(&self, owner: &str) -> Result<Erasure, DataKeyError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // With any key a rekey of the owner keeps beside it.
         let deleted = tx.execute("DELETE FROM encryption_keys WHERE user_id = ?1", [owner])?;
+        tx.execute(
+            "DELETE FROM encryption_keys WHERE user_id IN (?1, ?2)",
+            params![next_row(owner), old_row(owner)],
+        )?;
         tx.execute(
             "DELETE FROM data_key_events WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - ?1",
             [EVENT_RETENTION_SECS],

@@ -35,4 +35,6 @@ pub use key_check::KeyCheck;
 pub use messages::{default_key_limit_error, missing_api_key_error};
 pub use quota::{LimitCheck, LimitReached, QuotaPermit};
 pub use secret::ApiKey;
-pub use vault::{Forgotten, KeyError, KeySource, KeyVault, Pool, ResolvedKey};
+pub use vault::{
+    Forgotten, KeyError, KeySource, KeyVault, Pool, RekeyError, RekeyReport, ResolvedKey,
+};

@@ -381,6 +381,11 @@ async fn no_secret_reaches_a_log_an_error_or_a_debug_form_through_every_core_ope
             );
         }
 
+        // A rekey: every value opened and sealed again.
+        let rekeyed = vault.rekey(|_, _| ControlFlow::Continue(())).await;
+        exposure.saw(&rekeyed);
+        assert!(rekeyed.is_ok(), "{rekeyed:?}");
+
         // A master-key rotation, on a second store over the same file.
         let new_master = MasterKey::generate();
         exposure

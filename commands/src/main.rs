@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use stargazer_keys::Config;
 
-use operator::{Error, doctor, keys, master_key, usage};
+use operator::{Error, doctor, keys, master_key, rekey, usage};
 
 /// Bring-your-own and pooled API keys for Discord bots: the operator's tools.
 ///
@@ -95,6 +95,16 @@ enum Command {
     /// is being migrated is left as its writer wrote it. Exits 0 when the pass completes.
     Migrate(keys::MigrateArgs),
 
+    /// Give every user and pool a new data key, and seal every stored key again under it
+    ///
+    /// The way out of a leaked master key: rotate-master-key only rewraps the same data keys,
+    /// so whoever held the old master key and a copy of the key database could still open
+    /// every value. After a rekey, no copy from before it opens a current value. The bot may
+    /// keep running meanwhile. An interrupted rekey loses nothing: every key still opens, and
+    /// running it again finishes the rest. Values in the original bot's formats must be
+    /// migrated first. Pool key ids stay as they are.
+    Rekey(rekey::RekeyArgs),
+
     /// Show or reset a user's daily count of shared-key uses
     #[command(subcommand)]
     Usage(usage::UsageCommand),
@@ -128,6 +138,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Pool(command) => keys::pool(&Config::from_env()?, command).await,
         Command::Resolve(args) => keys::resolve(&Config::from_env()?, &args).await,
         Command::Migrate(args) => keys::migrate(&Config::from_env()?, &args).await,
+        Command::Rekey(args) => rekey::run(&Config::from_env()?, &args).await,
         Command::Usage(command) => usage::run(&Config::from_env()?, command).await,
     }
 }

@@ -309,6 +309,27 @@ impl Deployment {
         .unwrap()
     }
 
+    /// Every row of the data-key table, (owner, wrapped key), by owner.
+    async fn wrapped_data_keys(&self) -> Vec<(String, Vec<u8>)> {
+        self.sqlite(|conn| {
+            conn.prepare("SELECT user_id, encrypted_key FROM encryption_keys ORDER BY user_id")
+                .unwrap()
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        })
+        .await
+    }
+
+    /// A vault in this test's process, on the deployment's settings.
+    async fn vault(&self) -> stargazer_keys::KeyVault {
+        let config = stargazer_keys::Config::from_vars(self.vars.clone()).unwrap();
+        stargazer_keys::KeyVault::open(config)
+            .await
+            .expect("open a vault on the deployment")
+    }
+
     /// Every bot's captured output, for a failure message.
     fn logs(&self) -> String {
         logs_in(self.dir.path())
@@ -999,4 +1020,221 @@ async fn two_bots_started_at_once_on_a_fresh_database_agree(backend: Backend) {
 on_both_backends!(
     two_bots_started_at_once_on_a_fresh_database_both_register_and_agree,
     two_bots_started_at_once_on_a_fresh_database_agree
+);
+
+// ---- 6. a rekey while the bots run ------------------------------------------------------------
+
+/// The operator runs `rekey` while two bots run with warm caches and Alice saves a key through
+/// one of them: every key opens in both bots and in a fresh process, and no old data key is
+/// left in the database.
+async fn a_rekey_while_two_bots_run_loses_no_key(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let bot1 = dep.start_bot("bot1").await;
+    let bot2 = dep.start_bot("bot2").await;
+    let (alice, bob) = (alice(), bob());
+    let alice_brave = secret("alice-brave");
+    let bob_brave = secret("bob-brave");
+    let alice_openrouter = secret("alice-openrouter");
+    assert!(
+        bot1.save(&alice, "brave", &alice_brave)
+            .await
+            .starts_with("Saved")
+    );
+    assert!(
+        bot2.save(&bob, "brave", &bob_brave)
+            .await
+            .starts_with("Saved")
+    );
+    // Both bots now cache both users' data keys.
+    for bot in [&bot1, &bot2] {
+        assert!(bot.list(&alice).await.contains(&masked(&alice_brave)));
+        assert!(bot.list(&bob).await.contains(&masked(&bob_brave)));
+    }
+    let wrapped_before = dep.wrapped_data_keys().await;
+    let brave_before = dep.raw_get(ALICE, "brave").await;
+
+    let rekey = dep.spawn_cli(&["rekey", "--json"], "");
+    let saved = bot2.save(&alice, "openrouter", &alice_openrouter).await;
+    assert!(saved.starts_with("Saved"), "{saved}\n{}", dep.logs());
+    let run = finish(&["rekey"], rekey, WAIT).await;
+    assert_eq!(run.code, Some(0), "{run:#?}\n{}", dep.logs());
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(report["owners"], 2, "{report}");
+    assert_eq!(report["unreadable"], 0, "{report}");
+
+    // Every data key and every value changed; no rekey row is left.
+    let wrapped_after = dep.wrapped_data_keys().await;
+    assert_eq!(
+        wrapped_after.iter().map(|(o, _)| o).collect::<Vec<_>>(),
+        vec![&ALICE.to_string(), &BOB.to_string()],
+        "{backend:?}: the rows after the rekey"
+    );
+    for ((owner, before), (_, after)) in wrapped_before.iter().zip(&wrapped_after) {
+        assert_ne!(before, after, "{backend:?}: {owner}'s data key");
+    }
+    assert_ne!(dep.raw_get(ALICE, "brave").await, brave_before);
+
+    // Once the rekey is over, the key saved meanwhile is a key the rekey left readable:
+    // saved again later through the other bot or not, every process reads every key.
+    for bot in [&bot1, &bot2] {
+        let text = bot.list(&alice).await;
+        assert!(
+            text.contains(&masked(&alice_brave))
+                && text.contains(&masked(&alice_openrouter))
+                && !text.contains("unreadable"),
+            "{backend:?}: {}'s list after the rekey:\n{text}\n{}",
+            bot.name,
+            dep.logs()
+        );
+        let text = bot.list(&bob).await;
+        assert!(
+            text.contains(&masked(&bob_brave)) && !text.contains("unreadable"),
+            "{backend:?}: {}: {text}",
+            bot.name
+        );
+    }
+    assert_eq!(
+        dep.resolve(ALICE, "brave").await,
+        found("user", &alice_brave)
+    );
+    assert_eq!(
+        dep.resolve(ALICE, "openrouter").await,
+        found("user", &alice_openrouter)
+    );
+    assert_eq!(dep.resolve(BOB, "brave").await, found("user", &bob_brave));
+
+    let secrets = [alice_brave.as_str(), &bob_brave, &alice_openrouter];
+    for secret in secrets {
+        assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
+    }
+    for bot in [bot1, bot2] {
+        bot.assert_clean(&secrets);
+        bot.stop().await;
+    }
+}
+
+on_both_backends!(
+    a_rekey_by_the_operator_while_two_bots_run_loses_no_key,
+    a_rekey_while_two_bots_run_loses_no_key
+);
+
+/// How many users the killed rekey has to get through: enough that it is still running when
+/// it is killed.
+const REKEY_USERS: u64 = 300;
+
+/// `rekey` killed with SIGKILL partway: every key still opens, and a second run finishes.
+async fn a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let vault = dep.vault().await;
+    let mut keys = Vec::new();
+    for i in 0..REKEY_USERS {
+        let key = secret(&format!("user{i}"));
+        vault
+            .set_user_api_key(CROWD_USER + i, "brave", &key)
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    drop(vault);
+    let before = dep.wrapped_data_keys().await;
+
+    let mut rekey = dep.spawn_cli(&["rekey"], "");
+    // Killed once some owners are done (each leaves three events: two erased rows, and the
+    // word to other processes).
+    let started = Instant::now();
+    loop {
+        let events: i64 = dep
+            .sqlite(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM data_key_events", [], |row| row.get(0))
+                    .unwrap_or(0)
+            })
+            .await;
+        if events >= 20 {
+            break;
+        }
+        assert!(
+            rekey.try_wait().unwrap().is_none(),
+            "the rekey ended before it could be killed"
+        );
+        assert!(started.elapsed() < WAIT, "the rekey finished no owner");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    rekey.start_kill().unwrap();
+    let status = rekey.wait().await.unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "{backend:?}: the rekey was still running when it was killed"
+    );
+    let partway = dep.wrapped_data_keys().await;
+    let changed = before.iter().zip(&partway).filter(|(b, p)| b != p).count();
+    assert!(changed >= 5, "{backend:?}: {changed} owners were rekeyed");
+    assert!(
+        changed < before.len(),
+        "{backend:?}: every owner was rekeyed before the kill"
+    );
+
+    let check_all = |what: &'static str| {
+        let dep = &dep;
+        let keys = &keys;
+        async move {
+            let vault = dep.vault().await;
+            for (i, key) in keys.iter().enumerate() {
+                let resolved = vault
+                    .get_user_api_key(Some(CROWD_USER + i as u64), "brave", None, true)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    resolved.key.expose(),
+                    key.as_str(),
+                    "{backend:?}: user {i} {what}"
+                );
+            }
+        }
+    };
+    check_all("after the kill").await;
+
+    let run = dep.cli_ok(&["rekey", "--json"], "").await;
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(report["owners"], REKEY_USERS, "{report}");
+    assert_eq!(report["unreadable"], 0, "{report}");
+    check_all("after the second run").await;
+    let after = dep.wrapped_data_keys().await;
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "{backend:?}: no rekey row is left"
+    );
+    assert!(
+        before
+            .iter()
+            .zip(&after)
+            .all(|(b, a)| b.0 == a.0 && b.1 != a.1)
+    );
+
+    // `doctor` names a rekey left unfinished, and is quiet about it once it is finished.
+    let vault = dep.vault().await;
+    let owner = CROWD_USER.to_string();
+    let stage = vault.data_keys().rekey_stage(&owner).unwrap();
+    assert!(matches!(
+        stage,
+        stargazer_keys::data_keys::RekeyStage::Moving { .. }
+    ));
+    drop(vault);
+    let doctor = dep.cli(&["doctor"], "").await;
+    assert!(
+        doctor.stdout.contains(
+            "FAIL rekey: a rekey of 1 owner is running or was interrupted; every key still opens, and `stargazer-keys rekey` finishes it"
+        ),
+        "{doctor:#?}"
+    );
+    dep.cli_ok(&["rekey"], "").await;
+    let doctor = dep.cli(&["doctor"], "").await;
+    assert!(!doctor.stdout.contains("rekey"), "{doctor:#?}");
+    check_all("after a third run").await;
+}
+
+on_both_backends!(
+    a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes_it,
+    a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes
 );

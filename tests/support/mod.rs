@@ -67,6 +67,8 @@ pub struct Fixture {
     pub prefix: String,
     pub master_key: String,
     pub redis_url: Option<String>,
+    /// The settings the vault was opened with.
+    pub vars: Vec<(String, String)>,
 }
 
 /// Settings for a fixture.
@@ -125,7 +127,7 @@ impl FixtureBuilder {
             vars.push(("REDIS_URL".into(), url.clone()));
         }
         vars.extend(self.env);
-        let config = Config::from_vars(vars).expect("valid test settings");
+        let config = Config::from_vars(vars.clone()).expect("valid test settings");
         let vault = KeyVault::open_with_catalogue(config, Catalogue::builtin())
             .await
             .expect("open the vault");
@@ -137,6 +139,7 @@ impl FixtureBuilder {
             prefix,
             master_key,
             redis_url,
+            vars,
         }
     }
 }
@@ -154,6 +157,15 @@ impl Fixture {
 
     pub async fn new(backend: Backend) -> Fixture {
         Self::builder(backend).open().await
+    }
+
+    /// A second vault on the same settings and data, with caches of its own (as another
+    /// process would have).
+    pub async fn second_vault(&self) -> KeyVault {
+        let config = Config::from_vars(self.vars.clone()).expect("valid test settings");
+        KeyVault::open_with_catalogue(config, Catalogue::builtin())
+            .await
+            .expect("open a second vault")
     }
 
     /// A second storage handle on the same data, for writing values behind the vault's back.

@@ -187,8 +187,19 @@ fn check_data_keys(
         describe_usage(&usage, store.keyring())
     ))?;
     match store.verify_opens() {
-        Ok(_) => report.ok("data keys open under the configured master keys"),
-        Err(err) => report.fail("data keys open", err),
+        Ok(_) => report.ok("data keys open under the configured master keys")?,
+        Err(err) => report.fail("data keys open", err)?,
+    }
+    match store.unfinished_rekeys() {
+        Ok(0) => Ok(()),
+        Ok(owners) => report.fail(
+            "rekey",
+            format_args!(
+                "a rekey of {owners} {} is running or was interrupted; every key still opens, and `stargazer-keys rekey` finishes it",
+                if owners == 1 { "owner" } else { "owners" }
+            ),
+        ),
+        Err(err) => report.fail("rekey", err),
     }
 }
 

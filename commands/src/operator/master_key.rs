@@ -40,7 +40,7 @@ pub async fn rotate(config: &Config, args: &RotateArgs) -> Result<ExitCode, Erro
     let current_kek_id = keyring.current().id().to_string();
     let path = config.db_path.clone();
     let cache = config.data_key_cache;
-    let bar = progress_bar();
+    let bar = progress_bar("rewrapping data keys");
     let progress = bar.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let store = DataKeyStore::open(&path, keyring, cache)?;
@@ -69,11 +69,11 @@ pub async fn rotate(config: &Config, args: &RotateArgs) -> Result<ExitCode, Erro
     Ok(ExitCode::SUCCESS)
 }
 
-/// A bar on stderr; indicatif hides it when stderr is not a terminal.
-fn progress_bar() -> ProgressBar {
-    let style = ProgressStyle::with_template(
-        "rewrapping data keys {bar:40.cyan/blue} {pos}/{len} ({eta} left)",
-    )
+/// A bar on stderr, headed `what`; indicatif hides it when stderr is not a terminal.
+pub(super) fn progress_bar(what: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(&format!(
+        "{what} {{bar:40.cyan/blue}} {{pos}}/{{len}} ({{eta}} left)"
+    ))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(style)
 }

@@ -5,6 +5,7 @@ pub mod bot;
 pub mod doctor;
 pub mod keys;
 pub mod master_key;
+pub mod rekey;
 pub mod usage;
 
 use std::io::{self, Write as _};
@@ -54,6 +55,9 @@ pub enum Error {
     /// A key operation was refused or failed; nothing was changed.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A rekey stopped.
+    #[error(transparent)]
+    Rekey(#[from] stargazer_keys::RekeyError),
     /// A usage counter cannot be read or reset.
     #[error(transparent)]
     Usage(#[from] UsageError),

@@ -16,6 +16,9 @@ use crate::key_check::KeyCheck;
 use crate::secret::ApiKey;
 use crate::storage::{self, BackendKind, Layout, ResolveRequest, StorageBackend, StorageError};
 
+mod rekey;
+pub use rekey::{RekeyError, RekeyFailure, RekeyReport};
+
 /// Longest secret accepted, in characters (Discord's modal input limit).
 pub const MAX_SECRET_LEN: usize = 4_000;
 /// How many random entries one resolution draws from each pool.
@@ -733,20 +736,9 @@ impl KeyVault {
                 };
                 let context = self.seal_context(owner, service, key_id);
                 match stored.open(Some(&key), &context) {
-                    // The value may have been sealed by another process under a newer key
-                    // than the cached one: read the key again and retry once.
-                    Err(crate::crypto::OpenError::Authentication) if from_cache => {
-                        let fresh = {
-                            let owner = owner.to_owned();
-                            self.on_data_keys(move |store| store.reload(&owner)).await?
-                        };
-                        match fresh {
-                            Some(fresh) if !fresh.same_key(&key) => {
-                                stored.open(Some(&fresh), &context)?
-                            }
-                            Some(_) => return Err(crate::crypto::OpenError::Authentication.into()),
-                            None => return Err(crate::crypto::OpenError::NoDataKey.into()),
-                        }
+                    Err(crate::crypto::OpenError::Authentication) => {
+                        self.open_after_miss(owner, &stored, &context, &key, from_cache)
+                            .await?
                     }
                     other => other?,
                 }
@@ -767,6 +759,42 @@ impl KeyVault {
                 None
             }
         }
+    }
+
+    /// Opens a value that did not open under `tried`, the owner's data key as this process
+    /// knew it. It may be sealed under a newer data key another process made (when `tried`
+    /// came from the cache), or under a key a rekey keeps beside the data key.
+    async fn open_after_miss(
+        &self,
+        owner: &str,
+        stored: &StoredValue<'_>,
+        context: &SealContext<'_>,
+        tried: &DataKey,
+        from_cache: bool,
+    ) -> Result<secrecy::SecretString, OpenFailure> {
+        let (fresh, rekey_keys) = {
+            let owner = owner.to_owned();
+            self.on_data_keys(move |store| {
+                let fresh = if from_cache {
+                    store.reload(&owner)?
+                } else {
+                    None
+                };
+                Ok((fresh, store.rekey_keys(&owner)?))
+            })
+            .await?
+        };
+        if from_cache && fresh.is_none() {
+            return Err(crate::crypto::OpenError::NoDataKey.into());
+        }
+        for key in fresh.iter().chain(&rekey_keys) {
+            if !key.same_key(tried)
+                && let Ok(opened) = stored.open(Some(key), context)
+            {
+                return Ok(opened);
+            }
+        }
+        Err(crate::crypto::OpenError::Authentication.into())
     }
 
     // ----- user keys --------------------------------------------------------------------
@@ -897,6 +925,16 @@ impl KeyVault {
         self.check_service(service)?;
         let value = self.checked_value(service, secret, true)?;
         let secret = value.as_str();
+        // Found by its secret, not only by its id: a rekey keeps ids that a new data key would
+        // derive differently.
+        if let Some(key_id) = self.pool_field_holding(pool, service, secret).await? {
+            return Ok(PoolAdd {
+                key_id,
+                masked: masked_value(service, secret),
+                added: false,
+                check: KeyCheck::NotChecked,
+            });
+        }
         // Before the key goes to its service to be checked.
         self.check_pool_room(pool, service).await?;
         let check = self.check_key(service, secret).await?;
@@ -924,6 +962,32 @@ impl KeyVault {
             added,
             check,
         })
+    }
+
+    /// The field of the pool's `service` hash whose value is `secret`, if any.
+    async fn pool_field_holding(
+        &self,
+        pool: Pool,
+        service: &str,
+        secret: &str,
+    ) -> Result<Option<String>, KeyError> {
+        let owner = pool.owner_id();
+        let entries = self
+            .inner
+            .storage
+            .hgetall(&pool.storage_key(&self.inner.layout, service))
+            .await?;
+        for (field, value) in entries {
+            if let Some((payload, _)) = self.open_value(&owner, service, Some(&field), &value).await
+                && bool::from(subtle::ConstantTimeEq::ct_eq(
+                    payload.key.expose().as_bytes(),
+                    secret.as_bytes(),
+                ))
+            {
+                return Ok(Some(field));
+            }
+        }
+        Ok(None)
     }
 
     /// Refuses an add to a pool that holds `STARGAZER_POOL_MAX_KEYS` keys for the service.
@@ -1398,22 +1462,7 @@ impl KeyVault {
         value: &str,
         report: &mut MigrationReport,
     ) -> Result<(), KeyError> {
-        let (owner, service, key_id) = match kind {
-            storage::HashKind::UserKeys { user_id } => {
-                (user_id.to_string(), field.to_owned(), None)
-            }
-            storage::HashKind::GlobalPool { service } => {
-                (Pool::Global.owner_id(), service.clone(), Some(field))
-            }
-            storage::HashKind::ChannelPool {
-                channel_id,
-                service,
-            } => (
-                Pool::Channel(*channel_id).owner_id(),
-                service.clone(),
-                Some(field),
-            ),
-        };
+        let (owner, service, key_id) = sealing_of(kind, field);
         let Some((payload, format)) = self
             .open_value_as(&owner, &service, key_id, value, true)
             .await
@@ -1472,6 +1521,25 @@ impl KeyVault {
             report.skipped_changed += 1;
         }
         Ok(())
+    }
+}
+
+/// Whose values a hash holds, and the service and key id a field's value is sealed with:
+/// (owner id, service, key id for a pool).
+fn sealing_of<'f>(kind: &storage::HashKind, field: &'f str) -> (String, String, Option<&'f str>) {
+    match kind {
+        storage::HashKind::UserKeys { user_id } => (user_id.to_string(), field.to_owned(), None),
+        storage::HashKind::GlobalPool { service } => {
+            (Pool::Global.owner_id(), service.clone(), Some(field))
+        }
+        storage::HashKind::ChannelPool {
+            channel_id,
+            service,
+        } => (
+            Pool::Channel(*channel_id).owner_id(),
+            service.clone(),
+            Some(field),
+        ),
     }
 }
 
