@@ -96,6 +96,9 @@ pub struct Config {
     pub previous_master_keys: Vec<MasterKey>,
     /// The SQLite file (`STARGAZER_DB_PATH`).
     pub db_path: PathBuf,
+    /// PostgreSQL for the data keys instead of the SQLite file (`STARGAZER_DATABASE_URL`), for
+    /// bots on several machines.
+    pub database_url: Option<DatabaseUrl>,
     /// How many unwrapped data keys stay in memory (`STARGAZER_DATA_KEY_CACHE`).
     pub data_key_cache: usize,
     /// Redis nodes (`REDIS_URL`, comma-separated for a cluster); empty = the embedded store.
@@ -147,6 +150,7 @@ impl fmt::Debug for Config {
             .field("master_key", &self.master_key)
             .field("previous_master_keys", &self.previous_master_keys)
             .field("db_path", &self.db_path)
+            .field("database_url", &self.database_url)
             .field("redis_urls", &self.redis_urls.len())
             .field("key_prefix", &self.key_prefix)
             .field("admin_user_ids", &self.admin_user_ids)
@@ -156,6 +160,56 @@ impl fmt::Debug for Config {
             .field("pool_max_keys", &self.pool_max_keys)
             .field("legacy_values", &self.legacy_values)
             .finish_non_exhaustive()
+    }
+}
+
+/// A PostgreSQL connection URL (`postgres://user:password@host:port/database?...`). It may
+/// hold a password: `Debug` and `Display` show `host:port/database` only.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    url: SecretString,
+    shown: String,
+}
+
+impl DatabaseUrl {
+    /// Checks a URL: `postgres://` or `postgresql://`, in a form the client parses. The
+    /// refusal never quotes the value, which may hold a password.
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        const SETTING: &str = "STARGAZER_DATABASE_URL";
+        let url = url.trim();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::new(
+                SETTING,
+                "must be a PostgreSQL URL, postgres://user:password@host:port/database",
+            ));
+        }
+        let config = crate::pg_keys::connection_config(url).map_err(|_| {
+            ConfigError::new(
+                SETTING,
+                "does not parse as a PostgreSQL URL (postgres://user:password@host:port/database; percent-encode special characters)",
+            )
+        })?;
+        Ok(Self {
+            url: SecretString::from(url.to_owned()),
+            shown: crate::pg_keys::describe(&config),
+        })
+    }
+
+    /// The URL itself, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        self.url.expose_secret()
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.shown)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
     }
 }
 
@@ -350,6 +404,9 @@ impl Config {
             master_key,
             previous_master_keys,
             db_path: PathBuf::from(get("STARGAZER_DB_PATH").unwrap_or(DEFAULT_DB_PATH)),
+            database_url: get("STARGAZER_DATABASE_URL")
+                .map(DatabaseUrl::parse)
+                .transpose()?,
             data_key_cache: get("STARGAZER_DATA_KEY_CACHE")
                 .map(|v| parse_number("STARGAZER_DATA_KEY_CACHE", v))
                 .transpose()?

@@ -6,21 +6,20 @@
 //! on a blocking thread.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lru::LruCache;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::crypto::{DataKey, Keyring, UnwrapError};
 use crate::db::{self, DbError};
+use crate::key_cache::KeyCache;
 
 /// The `kek_id` of rows written by the original bot, which named no master key.
-const LEGACY_KEK_ID: &str = "";
+pub(crate) const LEGACY_KEK_ID: &str = "";
 
 /// Why a data key could not be read, written or rotated.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +46,12 @@ pub enum DataKeyError {
     /// The progress callback asked to stop; nothing was changed.
     #[error("the rotation was interrupted; nothing was changed")]
     Interrupted,
+    /// The PostgreSQL key store failed.
+    #[error(transparent)]
+    Postgres(#[from] crate::pg_keys::PgError),
+    /// A blocking task of the SQLite store failed.
+    #[error("a background task of the key store failed: {0}")]
+    Task(String),
 }
 
 impl From<rusqlite::Error> for DataKeyError {
@@ -133,10 +138,6 @@ pub enum Checkpoint {
 
 /// How often each store reads the change log of the data keys.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
-/// How long after the start of its last complete read of the change log a store still trusts
-/// its cached keys. Past it (the watcher is stuck, or the file unreadable) every call reads the
-/// table instead, so an erased key is never used more than this long after the erasure.
-const LEASE: Duration = Duration::from_millis(800);
 /// Events older than this are pruned; a watcher that fell further behind flushes its cache.
 const EVENT_RETENTION_SECS: i64 = 600;
 /// How often (in watcher polls, about a minute) old events are pruned even when no key is
@@ -150,14 +151,14 @@ const CHECKPOINT_WAIT: Duration = Duration::from_millis(400);
 /// values move to (`rekey-next:`), then the key being retired (`rekey-old:`). They are ordinary
 /// rows, wrapped with their own row id bound, so master-key rotation, `doctor` and secure
 /// deletion treat them like every other row. No owner id starts with either.
-const REKEY_NEXT: &str = "rekey-next:";
-const REKEY_OLD: &str = "rekey-old:";
+pub(crate) const REKEY_NEXT: &str = "rekey-next:";
+pub(crate) const REKEY_OLD: &str = "rekey-old:";
 
-fn next_row(owner: &str) -> String {
+pub(crate) fn next_row(owner: &str) -> String {
     format!("{REKEY_NEXT}{owner}")
 }
 
-fn old_row(owner: &str) -> String {
+pub(crate) fn old_row(owner: &str) -> String {
     format!("{REKEY_OLD}{owner}")
 }
 
@@ -201,50 +202,12 @@ pub struct DataKeyStore {
 
 struct Inner {
     conn: Mutex<Connection>,
+    path: PathBuf,
     keyring: Keyring,
-    cache: Mutex<LruCache<String, Arc<DataKey>>>,
-    /// Bumped (under the cache lock) whenever keys are evicted, so a read that began before an
-    /// eviction does not put back the key the eviction removed.
-    evictions: AtomicU64,
-    /// Milliseconds since `epoch` until which cached keys may be used.
-    fresh_until_ms: AtomicU64,
-    epoch: Instant,
+    cache: KeyCache,
     /// A delete's checkpoint was blocked, or another process deleted a key: the watcher
     /// checkpoints until it succeeds.
     checkpoint_wanted: AtomicBool,
-}
-
-impl Inner {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn renew_lease(&self, read_started_ms: u64) {
-        let until = read_started_ms + LEASE.as_millis() as u64;
-        self.fresh_until_ms.fetch_max(until, Ordering::AcqRel);
-    }
-
-    fn lease_valid(&self) -> bool {
-        self.now_ms() < self.fresh_until_ms.load(Ordering::Acquire)
-    }
-
-    fn cache(&self) -> MutexGuard<'_, LruCache<String, Arc<DataKey>>> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn evict<'a>(&self, owners: impl IntoIterator<Item = &'a str>) {
-        let mut cache = self.cache();
-        for owner in owners {
-            cache.pop(owner);
-        }
-        self.evictions.fetch_add(1, Ordering::AcqRel);
-    }
-
-    fn evict_all(&self) {
-        let mut cache = self.cache();
-        cache.clear();
-        self.evictions.fetch_add(1, Ordering::AcqRel);
-    }
 }
 
 impl std::fmt::Debug for DataKeyStore {
@@ -284,18 +247,14 @@ impl DataKeyStore {
         })?;
         let path = path.as_path();
         let last_event = last_event_seq(&conn)?;
-        let capacity = NonZeroUsize::new(cache_capacity).unwrap_or(NonZeroUsize::MIN);
+        // The cache is empty and the log was just read: it is fresh now.
         let inner = Arc::new(Inner {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
             keyring,
-            cache: Mutex::new(LruCache::new(capacity)),
-            evictions: AtomicU64::new(0),
-            fresh_until_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
+            cache: KeyCache::new(cache_capacity),
             checkpoint_wanted: AtomicBool::new(false),
         });
-        // The cache is empty and the log was just read: it is fresh now.
-        inner.renew_lease(0);
         Watcher::spawn(&inner, path.to_path_buf(), last_event);
         Ok(Self { inner })
     }
@@ -303,6 +262,26 @@ impl DataKeyStore {
     /// The keyring the store wraps and unwraps with.
     pub fn keyring(&self) -> &Keyring {
         &self.inner.keyring
+    }
+
+    /// The database file (its absolute path).
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Every row as it is stored (owner, wrapped key, created at, kek id): what
+    /// `copy-data-keys` copies.
+    pub fn rows(&self) -> Result<Vec<(String, Vec<u8>, String, String)>, DataKeyError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT user_id, encrypted_key, COALESCE(created_at, ''), kek_id FROM encryption_keys ORDER BY user_id",
+        )?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// Runs `f` on the store's SQLite connection.
@@ -318,10 +297,7 @@ impl DataKeyStore {
     /// The owner's data key if it is cached and the cache is known to be fresh; never blocks
     /// on SQLite.
     pub fn cached(&self, owner: &str) -> Option<Arc<DataKey>> {
-        if !self.inner.lease_valid() {
-            return None;
-        }
-        self.inner.cache().get(owner).cloned()
+        self.inner.cache.get(owner)
     }
 
     /// The owner's data key, from the cache or SQLite; `None` when the owner has none.
@@ -336,7 +312,7 @@ impl DataKeyStore {
     /// `None` when the owner has none. For a value that did not open under a cached key: it
     /// may have been sealed elsewhere under a newer key.
     pub fn reload(&self, owner: &str) -> Result<Option<Arc<DataKey>>, DataKeyError> {
-        let evictions = self.inner.evictions.load(Ordering::Acquire);
+        let evictions = self.inner.cache.evictions();
         let row = self.read_row(&self.conn(), owner)?;
         row.map(|(wrapped, kek_id)| self.unwrap_and_cache(owner, &wrapped, &kek_id, evictions))
             .transpose()
@@ -346,7 +322,7 @@ impl DataKeyStore {
     /// owner has none: the key to seal new values under. While a rekey moves the owner's
     /// values, that is the key they move to.
     pub fn current(&self, owner: &str) -> Result<Arc<DataKey>, DataKeyError> {
-        let evictions = self.inner.evictions.load(Ordering::Acquire);
+        let evictions = self.inner.cache.evictions();
         let conn = self.conn();
         if let Some((wrapped, kek_id)) = self.read_row(&conn, owner)? {
             if let Some(next) = self.read_key(&conn, &next_row(owner))? {
@@ -419,29 +395,22 @@ impl DataKeyStore {
         let rows = stmt
             .query_map([], |row| row.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
-        let mut owners: Vec<String> = rows
-            .into_iter()
-            .map(|row| {
-                row.strip_prefix(REKEY_NEXT)
-                    .or_else(|| row.strip_prefix(REKEY_OLD))
-                    .map(str::to_owned)
-                    .unwrap_or(row)
-            })
-            .collect();
-        owners.sort_unstable();
-        owners.dedup();
-        Ok(owners)
+        Ok(owners_of_rows(rows))
     }
 
     /// How many owners have a rekey under way (or one that was interrupted).
     pub fn unfinished_rekeys(&self) -> Result<u64, DataKeyError> {
-        let count: i64 = self.conn().query_row(
-            "SELECT COUNT(DISTINCT substr(user_id, instr(user_id, ':') + 1)) FROM encryption_keys
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT user_id FROM encryption_keys
              WHERE substr(user_id, 1, 11) = ?1 OR substr(user_id, 1, 10) = ?2",
-            params![REKEY_NEXT, REKEY_OLD],
-            |row| row.get(0),
         )?;
-        Ok(count.try_into().unwrap_or(0))
+        let rows = stmt
+            .query_map(params![REKEY_NEXT, REKEY_OLD], |row| {
+                row.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(owners_of_rows(rows).len() as u64)
     }
 
     /// Starts or resumes the rekey of one owner, and says where it stands. Starting stores a
@@ -498,7 +467,7 @@ impl DataKeyStore {
             [next_row(owner)],
         )?;
         tx.commit()?;
-        self.inner.evict([owner]);
+        self.inner.cache.evict([owner]);
         Ok(true)
     }
 
@@ -519,7 +488,7 @@ impl DataKeyStore {
             [owner],
         )?;
         tx.commit()?;
-        self.inner.evict([owner]);
+        self.inner.cache.evict([owner]);
         Ok(deleted > 0)
     }
 
@@ -578,7 +547,7 @@ impl DataKeyStore {
             [EVENT_RETENTION_SECS],
         )?;
         tx.commit()?;
-        self.inner.evict([owner]);
+        self.inner.cache.evict([owner]);
         let checkpoint = checkpoint_with_retries(&conn);
         drop(conn);
         if checkpoint == Checkpoint::Blocked {
@@ -611,35 +580,12 @@ impl DataKeyStore {
         evictions: u64,
     ) -> Result<Arc<DataKey>, DataKeyError> {
         let key = Arc::new(self.unwrap(owner, wrapped, kek_id)?);
-        let mut cache = self.inner.cache();
-        if self.inner.evictions.load(Ordering::Acquire) == evictions {
-            cache.put(owner.to_owned(), Arc::clone(&key));
-        }
+        self.inner.cache.put(owner, &key, evictions);
         Ok(key)
     }
 
     fn unwrap(&self, owner: &str, wrapped: &[u8], kek_id: &str) -> Result<DataKey, DataKeyError> {
-        let unwrap_err = |source| DataKeyError::Unwrap {
-            owner: owner.to_owned(),
-            source,
-        };
-        if kek_id == LEGACY_KEK_ID {
-            let mut last = UnwrapError::Authentication;
-            for kek in self.inner.keyring.all() {
-                match kek.unwrap_legacy(wrapped) {
-                    Ok(key) => return Ok(key),
-                    Err(err) => last = err,
-                }
-            }
-            return Err(unwrap_err(last));
-        }
-        match self.inner.keyring.get(kek_id) {
-            Some(kek) => kek.unwrap(owner, wrapped).map_err(unwrap_err),
-            None => Err(DataKeyError::UnknownMasterKeys(vec![KekUsage {
-                kek_id: kek_id.to_owned(),
-                rows: 1,
-            }])),
-        }
+        unwrap_row(&self.inner.keyring, owner, wrapped, kek_id)
     }
 
     /// How many rows each master key wraps.
@@ -663,11 +609,7 @@ impl DataKeyStore {
     /// under none of its keys.
     pub fn check_keyring(&self) -> Result<(), DataKeyError> {
         let usage = self.kek_usage()?;
-        let unknown: Vec<KekUsage> = usage
-            .iter()
-            .filter(|u| u.kek_id != LEGACY_KEK_ID && self.inner.keyring.get(&u.kek_id).is_none())
-            .cloned()
-            .collect();
+        let unknown = unknown_keks(&usage, &self.inner.keyring);
         if !unknown.is_empty() {
             return Err(DataKeyError::UnknownMasterKeys(unknown));
         }
@@ -771,6 +713,64 @@ impl DataKeyStore {
     }
 }
 
+/// Unwraps the data key of row `owner` (an owner id or a rekey row), wrapped under the master
+/// key `kek_id` names (`""`: the original bot's rows, tried under every configured key).
+pub(crate) fn unwrap_row(
+    keyring: &Keyring,
+    owner: &str,
+    wrapped: &[u8],
+    kek_id: &str,
+) -> Result<DataKey, DataKeyError> {
+    let unwrap_err = |source| DataKeyError::Unwrap {
+        owner: owner.to_owned(),
+        source,
+    };
+    if kek_id == LEGACY_KEK_ID {
+        let mut last = UnwrapError::Authentication;
+        for kek in keyring.all() {
+            match kek.unwrap_legacy(wrapped) {
+                Ok(key) => return Ok(key),
+                Err(err) => last = err,
+            }
+        }
+        return Err(unwrap_err(last));
+    }
+    match keyring.get(kek_id) {
+        Some(kek) => kek.unwrap(owner, wrapped).map_err(unwrap_err),
+        None => Err(DataKeyError::UnknownMasterKeys(vec![KekUsage {
+            kek_id: kek_id.to_owned(),
+            rows: 1,
+        }])),
+    }
+}
+
+/// The usage rows whose master key the keyring does not have (`""` rows are the original
+/// bot's, checked by unwrapping one).
+pub(crate) fn unknown_keks(usage: &[KekUsage], keyring: &Keyring) -> Vec<KekUsage> {
+    usage
+        .iter()
+        .filter(|u| u.kek_id != LEGACY_KEK_ID && keyring.get(&u.kek_id).is_none())
+        .cloned()
+        .collect()
+}
+
+/// Owner ids from rows of the data-key table: rekey rows count as their owner's; sorted, once
+/// each.
+pub(crate) fn owners_of_rows(rows: Vec<String>) -> Vec<String> {
+    let mut owners: Vec<String> = rows
+        .into_iter()
+        .map(|row| {
+            row.strip_prefix(REKEY_NEXT)
+                .or_else(|| row.strip_prefix(REKEY_OLD))
+                .map(str::to_owned)
+                .unwrap_or(row)
+        })
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    owners
+}
+
 /// The highest event number ever given out (0 when none was).
 fn last_event_seq(conn: &Connection) -> Result<i64, DataKeyError> {
     Ok(conn
@@ -851,10 +851,10 @@ impl Watcher {
             let Some(inner) = self.store.upgrade() else {
                 return;
             };
-            let started = inner.now_ms();
+            let started = inner.cache.now_ms();
             match self.read_events(&inner) {
                 Ok(()) => {
-                    inner.renew_lease(started);
+                    inner.cache.renew_lease(started);
                     if self.failing {
                         tracing::info!("the data-key change log is readable again");
                         self.failing = false;
@@ -924,13 +924,15 @@ impl Watcher {
         }
         let complete = events.len() as i64 == highest - self.last_event;
         if complete {
-            inner.evict(events.iter().map(|(_, owner)| owner.as_str()));
+            inner
+                .cache
+                .evict(events.iter().map(|(_, owner)| owner.as_str()));
         } else {
             // Some events were pruned before this store read them: forget everything.
             tracing::debug!(
                 "the data-key change log moved past this process; dropping every cached key"
             );
-            inner.evict_all();
+            inner.cache.evict_all();
         }
         inner.checkpoint_wanted.store(true, Ordering::Release);
         self.last_event = highest;
@@ -938,7 +940,7 @@ impl Watcher {
     }
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

@@ -675,7 +675,7 @@ contract!(
             .await
             .unwrap();
         let before = fx.dump().await;
-        let owners_before = fx.vault.data_keys().kek_usage().unwrap();
+        let owners_before = fx.vault.data_keys().kek_usage().await.unwrap();
         let fresh_user = USER + 1;
         for (secret, expected) in hostile_secrets() {
             let shown: String = secret.chars().take(12).collect();
@@ -732,7 +732,7 @@ contract!(
 
         assert_eq!(fx.dump().await, before, "nothing was written to storage");
         assert_eq!(
-            fx.vault.data_keys().kek_usage().unwrap(),
+            fx.vault.data_keys().kek_usage().await.unwrap(),
             owners_before,
             "no data key was made"
         );
@@ -741,7 +741,7 @@ contract!(
             .collect();
         for owner in owners {
             assert!(
-                fx.vault.data_keys().get(&owner).unwrap().is_none(),
+                fx.vault.data_keys().get(&owner).await.unwrap().is_none(),
                 "{owner}"
             );
         }

@@ -92,23 +92,23 @@ async fn assert_all_resolve(vault: &KeyVault, stored: &Stored) {
 }
 
 /// The data key of every owner, as the store holds it now.
-fn data_keys(fx: &Fixture) -> Vec<(String, Arc<DataKey>)> {
+async fn data_keys(fx: &Fixture) -> Vec<(String, Arc<DataKey>)> {
     let store = data_key_store(fx);
-    [
+    let mut keys = Vec::new();
+    for owner in [
         ALICE.to_string(),
         BOB.to_string(),
         Pool::Global.owner_id(),
         Pool::Channel(CHANNEL).owner_id(),
-    ]
-    .into_iter()
-    .map(|owner| {
+    ] {
         let key = store
             .reload(&owner)
+            .await
             .unwrap()
             .expect("the owner has a data key");
-        (owner, key)
-    })
-    .collect()
+        keys.push((owner, key));
+    }
+    keys
 }
 
 /// Whether any stored value of the fixture opens under any of `keys`.
@@ -156,7 +156,7 @@ contract!(
         // Another process, its cache warm with the old data keys.
         let other = fx.second_vault().await;
         assert_all_resolve(&other, &stored).await;
-        let old = data_keys(&fx);
+        let old = data_keys(&fx).await;
         assert!(any_value_opens_under(&fx, &old).await);
 
         let mut calls = Vec::new();
@@ -174,7 +174,7 @@ contract!(
         assert_eq!(report.already_moved, 0);
         assert_eq!(report.unreadable, 0);
         assert_eq!(calls, vec![(1, 4), (2, 4), (3, 4), (4, 4)]);
-        let new = data_keys(&fx);
+        let new = data_keys(&fx).await;
         for ((owner, old), (_, new)) in old.iter().zip(&new) {
             assert!(!old.same_key(new), "{owner} has a new data key");
         }
@@ -186,7 +186,7 @@ contract!(
         assert_all_resolve(&other, &stored).await;
         assert_all_resolve(&fx.second_vault().await, &stored).await;
         // No rekey row is left: the owners are exactly the four.
-        let mut owners = data_key_store(&fx).owners().unwrap();
+        let mut owners = data_key_store(&fx).owners().await.unwrap();
         owners.sort();
         let mut expected: Vec<String> = new.iter().map(|(owner, _)| owner.clone()).collect();
         expected.sort();
@@ -216,7 +216,7 @@ contract!(
     |backend| async move {
         let fx = Fixture::new(backend).await;
         let stored = store_some_keys(&fx.vault).await;
-        let old = data_keys(&fx);
+        let old = data_keys(&fx).await;
 
         let err = fx
             .vault
@@ -264,7 +264,7 @@ contract!(
 
         // Stopped after the new key was stored, before any value moved: one value moved by
         // hand, as a run killed in the middle of Alice's values leaves them.
-        let RekeyStage::Moving { old, new } = store.rekey_stage(&alice).unwrap() else {
+        let RekeyStage::Moving { old, new } = store.rekey_stage(&alice).await.unwrap() else {
             panic!("a fresh rekey starts by moving values");
         };
         let hash = format!("{}:user_api_keys:{ALICE}", fx.prefix);
@@ -305,9 +305,9 @@ contract!(
         );
 
         // Stopped after the new key became the data key, before the old one was erased.
-        assert!(store.rekey_promote(&alice).unwrap());
+        assert!(store.rekey_promote(&alice).await.unwrap());
         assert!(matches!(
-            store.rekey_stage(&alice).unwrap(),
+            store.rekey_stage(&alice).await.unwrap(),
             RekeyStage::Retiring { .. }
         ));
         assert_all_resolve(&other, &stored).await;
@@ -328,7 +328,7 @@ contract!(
             .await
             .unwrap();
         assert_eq!(resolved.key.expose(), later.as_str());
-        let alice_now = store.reload(&alice).unwrap().unwrap();
+        let alice_now = store.reload(&alice).await.unwrap().unwrap();
         assert!(
             alice_now.same_key(&new),
             "the resumed rekey kept the key it started"
@@ -344,16 +344,16 @@ contract!(
         let stored = store_some_keys(&fx.vault).await;
         let store = data_key_store(&fx);
         let alice = ALICE.to_string();
-        let RekeyStage::Moving { .. } = store.rekey_stage(&alice).unwrap() else {
+        let RekeyStage::Moving { .. } = store.rekey_stage(&alice).await.unwrap() else {
             panic!("a fresh rekey starts by moving values");
         };
 
         let forgotten = fx.vault.forget_user(ALICE).await.unwrap();
         assert_eq!(forgotten.keys, 2);
-        assert!(!store.owners().unwrap().contains(&alice));
-        assert!(store.rekey_keys(&alice).unwrap().is_empty());
+        assert!(!store.owners().await.unwrap().contains(&alice));
+        assert!(store.rekey_keys(&alice).await.unwrap().is_empty());
         assert!(matches!(
-            store.rekey_stage(&alice).unwrap(),
+            store.rekey_stage(&alice).await.unwrap(),
             RekeyStage::NoKey
         ));
 
@@ -383,7 +383,7 @@ contract!(
             .hset(&hash, "youtube", "sk-plaintext-of-the-original-bot")
             .await
             .unwrap();
-        let before = data_keys(&fx);
+        let before = data_keys(&fx).await;
 
         let err = fx
             .vault
@@ -395,7 +395,7 @@ contract!(
             err.to_string()
                 .contains("run `stargazer-keys migrate` first")
         );
-        let after = data_keys(&fx);
+        let after = data_keys(&fx).await;
         for ((owner, before), (_, after)) in before.iter().zip(&after) {
             assert!(before.same_key(after), "{owner}'s data key is untouched");
         }

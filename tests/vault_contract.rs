@@ -500,8 +500,7 @@ contract!(
         assert!(
             fx.vault
                 .data_keys()
-                .get(&ALICE.to_string())
-                .unwrap()
+                .get(&ALICE.to_string()).await.unwrap()
                 .is_none()
         );
         // A copy restored from a backup no longer opens: the data key is gone.
@@ -689,8 +688,7 @@ contract!(
         assert!(
             fx.vault
                 .data_keys()
-                .kek_usage()
-                .unwrap()
+                .kek_usage().await.unwrap()
                 .iter()
                 .all(|usage| !usage.kek_id.is_empty()),
             "every data key is now wrapped with its owner bound"

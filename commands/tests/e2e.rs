@@ -642,7 +642,7 @@ async fn forget_my_api_keys_erases_only_after_the_confirm_button() {
             Some("Erased your 2 API keys and their encryption key. Nothing of them can be read any more.")
         );
         assert!(bot.vault.list_user_api_keys(ALICE).await.unwrap().is_empty());
-        assert!(bot.vault.data_keys().get(&ALICE.to_string()).unwrap().is_none());
+        assert!(bot.vault.data_keys().get(&ALICE.to_string()).await.unwrap().is_none());
         bot.stop().await;
     })
     .await;

@@ -1215,7 +1215,7 @@ async fn a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes(backend:
     // `doctor` names a rekey left unfinished, and is quiet about it once it is finished.
     let vault = dep.vault().await;
     let owner = CROWD_USER.to_string();
-    let stage = vault.data_keys().rekey_stage(&owner).unwrap();
+    let stage = vault.data_keys().rekey_stage(&owner).await.unwrap();
     assert!(matches!(
         stage,
         stargazer_keys::data_keys::RekeyStage::Moving { .. }

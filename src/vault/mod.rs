@@ -10,9 +10,10 @@ use time::OffsetDateTime;
 use crate::catalogue::{Catalogue, CatalogueError, validate_service_id};
 use crate::config::{Config, ConfigError};
 use crate::crypto::{DataKey, SealContext, SealedFormat, StoredValue};
-use crate::data_keys::{Checkpoint, DataKeyError, DataKeyStore};
+use crate::data_keys::{Checkpoint, DataKeyError};
 use crate::health::{Bench, live_benches};
 use crate::key_check::KeyCheck;
+use crate::key_store::KeyStore;
 use crate::secret::ApiKey;
 use crate::storage::{self, BackendKind, Layout, ResolveRequest, StorageBackend, StorageError};
 
@@ -365,7 +366,7 @@ pub struct KeyVault {
 struct Inner {
     config: Config,
     layout: Layout,
-    data_keys: DataKeyStore,
+    data_keys: KeyStore,
     storage: Arc<dyn StorageBackend>,
     catalogue: Catalogue,
     own_key_hints: OwnKeyHints,
@@ -472,11 +473,7 @@ impl KeyVault {
             catalogue.load_file(path)?;
         }
         let keyring = config.keyring()?;
-        let (path, capacity) = (config.db_path.clone(), config.data_key_cache);
-        let data_keys =
-            tokio::task::spawn_blocking(move || DataKeyStore::open(&path, keyring, capacity))
-                .await
-                .map_err(|err| StorageError::Task(err.to_string()))??;
+        let data_keys = KeyStore::open(&config, keyring).await?;
         let storage = storage::connect(&config).await?;
         Ok(Self::from_parts(config, data_keys, storage, catalogue))
     }
@@ -484,7 +481,7 @@ impl KeyVault {
     /// Builds a vault from parts already opened (tests, benchmarks, custom backends).
     pub fn from_parts(
         config: Config,
-        data_keys: DataKeyStore,
+        data_keys: impl Into<KeyStore>,
         storage: Arc<dyn StorageBackend>,
         catalogue: Catalogue,
     ) -> Self {
@@ -495,7 +492,7 @@ impl KeyVault {
                 legacy_marker: std::sync::Mutex::new(None),
                 original_pool_keys: tokio::sync::OnceCell::new(),
                 config,
-                data_keys,
+                data_keys: data_keys.into(),
                 storage,
                 catalogue,
             }),
@@ -528,7 +525,7 @@ impl KeyVault {
     }
 
     /// The data-key store.
-    pub fn data_keys(&self) -> &DataKeyStore {
+    pub fn data_keys(&self) -> &KeyStore {
         &self.inner.data_keys
     }
 
@@ -545,25 +542,13 @@ impl KeyVault {
 
     // ----- data keys --------------------------------------------------------------------
 
-    /// Runs a data-key store call on a blocking thread.
-    async fn on_data_keys<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&DataKeyStore) -> Result<T, DataKeyError> + Send + 'static,
-    ) -> Result<T, KeyError> {
-        let store = self.inner.data_keys.clone();
-        Ok(tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|err| StorageError::Task(err.to_string()))??)
-    }
-
     /// The owner's data key to open values with (cached when the cache is fresh), and whether
     /// it came from the cache.
     async fn key_to_open(&self, owner: &str) -> Result<Option<(Arc<DataKey>, bool)>, KeyError> {
         if let Some(key) = self.inner.data_keys.cached(owner) {
             return Ok(Some((key, true)));
         }
-        let owner = owner.to_owned();
-        let key = self.on_data_keys(move |store| store.get(&owner)).await?;
+        let key = self.inner.data_keys.get(owner).await?;
         Ok(key.map(|key| (key, false)))
     }
 
@@ -578,17 +563,9 @@ impl KeyVault {
     {
         const TRIES: usize = 3;
         for _ in 0..TRIES {
-            let key = {
-                let owner = owner.to_owned();
-                self.on_data_keys(move |store| store.current(&owner))
-                    .await?
-            };
+            let key = self.inner.data_keys.current(owner).await?;
             let written = write(Arc::clone(&key)).await?;
-            let still = {
-                let owner = owner.to_owned();
-                self.on_data_keys(move |store| store.holds(&owner, &key))
-                    .await
-            };
+            let still = self.inner.data_keys.holds(owner, &key).await;
             match still {
                 Ok(true) => return Ok(written),
                 Ok(false) => {}
@@ -673,7 +650,9 @@ impl KeyVault {
                 }
                 // A failed read is not remembered: the next value tries again.
                 let row = self
-                    .on_data_keys(|store| store.get(ORIGINAL_POOL_KEY_SALT))
+                    .inner
+                    .data_keys
+                    .get(ORIGINAL_POOL_KEY_SALT)
                     .await
                     .inspect_err(|err| {
                         tracing::warn!(error = %err, "cannot read the original bot's pool key row")
@@ -772,18 +751,13 @@ impl KeyVault {
         tried: &DataKey,
         from_cache: bool,
     ) -> Result<secrecy::SecretString, OpenFailure> {
-        let (fresh, rekey_keys) = {
-            let owner = owner.to_owned();
-            self.on_data_keys(move |store| {
-                let fresh = if from_cache {
-                    store.reload(&owner)?
-                } else {
-                    None
-                };
-                Ok((fresh, store.rekey_keys(&owner)?))
-            })
-            .await?
+        let store = &self.inner.data_keys;
+        let fresh = if from_cache {
+            store.reload(owner).await.map_err(KeyError::from)?
+        } else {
+            None
         };
+        let rekey_keys = store.rekey_keys(owner).await.map_err(KeyError::from)?;
         if from_cache && fresh.is_none() {
             return Err(crate::crypto::OpenError::NoDataKey.into());
         }
@@ -895,7 +869,7 @@ impl KeyVault {
         let hash = self.inner.layout.user_keys_key(user_id);
         let keys = self.inner.storage.hgetall(&hash).await?.len();
         let owner = user_id.to_string();
-        let erasure = self.on_data_keys(move |store| store.delete(&owner)).await?;
+        let erasure = self.inner.data_keys.delete(&owner).await?;
         if let Err(source) = self.inner.storage.del(&hash).await {
             // Only then is "the key is destroyed, the values remain" what happened.
             return Err(if erasure.existed && keys > 0 {
@@ -1429,10 +1403,7 @@ impl KeyVault {
             ..MigrationReport::default()
         };
         // The original bot's data keys are wrapped without their owner bound: bind it.
-        report.legacy_data_keys_rewrapped = self
-            .on_data_keys(|store| store.rewrap_legacy())
-            .await?
-            .rewrapped();
+        report.legacy_data_keys_rewrapped = self.inner.data_keys.rewrap_legacy().await?.rewrapped();
         for key in self.sealed_hashes().await? {
             let Some(kind) = self.inner.layout.parse_hash_key(&key) else {
                 continue;

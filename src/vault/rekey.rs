@@ -5,21 +5,21 @@
 //!
 //! Owners are done one at a time, in three steps that each leave every value readable, so a
 //! rekey can be interrupted anywhere and run again (it resumes with the same new keys):
-//! 1. a new key is stored beside the owner's data key ([`DataKeyStore::rekey_stage`]); from
+//! 1. a new key is stored beside the owner's data key ([`KeyStore::rekey_stage`]); from
 //!    then on every process seals the owner's new values under it, and opens values under
 //!    either key;
 //! 2. every value under the old key is sealed again under the new one, each written only if
 //!    it did not change meanwhile; then the new key becomes the data key
-//!    ([`DataKeyStore::rekey_promote`]);
+//!    ([`KeyStore::rekey_promote`]);
 //! 3. values some process sealed under the old key just before step 2 ended are moved too,
-//!    and the old key is erased ([`DataKeyStore::rekey_finish`]).
+//!    and the old key is erased ([`KeyStore::rekey_finish`]).
 //!
 //! Pool key ids are kept: admins know their keys by them, and benches and counters are kept
 //! under them. A pool add finds an existing key by its secret, not only by its id.
 //!
-//! [`DataKeyStore::rekey_stage`]: crate::data_keys::DataKeyStore::rekey_stage
-//! [`DataKeyStore::rekey_promote`]: crate::data_keys::DataKeyStore::rekey_promote
-//! [`DataKeyStore::rekey_finish`]: crate::data_keys::DataKeyStore::rekey_finish
+//! [`KeyStore::rekey_stage`]: crate::key_store::KeyStore::rekey_stage
+//! [`KeyStore::rekey_promote`]: crate::key_store::KeyStore::rekey_promote
+//! [`KeyStore::rekey_finish`]: crate::key_store::KeyStore::rekey_finish
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -156,7 +156,9 @@ impl KeyVault {
                 report.owners += 1;
             }
             if progress(done + 1, total).is_break() && done + 1 < total {
-                self.on_data_keys(|store| Ok(store.checkpoint()))
+                self.inner
+                    .data_keys
+                    .checkpoint()
                     .await
                     .map_err(|err| failed(done + 1, total)(err.into()))?;
                 return Err(RekeyError::Interrupted {
@@ -167,7 +169,9 @@ impl KeyVault {
         }
         // Once, not per owner: no old frame of the log keeps an erased key.
         report.checkpoint_blocked = self
-            .on_data_keys(|store| Ok(store.checkpoint()))
+            .inner
+            .data_keys
+            .checkpoint()
             .await
             .map_err(|err| failed(total, total)(err.into()))?
             == Checkpoint::Blocked;
@@ -179,7 +183,9 @@ impl KeyVault {
         &self,
     ) -> Result<(Vec<String>, BTreeMap<String, Vec<OwnedHash>>), RekeyFailure> {
         let owners: Vec<String> = self
-            .on_data_keys(|store| store.owners())
+            .inner
+            .data_keys
+            .owners()
             .await?
             .into_iter()
             // The original bot's pool key opens only its v2 values, which `migrate` rewrote.
@@ -206,27 +212,19 @@ impl KeyVault {
         report: &mut RekeyReport,
     ) -> Result<bool, RekeyFailure> {
         loop {
-            let stage = {
-                let owner = owner.to_owned();
-                self.on_data_keys(move |store| store.rekey_stage(&owner))
-                    .await?
-            };
+            let stage = self.inner.data_keys.rekey_stage(owner).await?;
             match stage {
                 RekeyStage::NoKey => return Ok(false),
                 RekeyStage::Moving { old, new } => {
                     self.move_values(owner, hashes, &old, &new, report, true)
                         .await?;
                     // False: erased, or promoted by another rekey, meanwhile: look again.
-                    let owner = owner.to_owned();
-                    self.on_data_keys(move |store| store.rekey_promote(&owner))
-                        .await?;
+                    self.inner.data_keys.rekey_promote(owner).await?;
                 }
                 RekeyStage::Retiring { old, new } => {
                     self.move_values(owner, hashes, &old, &new, report, false)
                         .await?;
-                    let owner = owner.to_owned();
-                    self.on_data_keys(move |store| store.rekey_finish(&owner))
-                        .await?;
+                    self.inner.data_keys.rekey_finish(owner).await?;
                     return Ok(true);
                 }
             }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use stargazer_keys::storage::{EmbeddedStore, RedisStore, StorageBackend};
 use stargazer_keys::testkit::{RedisCluster, RedisServer};
-use stargazer_keys::{Catalogue, Config, DataKeyStore, KeyVault};
+use stargazer_keys::{Catalogue, Config, KeyStore, KeyVault};
 use tempfile::TempDir;
 
 /// Which storage backend a contract test runs against.
@@ -299,7 +299,7 @@ pub async fn second_storage(fixture: &Fixture) -> Arc<dyn StorageBackend> {
 }
 
 /// Opens the data-key store of a fixture's file (a second connection).
-pub fn data_key_store(fixture: &Fixture) -> DataKeyStore {
+pub fn data_key_store(fixture: &Fixture) -> KeyStore {
     fixture.vault.data_keys().clone()
 }
 
