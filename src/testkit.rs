@@ -1,5 +1,5 @@
-//! Test fixtures (feature `testkit`): a private `redis-server` on a free loopback port, and a
-//! private three-master Redis Cluster made of such servers.
+//! Test fixtures (feature `testkit`): a private `redis-server` on a free loopback port, a
+//! private three-master Redis Cluster made of such servers, and a private PostgreSQL server.
 //!
 //! Each server runs with `--save ""` in its own temporary directory, and a small watchdog
 //! process kills it and removes that directory when the test process exits, however it exits,
@@ -390,6 +390,318 @@ fn command(port: u16, args: &[&str]) -> io::Result<String> {
         }
         _ => Err(io::Error::other(format!("unexpected reply {line:?}"))),
     }
+}
+
+/// A private PostgreSQL server on 127.0.0.1: a fresh cluster (`initdb`) in a temporary
+/// directory, run without durability (`fsync=off`: tests need no crash safety), stopped and
+/// removed when dropped or when the test process exits.
+///
+/// The binaries are found in `$STARGAZER_PG_BINDIR`, else the newest
+/// `/usr/lib/postgresql/*/bin` (Debian's `postgresql` package), else on `PATH`. PostgreSQL
+/// refuses to run as root: as root, the server runs as the `postgres` user (which Debian's
+/// package creates), through `setpriv`.
+#[derive(Debug)]
+pub struct PostgresServer {
+    port: u16,
+    dir: PathBuf,
+    bindir: PathBuf,
+    server: Option<Child>,
+    watchdog: Option<Child>,
+}
+
+impl PostgresServer {
+    /// Makes a cluster and starts it on a free port.
+    pub fn start() -> io::Result<Self> {
+        let bindir = postgres_bindir()?;
+        let mut last_err = None;
+        for _ in 0..5 {
+            let port = free_port()?;
+            let dir = std::env::temp_dir().join(format!(
+                "stargazer-keys-postgres-{}-{port}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut server = Self {
+                port,
+                dir,
+                bindir: bindir.clone(),
+                server: None,
+                watchdog: None,
+            };
+            match server.launch() {
+                Ok(()) => return Ok(server),
+                Err(err) => last_err = Some(err),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("postgres did not start")))
+    }
+
+    /// One server shared by every test of this test binary.
+    pub fn shared() -> &'static PostgresServer {
+        static SHARED: OnceLock<PostgresServer> = OnceLock::new();
+        SHARED.get_or_init(|| PostgresServer::start().expect("start a private PostgreSQL server"))
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of database `name` (user `postgres`, no password: the cluster trusts loopback).
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Creates an empty database with a fresh name and returns its URL.
+    pub fn fresh_database(&self) -> io::Result<String> {
+        let name = format!("t{}_{}", std::process::id(), next_serial());
+        self.run_tool("createdb", &[&name])?;
+        Ok(self.url(&name))
+    }
+
+    /// `pg_dump` of a database (schema and data, as SQL text).
+    pub fn dump(&self, name: &str) -> io::Result<String> {
+        self.run_tool("pg_dump", &["--no-owner", name])
+    }
+
+    /// Runs `psql -c sql` on a database and returns its unaligned, tuples-only output.
+    pub fn psql(&self, name: &str, sql: &str) -> io::Result<String> {
+        self.run_tool(
+            "psql",
+            &[
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                name,
+                "-c",
+                sql,
+            ],
+        )
+    }
+
+    /// Runs a client tool of the server's version against it as `postgres`.
+    fn run_tool(&self, tool: &str, args: &[&str]) -> io::Result<String> {
+        let output = Command::new(self.bindir.join(tool))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
+                "{tool} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        String::from_utf8(output.stdout).map_err(io::Error::other)
+    }
+
+    /// Kills the server (SIGKILL, like a crash); [`PostgresServer::restart`] brings it back.
+    pub fn stop(&mut self) {
+        for child in [self.server.take(), self.watchdog.take()]
+            .into_iter()
+            .flatten()
+        {
+            kill(child);
+        }
+    }
+
+    /// Starts the server again on the same port, with the same data.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        // Backends of the killed postmaster end on their own; wait until the port is free.
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = std::fs::remove_file(self.dir.join("data").join("postmaster.pid"));
+        self.spawn_server()
+    }
+
+    fn launch(&mut self) -> io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let as_root = running_as_root();
+        if as_root {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&self.dir)
+                .status()?;
+            if !status.success() {
+                return Err(io::Error::other(
+                    "cannot hand the data directory to the postgres user (is Debian's postgresql package installed?)",
+                ));
+            }
+        }
+        let output = self
+            .as_server_user(&self.bindir.join("initdb"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|err| io::Error::new(err.kind(), format!("cannot run initdb: {err}")))?;
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
+                "initdb failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        self.spawn_server()
+    }
+
+    fn spawn_server(&mut self) -> io::Result<()> {
+        let server = self
+            .as_server_user(&self.bindir.join("postgres"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(&self.dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args(["-c", "max_connections=300", "-c", "shared_buffers=16MB"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("server.log"))?)
+            .spawn()?;
+        // Stops the server (SIGQUIT: immediate shutdown, then SIGKILL) once this process is
+        // gone, then removes its directory.
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(
+                r#"while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 0.5; done
+kill -QUIT "$2" 2>/dev/null; sleep 1; kill -9 "$2" 2>/dev/null
+kill -0 "$1" 2>/dev/null || rm -rf "$3""#,
+            )
+            .arg("sh")
+            .arg(std::process::id().to_string())
+            .arg(server.id().to_string())
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.server = Some(server);
+        self.watchdog = Some(watchdog);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(server) = self.server.as_mut()
+                && let Ok(Some(status)) = server.try_wait()
+            {
+                self.stop();
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "postgres exited at start-up with {status}: {}",
+                    log.trim()
+                )));
+            }
+            if self.run_tool("pg_isready", &[]).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.stop();
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "postgres did not become ready",
+        ))
+    }
+
+    /// A command for a server binary, run as `postgres` when this process is root.
+    fn as_server_user(&self, binary: &std::path::Path) -> Command {
+        if running_as_root() {
+            let mut command = Command::new("setpriv");
+            command
+                .args([
+                    "--reuid",
+                    "postgres",
+                    "--regid",
+                    "postgres",
+                    "--clear-groups",
+                ])
+                .arg(binary);
+            command
+        } else {
+            Command::new(binary)
+        }
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            // An immediate shutdown; the kill below makes sure.
+            let _ = Command::new("kill")
+                .args(["-QUIT", &server.id().to_string()])
+                .status();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Where PostgreSQL's server binaries are.
+fn postgres_bindir() -> io::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("STARGAZER_PG_BINDIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .find(|dir| dir.join("initdb").exists() && dir.join("postgres").exists());
+    on_path.ok_or_else(|| {
+        io::Error::other(
+            "cannot find PostgreSQL's initdb (install Debian's postgresql package, or set STARGAZER_PG_BINDIR)",
+        )
+    })
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// A number no earlier call in this process returned.
+fn next_serial() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The permission bits of a file (panics, naming it, when it cannot be read).

@@ -514,7 +514,9 @@ async fn a_write_waits_for_a_sqlite_lock_held_by_another_process_then_fails_nami
             assert!(
                 fx.vault
                     .data_keys()
-                    .get(&bob.to_string()).await.unwrap()
+                    .get(&bob.to_string())
+                    .await
+                    .unwrap()
                     .is_none(),
                 "{:?}: no data key was made",
                 fx.backend
@@ -640,7 +642,9 @@ async fn a_checkpoint_blocked_by_a_reader_is_reported_and_finished_once_the_read
             assert!(
                 fx.vault
                     .data_keys()
-                    .get(&alice.to_string()).await.unwrap()
+                    .get(&alice.to_string())
+                    .await
+                    .unwrap()
                     .is_none()
             );
 
@@ -717,7 +721,9 @@ async fn forget_that_cannot_delete_the_values_says_the_key_is_destroyed_and_a_re
         assert!(
             fx.vault
                 .data_keys()
-                .get(&alice.to_string()).await.unwrap()
+                .get(&alice.to_string())
+                .await
+                .unwrap()
                 .is_none()
         );
         assert_eq!(resolve(&fx.vault, alice).await, None);

@@ -148,7 +148,7 @@ async fn any_value_opens_under(fx: &Fixture, keys: &[(String, Arc<DataKey>)]) ->
     })
 }
 
-contract!(
+key_contract!(
     after_a_rekey_every_key_opens_and_no_old_data_key_opens_any_value,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -211,7 +211,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     an_interrupted_rekey_loses_nothing_and_a_second_run_finishes_it,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -252,7 +252,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     a_rekey_stopped_between_its_writes_leaves_every_key_readable_and_writable,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -337,7 +337,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     forgetting_a_user_in_the_middle_of_a_rekey_erases_both_keys,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -373,7 +373,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     a_rekey_is_refused_while_values_of_the_original_bot_remain,
     |backend| async move {
         let fx = Fixture::new(backend).await;

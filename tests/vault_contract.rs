@@ -17,7 +17,7 @@ const ADMIN: u64 = 999;
 /// Recognises the error a refused input must give.
 type Expected = fn(&KeyError) -> bool;
 
-contract!(
+key_contract!(
     a_user_key_round_trips_and_resolves_as_the_users_own,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -51,7 +51,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     resolution_goes_user_then_channel_pool_then_global_pool_then_env,
     |backend| async move {
         let fx = Fixture::builder(backend)
@@ -122,7 +122,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     nothing_resolves_when_no_tier_has_a_key,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -135,7 +135,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     channel_pools_are_isolated_per_channel,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -177,7 +177,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     a_sealed_value_copied_to_another_user_service_or_pool_never_opens_there,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -298,7 +298,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     a_tampered_user_value_falls_through_to_the_pools,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -344,7 +344,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     adding_the_same_pool_key_twice_changes_nothing,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -380,7 +380,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     a_pool_draw_only_returns_entries_that_open,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -409,7 +409,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     refused_input_writes_nothing_and_keeps_earlier_keys,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -467,7 +467,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     forget_user_erases_every_key_and_its_data_key,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -500,7 +500,9 @@ contract!(
         assert!(
             fx.vault
                 .data_keys()
-                .get(&ALICE.to_string()).await.unwrap()
+                .get(&ALICE.to_string())
+                .await
+                .unwrap()
                 .is_none()
         );
         // A copy restored from a backup no longer opens: the data key is gone.
@@ -521,7 +523,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     no_secret_is_stored_in_clear_in_storage_or_in_the_sqlite_file,
     |backend| async move {
         let fx = Fixture::new(backend).await;
@@ -555,19 +557,23 @@ contract!(
         for (_, _, value) in &dump {
             assert!(value.starts_with("v4:"), "a stored value is not sealed");
         }
-        let sqlite = fx.sqlite_bytes();
+        let keys = fx.key_store_bytes();
+        assert!(!keys.is_empty());
         for secret in &secrets {
             assert!(dump.iter().all(|(k, f, v)| !k.contains(secret)
                 && !f.contains(secret)
                 && !v.contains(secret)));
-            assert!(!contains(&sqlite, secret), "a secret is in the SQLite file");
+            assert!(
+                !contains(&keys, secret),
+                "a secret is in the key store (SQLite file or pg_dump)"
+            );
             // Nor a long piece of it.
-            assert!(!contains(&sqlite, &secret[3..19]));
+            assert!(!contains(&keys, &secret[3..19]));
         }
     }
 );
 
-contract!(
+key_contract!(
     gitea_credentials_resolve_through_every_tier,
     |backend| async move {
         let dir = tempfile::tempdir().unwrap();
@@ -632,7 +638,7 @@ contract!(
     }
 );
 
-contract!(
+key_contract!(
     migrate_rewrites_v2_and_plaintext_values_once,
     |backend| async move {
         let dir = tempfile::tempdir().unwrap();
@@ -644,6 +650,16 @@ contract!(
             &[(&ALICE.to_string(), dek)],
         );
         let fx = Fixture::builder(backend).existing(dir, master).open().await;
+        if let stargazer_keys::KeyStore::Postgres(pg) = fx.vault.data_keys() {
+            // As an operator moving to PostgreSQL does: the original rows copied over.
+            let sqlite = stargazer_keys::DataKeyStore::open_unchecked(
+                &fx.db_path,
+                fx.vault.data_keys().keyring().clone(),
+                10,
+            )
+            .unwrap();
+            assert_eq!(pg.copy_rows(&sqlite.rows().unwrap()).await.unwrap(), 1);
+        }
         let layout = fx.vault.layout().clone();
         let (v2_secret, plain_user, plain_pool) =
             (secret("v2"), secret("plainuser"), secret("plainpool"));
@@ -688,7 +704,9 @@ contract!(
         assert!(
             fx.vault
                 .data_keys()
-                .kek_usage().await.unwrap()
+                .kek_usage()
+                .await
+                .unwrap()
                 .iter()
                 .all(|usage| !usage.kek_id.is_empty()),
             "every data key is now wrapped with its owner bound"
@@ -830,7 +848,7 @@ async fn with_redis_stopped_resolution_falls_back_to_env_and_writes_fail_clearly
     .expect("test timed out");
 }
 
-contract!(
+key_contract!(
     a_remembered_own_key_removed_or_altered_elsewhere_falls_through_to_the_pools,
     |backend| async move {
         let fx = Fixture::new(backend).await;

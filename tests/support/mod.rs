@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use stargazer_keys::storage::{EmbeddedStore, RedisStore, StorageBackend};
-use stargazer_keys::testkit::{RedisCluster, RedisServer};
+use stargazer_keys::testkit::{PostgresServer, RedisCluster, RedisServer};
 use stargazer_keys::{Catalogue, Config, KeyStore, KeyVault};
 use tempfile::TempDir;
 
@@ -22,6 +22,8 @@ pub enum Backend {
     Cluster,
     /// The embedded store in the SQLite file.
     Embedded,
+    /// One redis-server for the values, PostgreSQL for the data keys.
+    Postgres,
 }
 
 /// Runs an async contract test body once per backend: `contract!(name, |backend| async move {...})`
@@ -37,11 +39,29 @@ macro_rules! contract {
         }
     };
     (@backend $test:ident, $backend:expr, $body:expr) => {
+        $crate::contract!(@test $test, $backend, $body);
+    };
+    (@test $test:ident, $backend:expr, $body:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $test() {
             tokio::time::timeout(std::time::Duration::from_secs(60), ($body)($backend))
                 .await
                 .expect("test timed out");
+        }
+    };
+}
+
+/// [`contract!`] plus a fourth backend, `name::postgres` (values in Redis, data keys in
+/// PostgreSQL): for the behaviours that involve data keys.
+#[macro_export]
+macro_rules! key_contract {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            $crate::contract!(@test redis, Backend::Redis, $body);
+            $crate::contract!(@test cluster, Backend::Cluster, $body);
+            $crate::contract!(@test embedded, Backend::Embedded, $body);
+            $crate::contract!(@test postgres, Backend::Postgres, $body);
         }
     };
 }
@@ -67,6 +87,8 @@ pub struct Fixture {
     pub prefix: String,
     pub master_key: String,
     pub redis_url: Option<String>,
+    /// The PostgreSQL database of the data keys (backend `Postgres`).
+    pub pg_database: Option<String>,
     /// The settings the vault was opened with.
     pub vars: Vec<(String, String)>,
 }
@@ -115,8 +137,17 @@ impl FixtureBuilder {
                 self.redis_url
                     .unwrap_or_else(|| RedisCluster::shared().urls()),
             ),
+            Backend::Postgres => Some(
+                self.redis_url
+                    .unwrap_or_else(|| RedisServer::shared().url()),
+            ),
             Backend::Embedded => None,
         };
+        let pg_url = (self.backend == Backend::Postgres).then(|| {
+            PostgresServer::shared()
+                .fresh_database()
+                .expect("create a database")
+        });
         let mut vars: Vec<(String, String)> = vec![
             ("STARGAZER_MASTER_KEY".into(), master_key.clone()),
             ("STARGAZER_DB_PATH".into(), db_path.display().to_string()),
@@ -125,6 +156,9 @@ impl FixtureBuilder {
         ];
         if let Some(url) = &redis_url {
             vars.push(("REDIS_URL".into(), url.clone()));
+        }
+        if let Some(url) = &pg_url {
+            vars.push(("STARGAZER_DATABASE_URL".into(), url.clone()));
         }
         vars.extend(self.env);
         let config = Config::from_vars(vars.clone()).expect("valid test settings");
@@ -139,6 +173,7 @@ impl FixtureBuilder {
             prefix,
             master_key,
             redis_url,
+            pg_database: pg_url.map(|url| url.rsplit('/').next().unwrap_or_default().to_owned()),
             vars,
         }
     }
@@ -177,7 +212,7 @@ impl Fixture {
     /// (key, "", value) for strings. Read with a raw client, not through the vault.
     pub async fn dump(&self) -> Vec<(String, String, String)> {
         match self.backend {
-            Backend::Redis | Backend::Cluster => {
+            Backend::Redis | Backend::Cluster | Backend::Postgres => {
                 // Each cluster master holds only its own slots' keys: read every node.
                 let mut out = Vec::new();
                 for url in self.redis_urls() {
@@ -221,6 +256,18 @@ impl Fixture {
     /// The bytes of the SQLite file and its WAL.
     pub fn sqlite_bytes(&self) -> Vec<u8> {
         file_bytes(&self.db_path)
+    }
+
+    /// What the key store holds, as bytes: the SQLite file and its WAL, or `pg_dump` of the
+    /// PostgreSQL database.
+    pub fn key_store_bytes(&self) -> Vec<u8> {
+        match &self.pg_database {
+            Some(name) => PostgresServer::shared()
+                .dump(name)
+                .expect("pg_dump the key store")
+                .into_bytes(),
+            None => self.sqlite_bytes(),
+        }
     }
 }
 
