@@ -93,6 +93,16 @@ pub enum PgError {
     /// A statement failed.
     #[error("the PostgreSQL key store failed: {0}")]
     Query(String),
+    /// Owners of the SQLite file already have other data keys in PostgreSQL.
+    #[error(
+        "{count} owners (such as {first}) already have a different data key in PostgreSQL, so values sealed under the copied keys would not open there; nothing was copied"
+    )]
+    CopyConflicts {
+        /// How many.
+        count: usize,
+        /// One of them (an owner id, never a secret).
+        first: String,
+    },
     /// The database was made by a newer release.
     #[error(
         "the PostgreSQL key store has schema version {0}, newer than this build reads ({SCHEMA_VERSION}); upgrade stargazer-keys"
@@ -150,6 +160,15 @@ pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, PgError> {
         config.application_name("stargazer-keys");
     }
     Ok(config)
+}
+
+/// What [`PgDataKeyStore::copy_rows`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyReport {
+    /// Rows copied.
+    pub copied: u64,
+    /// Rows whose owner had the same data key here already.
+    pub already_there: u64,
 }
 
 /// The PostgreSQL data-key store: cheap to clone, shared by every task.
@@ -652,28 +671,47 @@ impl PgDataKeyStore {
         Ok(report)
     }
 
-    /// Copies rows (owner, wrapped key, created at, kek id) in, all in one transaction; a row
-    /// whose owner is here already is left as it is. Returns how many were copied.
+    /// Copies rows of a SQLite store (owner, wrapped key, created at, kek id) in, all in one
+    /// transaction. An owner already here with the same data key is skipped; one here with
+    /// another data key refuses the whole copy (values sealed under the copied key would not
+    /// open), and nothing is written.
     pub async fn copy_rows(
         &self,
         rows: &[(String, Vec<u8>, String, String)],
-    ) -> Result<u64, DataKeyError> {
+    ) -> Result<CopyReport, DataKeyError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let insert = tx
-            .prepare(
-                "INSERT INTO encryption_keys (user_id, encrypted_key, created_at, kek_id)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO NOTHING",
-            )
-            .await?;
-        let mut copied = 0;
+        let mut report = CopyReport::default();
+        let mut conflicts = Vec::new();
         for (owner, wrapped, created_at, kek_id) in rows {
-            copied += tx
-                .execute(&insert, &[owner, wrapped, created_at, kek_id])
+            let copied = tx
+                .execute(
+                    "INSERT INTO encryption_keys (user_id, encrypted_key, created_at, kek_id)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO NOTHING",
+                    &[owner, wrapped, created_at, kek_id],
+                )
                 .await?;
+            if copied == 1 {
+                report.copied += 1;
+                continue;
+            }
+            let here = self.read_key(&*tx, owner).await?;
+            let copied_key = unwrap_row(&self.inner.keyring, owner, wrapped, kek_id)?;
+            if here.is_some_and(|here| here.same_key(&copied_key)) {
+                report.already_there += 1;
+            } else {
+                conflicts.push(owner.clone());
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(PgError::CopyConflicts {
+                count: conflicts.len(),
+                first: conflicts.swap_remove(0),
+            }
+            .into());
         }
         tx.commit().await?;
-        Ok(copied)
+        Ok(report)
     }
 
     /// The key of row `row`, unwrapped, never cached.

@@ -658,7 +658,10 @@ key_contract!(
                 10,
             )
             .unwrap();
-            assert_eq!(pg.copy_rows(&sqlite.rows().unwrap()).await.unwrap(), 1);
+            assert_eq!(
+                pg.copy_rows(&sqlite.rows().unwrap()).await.unwrap().copied,
+                1
+            );
         }
         let layout = fx.vault.layout().clone();
         let (v2_secret, plain_user, plain_pool) =

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use stargazer_keys::Config;
 
-use operator::{Error, doctor, keys, master_key, rekey, usage};
+use operator::{Error, copy, doctor, keys, master_key, rekey, usage};
 
 /// Bring-your-own and pooled API keys for Discord bots: the operator's tools.
 ///
@@ -105,6 +105,14 @@ enum Command {
     /// migrated first. Pool key ids stay as they are.
     Rekey(rekey::RekeyArgs),
 
+    /// Copy the data keys of the SQLite file into PostgreSQL (STARGAZER_DATABASE_URL)
+    ///
+    /// The step from one machine to several: copies every data key, wrapped as it is, in one
+    /// transaction, then checks that the configured master keys open them there. An owner
+    /// already in PostgreSQL with the same key is skipped; one with a different key refuses the
+    /// whole copy. The SQLite file is left as it was.
+    CopyDataKeys(copy::CopyArgs),
+
     /// Show or reset a user's daily count of shared-key uses
     #[command(subcommand)]
     Usage(usage::UsageCommand),
@@ -139,6 +147,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Resolve(args) => keys::resolve(&Config::from_env()?, &args).await,
         Command::Migrate(args) => keys::migrate(&Config::from_env()?, &args).await,
         Command::Rekey(args) => rekey::run(&Config::from_env()?, &args).await,
+        Command::CopyDataKeys(args) => copy::run(&Config::from_env()?, &args).await,
         Command::Usage(command) => usage::run(&Config::from_env()?, command).await,
     }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use rand::RngCore as _;
-use stargazer_keys::testkit::RedisServer;
+use stargazer_keys::testkit::{PostgresServer, RedisServer};
 use stargazer_keys_commands::testkit::{Callback, Caller, CommandScope, FakeDiscord, SlashCommand};
 use support::{BIN, Run};
 use tempfile::TempDir;
@@ -59,6 +59,9 @@ enum Backend {
     Redis,
     /// Everything in the SQLite file; `REDIS_URL` unset.
     Embedded,
+    /// A private redis-server for the values, a database of a private PostgreSQL server for
+    /// the data keys: no SQLite file at all.
+    Postgres,
 }
 
 /// One deployment: a fresh directory (the database file does not exist until a process opens
@@ -67,6 +70,8 @@ struct Deployment {
     backend: Backend,
     dir: TempDir,
     redis: Option<RedisServer>,
+    /// The PostgreSQL database of the data keys (backend `Postgres`).
+    pg_database: Option<String>,
     prefix: String,
     vars: Vec<(String, String)>,
 }
@@ -75,7 +80,7 @@ impl Deployment {
     async fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let redis = match backend {
-            Backend::Redis => Some(
+            Backend::Redis | Backend::Postgres => Some(
                 tokio::task::spawn_blocking(RedisServer::start)
                     .await
                     .unwrap()
@@ -98,10 +103,20 @@ impl Deployment {
         if let Some(redis) = &redis {
             vars.push(("REDIS_URL".to_owned(), redis.url()));
         }
+        let mut pg_database = None;
+        if backend == Backend::Postgres {
+            let url = tokio::task::spawn_blocking(|| PostgresServer::shared().fresh_database())
+                .await
+                .unwrap()
+                .expect("a fresh PostgreSQL database");
+            pg_database = url.rsplit('/').next().map(str::to_owned);
+            vars.push(("STARGAZER_DATABASE_URL".to_owned(), url));
+        }
         Self {
             backend,
             dir,
             redis,
+            pg_database,
             prefix,
             vars,
         }
@@ -224,6 +239,42 @@ impl Deployment {
         )
     }
 
+    /// What a process on another machine resolves: `resolve` run from an empty directory of
+    /// its own, with every shared setting but the SQLite path (it shares only Redis and
+    /// PostgreSQL). Checks that it left that directory empty.
+    async fn resolve_elsewhere(&self, user: u64, service: &str) -> (String, Option<String>) {
+        let elsewhere = tempfile::tempdir().unwrap();
+        let user = user.to_string();
+        let args = [
+            "resolve",
+            "--user",
+            &user,
+            "--service",
+            service,
+            "--json",
+            "--reveal",
+        ];
+        let mut command = self.command(&args);
+        command
+            .env_remove("STARGAZER_DB_PATH")
+            .current_dir(elsewhere.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let run = finish(&args, command.spawn().unwrap(), WAIT).await;
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        let left: Vec<_> = std::fs::read_dir(elsewhere.path()).unwrap().collect();
+        assert!(
+            left.is_empty(),
+            "the other machine's directory holds {left:?}"
+        );
+        let value: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+        (
+            value["source"].as_str().expect("a source").to_owned(),
+            value["key"].as_str().map(str::to_owned),
+        )
+    }
+
     /// What a fresh process lists for a user: `user list --json`, as (service, masked).
     async fn user_list(&self, user: u64) -> Vec<(String, Option<String>)> {
         let user = user.to_string();
@@ -309,8 +360,25 @@ impl Deployment {
         .unwrap()
     }
 
-    /// Every row of the data-key table, (owner, wrapped key), by owner.
+    /// Every row of the data-key table, (owner, wrapped key), by owner: from the SQLite file,
+    /// or (as hex) from PostgreSQL.
     async fn wrapped_data_keys(&self) -> Vec<(String, Vec<u8>)> {
+        if let Some(name) = self.pg_database.clone() {
+            let out = tokio::task::spawn_blocking(move || {
+                PostgresServer::shared().psql(
+                    &name,
+                    "SELECT user_id || ' ' || encode(encrypted_key, 'hex') FROM encryption_keys ORDER BY user_id",
+                )
+            })
+            .await
+            .unwrap()
+            .expect("psql");
+            return out
+                .lines()
+                .filter_map(|line| line.split_once(' '))
+                .map(|(owner, key)| (owner.to_owned(), key.as_bytes().to_vec()))
+                .collect();
+        }
         self.sqlite(|conn| {
             conn.prepare("SELECT user_id, encrypted_key FROM encryption_keys ORDER BY user_id")
                 .unwrap()
@@ -320,6 +388,40 @@ impl Deployment {
                 .unwrap()
         })
         .await
+    }
+
+    /// How many owners of `before` have another wrapped key now.
+    async fn owners_changed_since(&self, before: &[(String, Vec<u8>)]) -> usize {
+        let now: std::collections::HashMap<String, Vec<u8>> =
+            self.wrapped_data_keys().await.into_iter().collect();
+        before
+            .iter()
+            .filter(|(owner, key)| now.get(owner) != Some(key))
+            .count()
+    }
+
+    /// For the PostgreSQL deployment: no SQLite file was made, and `pg_dump` of the key store
+    /// holds none of `secrets`.
+    async fn assert_postgres_alone_holds_the_keys(&self, secrets: &[&str]) {
+        let Some(name) = self.pg_database.clone() else {
+            return;
+        };
+        assert!(
+            !self.db_path().exists() && !self.dir.path().join("data").exists(),
+            "a SQLite file was made beside PostgreSQL"
+        );
+        let dump = tokio::task::spawn_blocking(move || PostgresServer::shared().dump(&name))
+            .await
+            .unwrap()
+            .expect("pg_dump");
+        assert!(dump.contains("encryption_keys"), "{dump}");
+        for secret in secrets {
+            assert!(!dump.contains(secret), "pg_dump holds a secret");
+            assert!(
+                !dump.contains(&secret[3..19]),
+                "pg_dump holds part of a secret"
+            );
+        }
     }
 
     /// A vault in this test's process, on the deployment's settings.
@@ -665,8 +767,9 @@ async fn bounded(body: impl Future<Output = ()>) {
         .expect("the test finished within its budget");
 }
 
-/// Two tests of one scenario: `name::on_redis` and `name::on_the_embedded_store`.
-macro_rules! on_both_backends {
+/// Three tests of one scenario: `name::on_redis`, `name::on_the_embedded_store` and
+/// `name::on_postgres` (Redis and PostgreSQL, no SQLite file).
+macro_rules! on_every_backend {
     ($name:ident, $scenario:ident) => {
         mod $name {
             use super::*;
@@ -679,6 +782,11 @@ macro_rules! on_both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_the_embedded_store() {
                 bounded($scenario(Backend::Embedded)).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                bounded($scenario(Backend::Postgres)).await;
             }
         }
     };
@@ -768,13 +876,21 @@ async fn a_key_saved_with_a_stale_data_key_opens_everywhere(backend: Backend) {
     }
 
     let secrets = [brave.as_str(), &openai, &openrouter];
+    if backend == Backend::Postgres {
+        assert_eq!(
+            dep.resolve_elsewhere(ALICE, "openrouter").await,
+            found("user", &openrouter),
+            "a process on another machine, sharing only Redis and PostgreSQL"
+        );
+        dep.assert_postgres_alone_holds_the_keys(&secrets).await;
+    }
     for bot in [bot1, bot2] {
         bot.assert_clean(&secrets);
         bot.stop().await;
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     a_key_saved_by_a_bot_with_a_stale_data_key_after_a_cli_forget_opens_everywhere,
     a_key_saved_with_a_stale_data_key_opens_everywhere
 );
@@ -851,7 +967,7 @@ async fn a_forget_in_one_bot_stops_the_other_opening_a_restored_copy(backend: Ba
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     a_forget_in_one_bot_makes_a_restored_copy_unopenable_in_the_other_within_a_second,
     a_forget_in_one_bot_stops_the_other_opening_a_restored_copy
 );
@@ -918,7 +1034,7 @@ async fn a_key_removed_in_one_bot_is_gone_everywhere(backend: Backend) {
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     a_key_removed_in_one_bot_is_gone_from_the_other_and_from_the_cli,
     a_key_removed_in_one_bot_is_gone_everywhere
 );
@@ -967,7 +1083,7 @@ async fn cli_processes_opening_a_fresh_database_at_once_all_save(backend: Backen
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     twelve_cli_processes_opening_one_fresh_database_at_once_all_save,
     cli_processes_opening_a_fresh_database_at_once_all_save
 );
@@ -1017,7 +1133,7 @@ async fn two_bots_started_at_once_on_a_fresh_database_agree(backend: Backend) {
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     two_bots_started_at_once_on_a_fresh_database_both_register_and_agree,
     two_bots_started_at_once_on_a_fresh_database_agree
 );
@@ -1107,13 +1223,14 @@ async fn a_rekey_while_two_bots_run_loses_no_key(backend: Backend) {
     for secret in secrets {
         assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
     }
+    dep.assert_postgres_alone_holds_the_keys(&secrets).await;
     for bot in [bot1, bot2] {
         bot.assert_clean(&secrets);
         bot.stop().await;
     }
 }
 
-on_both_backends!(
+on_every_backend!(
     a_rekey_by_the_operator_while_two_bots_run_loses_no_key,
     a_rekey_while_two_bots_run_loses_no_key
 );
@@ -1139,19 +1256,9 @@ async fn a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes(backend:
     let before = dep.wrapped_data_keys().await;
 
     let mut rekey = dep.spawn_cli(&["rekey"], "");
-    // Killed once some owners are done (each leaves three events: two erased rows, and the
-    // word to other processes).
+    // Killed once some owners are done.
     let started = Instant::now();
-    loop {
-        let events: i64 = dep
-            .sqlite(|conn| {
-                conn.query_row("SELECT COUNT(*) FROM data_key_events", [], |row| row.get(0))
-                    .unwrap_or(0)
-            })
-            .await;
-        if events >= 20 {
-            break;
-        }
+    while dep.owners_changed_since(&before).await < 5 {
         assert!(
             rekey.try_wait().unwrap().is_none(),
             "the rekey ended before it could be killed"
@@ -1166,8 +1273,7 @@ async fn a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes(backend:
         Some(9),
         "{backend:?}: the rekey was still running when it was killed"
     );
-    let partway = dep.wrapped_data_keys().await;
-    let changed = before.iter().zip(&partway).filter(|(b, p)| b != p).count();
+    let changed = dep.owners_changed_since(&before).await;
     assert!(changed >= 5, "{backend:?}: {changed} owners were rekeyed");
     assert!(
         changed < before.len(),
@@ -1234,7 +1340,7 @@ async fn a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes(backend:
     check_all("after a third run").await;
 }
 
-on_both_backends!(
+on_every_backend!(
     a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes_it,
     a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes
 );

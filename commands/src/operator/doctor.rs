@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use stargazer_keys::data_keys::KekUsage;
-use stargazer_keys::{Config, ConfigError, DataKeyStore, Keyring, db, storage};
+use stargazer_keys::{Config, ConfigError, KeyStore, Keyring, db, storage};
 
 use super::{Error, default_key_file_in_use, kek_label};
 
@@ -38,10 +38,26 @@ pub async fn run(config: Result<Config, ConfigError>) -> Result<ExitCode, Error>
         }
     };
     // Before the database opens: opening it makes a loose file private.
-    check_files(&mut report, &config)?;
-    let database_opens = check_database(&mut report, &config)?;
+    let uses_sqlite = config.database_url.is_none() || config.redis_urls.is_empty();
+    if uses_sqlite {
+        check_files(&mut report, &config)?;
+    } else {
+        report.skip(
+            "files",
+            "no local file: data keys are in PostgreSQL and values in Redis",
+        )?;
+    }
+    let database_opens = match &config.database_url {
+        Some(url) => {
+            report.ok(format_args!(
+                "database: data keys in PostgreSQL at {url} (STARGAZER_DATABASE_URL)"
+            ))?;
+            true
+        }
+        None => check_database(&mut report, &config)?,
+    };
     let keyring = check_master_key(&mut report, &config)?;
-    check_data_keys(&mut report, &config, database_opens, keyring)?;
+    check_data_keys(&mut report, &config, database_opens, keyring).await?;
     check_storage(&mut report, &config).await?;
     check_legacy_values(&mut report, &config).await?;
     Ok(report.exit_code())
@@ -160,7 +176,7 @@ fn check_master_key(report: &mut Report, config: &Config) -> io::Result<Option<K
 }
 
 /// How many rows each master key wraps, and that the configured keys open them.
-fn check_data_keys(
+async fn check_data_keys(
     report: &mut Report,
     config: &Config,
     database_opens: bool,
@@ -171,26 +187,35 @@ fn check_data_keys(
         (false, _) => return report.skip("data keys", "no database to read them from"),
         (true, None) => return report.skip("data keys", "no master key to open them with"),
     };
-    let store = match DataKeyStore::open_unchecked(&config.db_path, keyring, 1) {
-        Ok(store) => store,
-        Err(err) => return report.fail("data keys", err),
+    let mut config = config.clone();
+    config.data_key_cache = 1;
+    let opened = tokio::time::timeout(
+        Duration::from_secs(15),
+        KeyStore::open_unchecked(&config, keyring),
+    )
+    .await;
+    let store = match opened {
+        Ok(Ok(store)) => store,
+        Ok(Err(err)) => return report.fail("data keys", err),
+        Err(_) => return report.fail("data keys", "the key store did not open within 15 s"),
     };
-    let usage = match store.kek_usage() {
+    let usage = match store.kek_usage().await {
         Ok(usage) => usage,
         Err(err) => return report.fail("data keys", err),
     };
     if usage.is_empty() {
-        return report.ok("data keys: none yet");
+        return report.ok(format_args!("data keys: none yet ({})", store.location()));
     }
     report.ok(format_args!(
-        "data keys: {}",
-        describe_usage(&usage, store.keyring())
+        "data keys: {} ({})",
+        describe_usage(&usage, store.keyring()),
+        store.location()
     ))?;
-    match store.verify_opens() {
+    match store.verify_opens().await {
         Ok(_) => report.ok("data keys open under the configured master keys")?,
         Err(err) => report.fail("data keys open", err)?,
     }
-    match store.unfinished_rekeys() {
+    match store.unfinished_rekeys().await {
         Ok(0) => Ok(()),
         Ok(owners) => report.fail(
             "rekey",

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use secrecy::ExposeSecret as _;
-use stargazer_keys::{Config, DataKeyStore, MasterKey, RotationReport};
+use stargazer_keys::{Config, KeyStore, MasterKey, RotationReport};
 
 use super::{Error, data_keys, kek_label};
 
@@ -34,25 +34,24 @@ pub fn generate() -> Result<ExitCode, Error> {
 /// Rewraps every data key under the current master key, all or nothing, and prints a summary.
 pub async fn rotate(config: &Config, args: &RotateArgs) -> Result<ExitCode, Error> {
     let keyring = super::keyring(config)?;
-    if !config.db_path.exists() {
+    if config.database_url.is_none() && !config.db_path.exists() {
         return Err(Error::NoDatabase(config.db_path.clone()));
     }
     let current_kek_id = keyring.current().id().to_string();
-    let path = config.db_path.clone();
-    let cache = config.data_key_cache;
+    let store = KeyStore::open(config, keyring)
+        .await
+        .map_err(Error::Rotation)?;
     let bar = progress_bar("rewrapping data keys");
     let progress = bar.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let store = DataKeyStore::open(&path, keyring, cache)?;
-        store.rotate(|done, total| {
+    let outcome = store
+        .rotate(move |done, total| {
             progress.set_length(total);
             progress.set_position(done);
             ControlFlow::Continue(())
         })
-    })
-    .await;
+        .await;
     bar.finish_and_clear();
-    let report = outcome?.map_err(Error::Rotation)?;
+    let report = outcome.map_err(Error::Rotation)?;
 
     let summary = if args.json {
         json_summary(&report, &current_kek_id)

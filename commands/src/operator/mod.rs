@@ -2,6 +2,7 @@
 //! keyring built from the settings, the vault opened on them, and small output helpers.
 
 pub mod bot;
+pub mod copy;
 pub mod doctor;
 pub mod keys;
 pub mod master_key;
@@ -93,6 +94,12 @@ pub enum Error {
     /// Stdin cannot be read.
     #[error("cannot read the key from stdin: {0}")]
     ReadSecret(io::Error),
+    /// `copy-data-keys` needs a PostgreSQL database to copy into.
+    #[error("set STARGAZER_DATABASE_URL to the PostgreSQL database to copy the data keys into")]
+    NoTargetDatabase,
+    /// `copy-data-keys` failed; its transaction rolled back.
+    #[error("cannot copy the data keys: {0}; nothing was copied")]
+    Copy(DataKeyError),
 }
 
 fn rotation_failed(err: &DataKeyError) -> String {
@@ -121,6 +128,13 @@ pub fn keyring_creating_default(config: &Config) -> Result<Keyring, ConfigError>
     if config.master_key.is_some() {
         return config.keyring();
     }
+    if config.database_url.is_some() {
+        // A key file made here would not be on the other machines.
+        return Err(ConfigError {
+            setting: "STARGAZER_MASTER_KEY",
+            reason: "must be set when STARGAZER_DATABASE_URL is: every machine needs the same master key, so none is made here (run `stargazer-keys gen-master-key` once and give it to every machine)".to_owned(),
+        });
+    }
     let path = config.default_master_key_file();
     let (key, created) = load_or_create_master_key_file(&path)?;
     if created {
@@ -147,7 +161,7 @@ pub async fn open_vault(config: &Config) -> Result<KeyVault, Error> {
 /// Opens the vault of an existing database: a command that only reads or removes keys never
 /// creates one, so a wrong STARGAZER_DB_PATH is reported instead of showing an empty vault.
 pub async fn open_existing_vault(config: &Config) -> Result<KeyVault, Error> {
-    if !config.db_path.exists() {
+    if config.database_url.is_none() && !config.db_path.exists() {
         return Err(Error::NoDatabase(config.db_path.clone()));
     }
     open_vault(config).await
