@@ -60,6 +60,28 @@ impl From<rusqlite::Error> for DataKeyError {
     }
 }
 
+/// One row of the data-key table as it is stored (the key still wrapped).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredRow {
+    /// The owner id, or a rekey row's id.
+    pub owner: String,
+    /// The data key, wrapped under the master key `kek_id` names, with `owner` bound.
+    pub wrapped: Vec<u8>,
+    /// When it was made (RFC 3339; empty when unknown).
+    pub created_at: String,
+    /// The master key's id (`""` for rows of the original bot).
+    pub kek_id: String,
+}
+
+impl std::fmt::Debug for StoredRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredRow")
+            .field("owner", &self.owner)
+            .field("kek_id", &self.kek_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How many rows one master key wraps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KekUsage {
@@ -269,16 +291,20 @@ impl DataKeyStore {
         &self.inner.path
     }
 
-    /// Every row as it is stored (owner, wrapped key, created at, kek id): what
-    /// `copy-data-keys` copies.
-    pub fn rows(&self) -> Result<Vec<(String, Vec<u8>, String, String)>, DataKeyError> {
+    /// Every row as it is stored: what `copy-data-keys` copies.
+    pub fn rows(&self) -> Result<Vec<StoredRow>, DataKeyError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT user_id, encrypted_key, COALESCE(created_at, ''), kek_id FROM encryption_keys ORDER BY user_id",
         )?;
         let rows = stmt
             .query_map([], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                Ok(StoredRow {
+                    owner: row.get(0)?,
+                    wrapped: row.get(1)?,
+                    created_at: row.get(2)?,
+                    kek_id: row.get(3)?,
+                })
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)

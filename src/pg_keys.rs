@@ -33,7 +33,7 @@ use tokio_postgres::{AsyncMessage, GenericClient, NoTls};
 use crate::crypto::{DataKey, Keyring};
 use crate::data_keys::{
     Checkpoint, DataKeyError, Erasure, KekUsage, LEGACY_KEK_ID, RekeyStage, RotationReport,
-    next_row, now_rfc3339, old_row, owners_of_rows, unknown_keks, unwrap_row,
+    StoredRow, next_row, now_rfc3339, old_row, owners_of_rows, unknown_keks, unwrap_row,
 };
 use crate::key_cache::KeyCache;
 
@@ -95,7 +95,7 @@ pub enum PgError {
     Query(String),
     /// Owners of the SQLite file already have other data keys in PostgreSQL.
     #[error(
-        "{count} owners (such as {first}) already have a different data key in PostgreSQL, so values sealed under the copied keys would not open there; nothing was copied"
+        "{count} owners (such as {first}) already have a different data key in PostgreSQL, so values sealed under the copied keys would not open there"
     )]
     CopyConflicts {
         /// How many.
@@ -154,7 +154,10 @@ pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, PgError> {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
     if config.get_options().is_none() {
-        config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS}"));
+        // Notices ("already exists, skipping") are not news to an operator.
+        config.options(format!(
+            "-c statement_timeout={STATEMENT_TIMEOUT_MS} -c client_min_messages=warning"
+        ));
     }
     if config.get_application_name().is_none() {
         config.application_name("stargazer-keys");
@@ -671,19 +674,22 @@ impl PgDataKeyStore {
         Ok(report)
     }
 
-    /// Copies rows of a SQLite store (owner, wrapped key, created at, kek id) in, all in one
+    /// Copies rows of a SQLite store in, all in one
     /// transaction. An owner already here with the same data key is skipped; one here with
     /// another data key refuses the whole copy (values sealed under the copied key would not
     /// open), and nothing is written.
-    pub async fn copy_rows(
-        &self,
-        rows: &[(String, Vec<u8>, String, String)],
-    ) -> Result<CopyReport, DataKeyError> {
+    pub async fn copy_rows(&self, rows: &[StoredRow]) -> Result<CopyReport, DataKeyError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut report = CopyReport::default();
         let mut conflicts = Vec::new();
-        for (owner, wrapped, created_at, kek_id) in rows {
+        for StoredRow {
+            owner,
+            wrapped,
+            created_at,
+            kek_id,
+        } in rows
+        {
             let copied = tx
                 .execute(
                     "INSERT INTO encryption_keys (user_id, encrypted_key, created_at, kek_id)

@@ -796,3 +796,206 @@ fn the_bot_refuses_bad_discord_settings_in_one_line() {
         assert!(!run.mentions("not-a-real-token"), "{run:#?}");
     }
 }
+
+// PostgreSQL: copy-data-keys, doctor, and the bot's master key
+
+/// A Redis of its own and the settings of a SQLite deployment with two users' keys in it.
+fn sqlite_deployment_with_two_users(redis: &RedisServer) -> (Setup, [String; 2]) {
+    let mut setup = Setup::new();
+    setup
+        .set("STARGAZER_MASTER_KEY", key_text(&MasterKey::generate()))
+        .set("REDIS_URL", redis.url())
+        .set("STARGAZER_KEY_PREFIX", "copytest");
+    let keys = [
+        format!("sk-copy-one-{}", hex_of(12)),
+        format!("sk-copy-two-{}", hex_of(12)),
+    ];
+    for (user, key) in ["1001", "1002"].iter().zip(&keys) {
+        let run = setup.run_with_stdin(
+            &["user", "set", "--user", user, "--service", "brave"],
+            key.as_str(),
+        );
+        assert_eq!(run.code, Some(0), "{run:#?}");
+    }
+    (setup, keys)
+}
+
+fn hex_of(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn resolved_key(setup: &Setup, user: &str) -> Option<String> {
+    let run = setup.run(&[
+        "resolve",
+        "--user",
+        user,
+        "--service",
+        "brave",
+        "--json",
+        "--reveal",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let value: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    value["key"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn copy_data_keys_moves_a_deployment_to_postgres_once_and_every_key_resolves_there() {
+    let redis = RedisServer::start().unwrap();
+    let (mut setup, keys) = sqlite_deployment_with_two_users(&redis);
+    let postgres = stargazer_keys::testkit::PostgresServer::shared();
+    let url = postgres.fresh_database().unwrap();
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    setup.set("STARGAZER_DATABASE_URL", &url);
+
+    let run = setup.run(&["copy-data-keys", "--json"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(report["copied"], 2, "{report}");
+    assert_eq!(report["already_there"], 0, "{report}");
+    assert_eq!(
+        report["to"],
+        format!("127.0.0.1:{}/{database}", postgres.port()),
+        "{report}"
+    );
+    // Again: nothing to copy, nothing refused.
+    let run = setup.run(&["copy-data-keys", "--json"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(
+        (report["copied"].as_u64(), report["already_there"].as_u64()),
+        (Some(0), Some(2))
+    );
+
+    // From another directory with no SQLite file at all, the keys resolve from PostgreSQL.
+    std::fs::remove_dir_all(setup.dir.path().join("data")).unwrap();
+    for (user, key) in ["1001", "1002"].iter().zip(&keys) {
+        assert_eq!(resolved_key(&setup, user).as_deref(), Some(key.as_str()));
+    }
+    assert!(
+        !setup.dir.path().join("data").exists(),
+        "a SQLite file was made"
+    );
+
+    let doctor = setup.run(&["doctor"]);
+    assert!(
+        doctor
+            .line_starting("ok   data keys: 2 in all")
+            .ends_with(&format!(
+                "(PostgreSQL 127.0.0.1:{}/{database})",
+                postgres.port()
+            )),
+        "{doctor:#?}"
+    );
+    assert!(
+        doctor
+            .stdout
+            .contains("ok   data keys open under the configured master keys")
+    );
+    assert!(
+        doctor.stdout.contains("skip files: no local file"),
+        "{doctor:#?}"
+    );
+    assert_eq!(doctor.code, Some(0), "{doctor:#?}");
+    let dump = postgres.dump(&database).unwrap();
+    for key in &keys {
+        assert!(!dump.contains(key.as_str()) && !dump.contains(&key[3..19]));
+    }
+}
+
+#[test]
+fn copy_data_keys_refuses_owners_with_another_key_in_postgres_and_copies_nothing() {
+    let redis = RedisServer::start().unwrap();
+    let (mut first, _) = sqlite_deployment_with_two_users(&redis);
+    let url = stargazer_keys::testkit::PostgresServer::shared()
+        .fresh_database()
+        .unwrap();
+    first.set("STARGAZER_DATABASE_URL", &url);
+    assert_eq!(first.run(&["copy-data-keys"]).code, Some(0));
+
+    // Another deployment with the same master key, user 1002 and a user 1003 of its own.
+    let mut second = Setup::new();
+    for (name, value) in &first.vars {
+        if name != "STARGAZER_DB_PATH" && name != "STARGAZER_DATABASE_URL" {
+            second.set(name, value.clone());
+        }
+    }
+    second.set("STARGAZER_KEY_PREFIX", "copytest2");
+    for user in ["1002", "1003"] {
+        let run = second.run_with_stdin(
+            &["user", "set", "--user", user, "--service", "brave"],
+            format!("sk-other-{}", hex_of(12)),
+        );
+        assert_eq!(run.code, Some(0), "{run:#?}");
+    }
+    second.set("STARGAZER_DATABASE_URL", &url);
+    let run = second.run(&["copy-data-keys"]);
+    assert_eq!(
+        run.one_error_line(),
+        "error: cannot copy the data keys: 1 owners (such as 1002) already have a different data key in PostgreSQL, so values sealed under the copied keys would not open there; nothing was copied"
+    );
+    // User 1003 was not copied either.
+    let doctor = first.run(&["doctor"]);
+    assert!(
+        doctor
+            .line_starting("ok   data keys: 2 in all")
+            .contains("PostgreSQL"),
+        "{doctor:#?}"
+    );
+}
+
+#[test]
+fn an_unreachable_postgres_is_named_by_host_port_and_database_never_by_its_password() {
+    let mut setup = Setup::new();
+    let port = closed_port();
+    setup
+        .set("STARGAZER_MASTER_KEY", key_text(&MasterKey::generate()))
+        .set(
+            "STARGAZER_DATABASE_URL",
+            format!("postgres://bot:hunter2secret@127.0.0.1:{port}/keys?connect_timeout=2"),
+        );
+    let doctor = setup.run(&["doctor"]);
+    assert_eq!(doctor.code, Some(1), "{doctor:#?}");
+    let line = doctor.line_starting("FAIL data keys: ");
+    assert!(line.contains(&format!("127.0.0.1:{port}/keys")), "{line}");
+    assert!(!doctor.mentions("hunter2secret"), "{doctor:#?}");
+
+    let run = setup.run(&["user", "list", "--user", "1001"]);
+    let line = run.one_error_line();
+    assert!(line.contains(&format!("127.0.0.1:{port}/keys")), "{line}");
+    assert!(!line.contains("hunter2secret"), "{line}");
+
+    setup.set(
+        "STARGAZER_DATABASE_URL",
+        "mysql://bot:hunter2secret@127.0.0.1/keys",
+    );
+    let run = setup.run(&["user", "list", "--user", "1001"]);
+    assert_eq!(
+        run.one_error_line(),
+        "error: STARGAZER_DATABASE_URL must be a PostgreSQL URL, postgres://user:password@host:port/database"
+    );
+}
+
+#[test]
+fn the_bot_on_postgres_wants_a_configured_master_key_and_makes_no_key_file() {
+    let mut setup = Setup::new();
+    let url = stargazer_keys::testkit::PostgresServer::shared()
+        .fresh_database()
+        .unwrap();
+    setup
+        .set("STARGAZER_DATABASE_URL", url)
+        .set("DISCORD_TOKEN", "not-a-real-token")
+        .set(
+            "DISCORD_HTTP_PROXY",
+            format!("http://127.0.0.1:{}", closed_port()),
+        );
+    let run = setup.run_for_at_most(&["bot"], Duration::from_secs(30));
+    let line = run.one_error_line();
+    assert!(
+        line.starts_with("error: STARGAZER_MASTER_KEY must be set when STARGAZER_DATABASE_URL is"),
+        "{line}"
+    );
+    assert!(!setup.dir.path().join("data").join("master.key").exists());
+}
