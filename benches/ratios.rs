@@ -3,7 +3,7 @@
 //! alike. Prints one line per target, marked `met` or `MISSED`.
 //!
 //! `cargo bench --bench ratios` (all), or `cargo bench --bench ratios -- resolve` (the sections
-//! whose name contains the word: `resolve`, `quota`, `concurrency`, `rotation`).
+//! whose name contains the word: `resolve`, `quota`, `concurrency`, `rotation`, `cold`).
 
 mod support;
 
@@ -260,6 +260,57 @@ fn rotation() {
     );
 }
 
+/// A resolution whose data key is not cached, so it reads the key store (SQLite or
+/// PostgreSQL) as well as Redis: two users resolved in turn by a vault that caches one key.
+fn cold(rt: &tokio::runtime::Runtime) {
+    let fx = Fixture::start(rt, 1);
+    let postgres = stargazer_keys::testkit::PostgresServer::start().expect("start PostgreSQL");
+    let url = postgres.fresh_database().expect("a database");
+    let other = USER + 1;
+    let open = |config: stargazer_keys::Config| {
+        rt.block_on(async {
+            let vault = support::open_vault(config).await;
+            for user in [USER, other] {
+                vault
+                    .set_user_api_key(user, SERVICE, &support::secret(user))
+                    .await
+                    .expect("set a key");
+            }
+            vault
+        })
+    };
+    let mut pg_config = fx.config.clone();
+    pg_config.database_url = Some(stargazer_keys::config::DatabaseUrl::parse(&url).unwrap());
+    pg_config.key_prefix = "benchpg".to_owned();
+    let pg = open(pg_config);
+    let mut sqlite_config = fx.config.clone();
+    sqlite_config.db_path = fx.dir.path().join("cold.db");
+    sqlite_config.key_prefix = "benchsqlite".to_owned();
+    let sqlite = open(sqlite_config);
+    let raw = &fx.raw;
+    rt.block_on(async {
+        for (name, vault) in [("PostgreSQL", &pg), ("SQLite", &sqlite)] {
+            let turn = std::cell::Cell::new(0u64);
+            let (a, b) = paired(
+                || {
+                    turn.set(turn.get() + 1);
+                    let user = if turn.get() % 2 == 0 { USER } else { other };
+                    vault.get_user_api_key(Some(user), SERVICE, None, false)
+                },
+                || support::raw_hget(raw, &fx.user_hash, SERVICE),
+                BLOCK,
+                ROUNDS,
+            )
+            .await;
+            explain(
+                &format!("cold user_key ({name} key store) / raw_hget"),
+                a,
+                b,
+            );
+        }
+    });
+}
+
 fn wanted(sections: &[String], name: &str) -> bool {
     sections.is_empty() || sections.iter().any(|s| name.contains(s.as_str()))
 }
@@ -279,5 +330,8 @@ fn main() {
     }
     if wanted(&sections, "rotation") {
         rotation();
+    }
+    if wanted(&sections, "cold") {
+        cold(&rt);
     }
 }

@@ -176,6 +176,39 @@ impl Deployment {
         bot
     }
 
+    /// The shared value of a setting.
+    fn var(&self, name: &str) -> String {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} is not set"))
+    }
+
+    /// Sets a shared setting for every process started from now on.
+    fn set_var(&mut self, name: &str, value: &str) {
+        self.unset_var(name);
+        self.vars.push((name.to_owned(), value.to_owned()));
+    }
+
+    fn unset_var(&mut self, name: &str) {
+        self.vars.retain(|(k, _)| k != name);
+    }
+
+    /// Spawns the CLI with some settings of its own over the shared ones, stdin closed.
+    fn spawn_cli_with(&self, args: &[&str], overrides: &[(&str, &str)]) -> Child {
+        let mut command = self.command(args);
+        for (name, value) in overrides {
+            command.env(name, value);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the CLI")
+    }
+
     /// Spawns the CLI with `input` on its stdin (then closed).
     fn spawn_cli(&self, args: &[&str], input: &str) -> Child {
         let mut child = self
@@ -1343,4 +1376,143 @@ async fn a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes(backend:
 on_every_backend!(
     a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes_it,
     a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes
+);
+
+// ---- 7. a master-key rotation while the bots run ----------------------------------------------
+
+/// How many users hold a key before the rotation: enough rows that it takes a moment.
+const ROTATION_USERS: u64 = 1_000;
+/// The first user id of those who save a key while the rotation runs.
+const ROTATION_NEWCOMER: u64 = 4_200_000_000_000_000_000;
+
+/// The documented rollout, with two bots answering all along:
+/// 1. every process knows the new key (old current, new previous);
+/// 2. `rotate-master-key` (new current, old previous) while the bots list and save keys;
+/// 3. the bots restart on the new key with the old one still known, a second rotation moves
+///    what they wrapped under the old key meanwhile, and the old key is dropped.
+///
+/// Every list shows every key and every save succeeds, before, during and after.
+async fn a_master_key_rotation_while_two_bots_run_fails_no_call(backend: Backend) {
+    let mut dep = Deployment::new(backend).await;
+    let old = dep.var("STARGAZER_MASTER_KEY");
+    let new = base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>());
+    // Step 1.
+    dep.set_var("STARGAZER_PREVIOUS_MASTER_KEYS", &new);
+    let vault = dep.vault().await;
+    for i in 0..ROTATION_USERS {
+        vault
+            .set_user_api_key(CROWD_USER + i, "brave", &secret(&format!("seed{i}")))
+            .await
+            .unwrap();
+    }
+    drop(vault);
+    let bot1 = dep.start_bot("bot1").await;
+    let bot2 = dep.start_bot("bot2").await;
+    let (alice, bob) = (alice(), bob());
+    let alice_key = secret("alice");
+    let bob_key = secret("bob");
+    assert!(
+        bot1.save(&alice, "brave", &alice_key)
+            .await
+            .starts_with("Saved")
+    );
+    assert!(
+        bot2.save(&bob, "brave", &bob_key)
+            .await
+            .starts_with("Saved")
+    );
+
+    // Step 2: the rotation runs while both bots answer.
+    let new_keys = [
+        ("STARGAZER_MASTER_KEY", new.as_str()),
+        ("STARGAZER_PREVIOUS_MASTER_KEYS", old.as_str()),
+    ];
+    let mut rotation = dep.spawn_cli_with(&["rotate-master-key", "--json"], &new_keys);
+    let mut calls = 0;
+    let mut during = 0;
+    let mut newcomers = Vec::new();
+    loop {
+        let running = rotation.try_wait().unwrap().is_none();
+        let text = bot1.list(&alice).await;
+        assert!(
+            text.contains(&masked(&alice_key)) && !text.contains("unreadable"),
+            "{backend:?}: bot1's list, call {calls}:\n{text}\n{}",
+            dep.logs()
+        );
+        let newcomer = Caller::in_guild(ROTATION_NEWCOMER + calls, "newcomer", GUILD, CHANNEL);
+        let key = secret(&format!("newcomer{calls}"));
+        let saved = bot2.save(&newcomer, "brave", &key).await;
+        assert!(
+            saved.starts_with("Saved"),
+            "{backend:?}: {saved}\n{}",
+            dep.logs()
+        );
+        newcomers.push((newcomer, key));
+        calls += 1;
+        during += u64::from(running);
+        if !running && calls >= 4 {
+            break;
+        }
+        assert!(calls < 400, "the rotation did not end");
+    }
+    assert!(during >= 1, "no round ran while the rotation did");
+    let run = finish(&["rotate-master-key"], rotation, WAIT).await;
+    assert_eq!(run.code, Some(0), "{run:#?}\n{}", dep.logs());
+    let report: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert!(
+        report["rewrapped"].as_u64().unwrap() >= ROTATION_USERS,
+        "{report}"
+    );
+
+    // Step 3: the bots restart on the new key; a second rotation moves the rows they wrapped
+    // under the old one meanwhile; then the old key goes.
+    for bot in [bot1, bot2] {
+        bot.stop().await;
+    }
+    dep.set_var("STARGAZER_MASTER_KEY", &new);
+    dep.set_var("STARGAZER_PREVIOUS_MASTER_KEYS", &old);
+    let bot1 = dep.start_bot("bot1").await;
+    dep.cli_ok(&["rotate-master-key"], "").await;
+    dep.unset_var("STARGAZER_PREVIOUS_MASTER_KEYS");
+    let doctor = dep.cli(&["doctor"], "").await;
+    assert!(
+        doctor
+            .stdout
+            .contains("ok   data keys open under the configured master keys")
+            && doctor.stdout.contains("(current)")
+            && !doctor.stdout.contains("run rotate-master-key"),
+        "{backend:?}: {doctor:#?}"
+    );
+    let bot2 = dep.start_bot("bot2").await;
+    let text = bot2.list(&alice).await;
+    assert!(text.contains(&masked(&alice_key)), "{text}");
+    let text = bot1.list(&bob).await;
+    assert!(text.contains(&masked(&bob_key)), "{text}");
+    for (newcomer, key) in &newcomers {
+        let text = bot2.list(newcomer).await;
+        assert!(
+            text.contains(&masked(key)),
+            "{backend:?}: {text}\n{}",
+            dep.logs()
+        );
+    }
+    assert_eq!(
+        dep.resolve(CROWD_USER + ROTATION_USERS - 1, "brave")
+            .await
+            .0,
+        "user"
+    );
+    eprintln!(
+        "{backend:?}: {calls} list-and-save rounds, {during} of them while the rotation ran, none failed"
+    );
+    let secrets = [alice_key.as_str(), &bob_key];
+    for bot in [bot1, bot2] {
+        bot.assert_clean(&secrets);
+        bot.stop().await;
+    }
+}
+
+on_every_backend!(
+    a_master_key_rotation_while_two_bots_run_fails_no_list_and_no_save,
+    a_master_key_rotation_while_two_bots_run_fails_no_call
 );
