@@ -294,7 +294,11 @@ fn cold(rt: &tokio::runtime::Runtime) {
             let (a, b) = paired(
                 || {
                     turn.set(turn.get() + 1);
-                    let user = if turn.get().is_multiple_of(2) { USER } else { other };
+                    let user = if turn.get().is_multiple_of(2) {
+                        USER
+                    } else {
+                        other
+                    };
                     vault.get_user_api_key(Some(user), SERVICE, None, false)
                 },
                 || support::raw_hget(raw, &fx.user_hash, SERVICE),

@@ -103,6 +103,9 @@ pub struct Config {
     pub data_key_cache: usize,
     /// Redis nodes (`REDIS_URL`, comma-separated for a cluster); empty = the embedded store.
     pub redis_urls: Vec<String>,
+    /// Certificates (PEM) to trust for TLS to Redis (`rediss://`) and PostgreSQL instead of
+    /// the system's (`STARGAZER_TLS_CA_FILE`): a managed service's private CA.
+    pub tls_ca: Option<TlsCa>,
     /// How long connecting to Redis may take (`STARGAZER_REDIS_CONNECT_TIMEOUT_MS`).
     pub redis_connect_timeout: Duration,
     /// How long one Redis reply may take (`STARGAZER_REDIS_RESPONSE_TIMEOUT_MS`).
@@ -160,6 +163,55 @@ impl fmt::Debug for Config {
             .field("pool_max_keys", &self.pool_max_keys)
             .field("legacy_values", &self.legacy_values)
             .finish_non_exhaustive()
+    }
+}
+
+/// The certificates of `STARGAZER_TLS_CA_FILE` (PEM), read at start-up.
+#[derive(Clone)]
+pub struct TlsCa {
+    /// Where they were read from.
+    pub path: PathBuf,
+    /// The file's contents: one or more `-----BEGIN CERTIFICATE-----` blocks.
+    pub pem: Vec<u8>,
+}
+
+impl TlsCa {
+    fn read(path: &str) -> Result<Self, ConfigError> {
+        const SETTING: &str = "STARGAZER_TLS_CA_FILE";
+        let path = PathBuf::from(path.trim());
+        let pem = std::fs::read(&path).map_err(|err| {
+            ConfigError::new(
+                SETTING,
+                format!("names {}, which cannot be read: {err}", path.display()),
+            )
+        })?;
+        let certificates = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
+            .collect::<Result<Vec<rustls::pki_types::CertificateDer<'_>>, _>>()
+            .map_err(|err| {
+                ConfigError::new(
+                    SETTING,
+                    format!(
+                        "names {}, which is not a PEM file of certificates: {err}",
+                        path.display()
+                    ),
+                )
+            })?;
+        if certificates.is_empty() {
+            return Err(ConfigError::new(
+                SETTING,
+                format!(
+                    "names {}, which holds no certificate (-----BEGIN CERTIFICATE-----)",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Self { path, pem })
+    }
+}
+
+impl fmt::Debug for TlsCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TlsCa({})", self.path.display())
     }
 }
 
@@ -414,6 +466,7 @@ impl Config {
             redis_urls: get("REDIS_URL")
                 .map(|list| split_list(list).map(str::to_owned).collect())
                 .unwrap_or_default(),
+            tls_ca: get("STARGAZER_TLS_CA_FILE").map(TlsCa::read).transpose()?,
             redis_connect_timeout: Duration::from_millis(
                 get("STARGAZER_REDIS_CONNECT_TIMEOUT_MS")
                     .map(|v| parse_number("STARGAZER_REDIS_CONNECT_TIMEOUT_MS", v))

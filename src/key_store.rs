@@ -57,7 +57,9 @@ impl KeyStore {
     async fn open_as(config: &Config, keyring: Keyring, check: bool) -> Result<Self, DataKeyError> {
         let capacity = config.data_key_cache;
         if let Some(url) = &config.database_url {
-            let store = PgDataKeyStore::open_unchecked(url.expose(), keyring, capacity).await?;
+            let tls_ca = config.tls_ca.as_ref().map(|ca| ca.pem.as_slice());
+            let store =
+                PgDataKeyStore::open_unchecked(url.expose(), tls_ca, keyring, capacity).await?;
             if check {
                 store.check_keyring().await?;
             }
@@ -76,11 +78,19 @@ impl KeyStore {
         Ok(store.into())
     }
 
-    /// Where the keys are: the file's path, or PostgreSQL's `host:port/database`.
-    pub fn location(&self) -> String {
+    /// Where the keys are: the file's path, or PostgreSQL's `host:port/database` and whether
+    /// the connection is encrypted.
+    pub async fn location(&self) -> String {
         match self {
             KeyStore::Sqlite(store) => format!("SQLite {}", store.path().display()),
-            KeyStore::Postgres(store) => format!("PostgreSQL {}", store.location()),
+            KeyStore::Postgres(store) => {
+                let tls = match store.encrypted().await {
+                    Ok(true) => ", TLS",
+                    Ok(false) => ", not encrypted",
+                    Err(_) => "",
+                };
+                format!("PostgreSQL {}{tls}", store.location())
+            }
         }
     }
 

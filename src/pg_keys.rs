@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, GenericClient, NoTls};
+use tokio_postgres::{AsyncMessage, GenericClient};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::crypto::{DataKey, Keyring};
 use crate::data_keys::{
@@ -93,6 +94,9 @@ pub enum PgError {
     /// A statement failed.
     #[error("the PostgreSQL key store failed: {0}")]
     Query(String),
+    /// The TLS set-up failed (a certificate of `STARGAZER_TLS_CA_FILE` is unusable).
+    #[error("cannot set up TLS to PostgreSQL: {0}")]
+    Tls(String),
     /// Owners of the SQLite file already have other data keys in PostgreSQL.
     #[error(
         "{count} owners (such as {first}) already have a different data key in PostgreSQL, so values sealed under the copied keys would not open there"
@@ -115,7 +119,20 @@ impl From<tokio_postgres::Error> for PgError {
         // The server's message when there is one ("db error" alone says nothing).
         PgError::Query(match err.as_db_error() {
             Some(db) => db.message().to_owned(),
-            None => err.to_string(),
+            None => {
+                // "error performing TLS handshake" says nothing without its causes.
+                let mut text = err.to_string();
+                let mut source = std::error::Error::source(&err);
+                while let Some(cause) = source {
+                    let cause_text = cause.to_string();
+                    if !text.contains(&cause_text) {
+                        text.push_str(": ");
+                        text.push_str(&cause_text);
+                    }
+                    source = cause.source();
+                }
+                text
+            }
         })
     }
 }
@@ -146,7 +163,26 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 /// Parses a connection URL and sets the timeouts it leaves unset.
+///
+/// `sslmode` may be `disable`, `prefer` (the default: TLS when the server offers it),
+/// `require`, `verify-ca` or `verify-full`. Whenever TLS is used, the server's certificate and
+/// host name are verified (against `STARGAZER_TLS_CA_FILE`, else the system's certificates):
+/// `require` and `verify-ca` mean `verify-full` here, since a key store that cannot be
+/// authenticated is not one to send keys to.
 pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, PgError> {
+    let url = match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<&str> = query
+                .split('&')
+                .map(|pair| match pair {
+                    "sslmode=verify-full" | "sslmode=verify-ca" => "sslmode=require",
+                    other => other,
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url.to_owned(),
+    };
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|err: tokio_postgres::Error| PgError::Url(err.to_string()))?;
@@ -163,6 +199,37 @@ pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, PgError> {
         config.application_name("stargazer-keys");
     }
     Ok(config)
+}
+
+/// The TLS connector: rustls, trusting `ca` (PEM certificates) or else the system's.
+fn tls_connector(ca: Option<&[u8]>) -> Result<MakeRustlsConnect, PgError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(pem) => {
+            for certificate in rustls::pki_types::pem::PemObject::pem_slice_iter(pem) {
+                let certificate: rustls::pki_types::CertificateDer<'_> =
+                    certificate.map_err(|err| PgError::Tls(err.to_string()))?;
+                roots
+                    .add(certificate)
+                    .map_err(|err| PgError::Tls(err.to_string()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for certificate in found.certs {
+                // One unusable system certificate does not make the others unusable.
+                let _ = roots.add(certificate);
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|err| PgError::Tls(err.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// What [`PgDataKeyStore::copy_rows`] did.
@@ -201,10 +268,11 @@ impl PgDataKeyStore {
     /// a database whose rows name a master key the keyring does not have.
     pub async fn open(
         url: &str,
+        tls_ca: Option<&[u8]>,
         keyring: Keyring,
         cache_capacity: usize,
     ) -> Result<Self, DataKeyError> {
-        let store = Self::open_unchecked(url, keyring, cache_capacity).await?;
+        let store = Self::open_unchecked(url, tls_ca, keyring, cache_capacity).await?;
         store.check_keyring().await?;
         Ok(store)
     }
@@ -212,14 +280,16 @@ impl PgDataKeyStore {
     /// Opens the store without checking that the keyring covers every row (for `doctor`).
     pub async fn open_unchecked(
         url: &str,
+        tls_ca: Option<&[u8]>,
         keyring: Keyring,
         cache_capacity: usize,
     ) -> Result<Self, DataKeyError> {
         let config = connection_config(url)?;
         let at = describe(&config);
+        let tls = tls_connector(tls_ca)?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -246,20 +316,34 @@ impl PgDataKeyStore {
         let store = Self { inner };
         store.make_schema().await?;
         // Listening before the first key is cached: nothing cached can miss an erasure.
-        let listener = Listener::connect(&config)
-            .await
-            .map_err(|err| PgError::Unavailable {
-                at: store.inner.at.clone(),
-                reason: err.to_string(),
-            })?;
+        let listener =
+            Listener::connect(&config, &tls)
+                .await
+                .map_err(|err| PgError::Unavailable {
+                    at: store.inner.at.clone(),
+                    reason: err.to_string(),
+                })?;
         store.inner.cache.renew_lease(store.inner.cache.now_ms());
-        tokio::spawn(watch(Arc::downgrade(&store.inner), config, listener));
+        tokio::spawn(watch(Arc::downgrade(&store.inner), config, tls, listener));
         Ok(store)
     }
 
     /// `host:port/database`, for messages.
     pub fn location(&self) -> &str {
         &self.inner.at
+    }
+
+    /// Whether this store's connections to the server are encrypted (TLS), as the server
+    /// sees them.
+    pub async fn encrypted(&self) -> Result<bool, DataKeyError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await?;
+        Ok(row.is_some_and(|row| row.get::<_, bool>(0)))
     }
 
     /// The keyring the store wraps and unwraps with.
@@ -791,8 +875,11 @@ struct Listener {
 }
 
 impl Listener {
-    async fn connect(config: &tokio_postgres::Config) -> Result<Self, PgError> {
-        let (client, mut connection) = config.connect(NoTls).await?;
+    async fn connect(
+        config: &tokio_postgres::Config,
+        tls: &MakeRustlsConnect,
+    ) -> Result<Self, PgError> {
+        let (client, mut connection) = config.connect(tls.clone()).await?;
         let (tx, notes) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             // Messages are handled in the order they arrive: a notification sent before the
@@ -836,7 +923,12 @@ impl Listener {
 
 /// The watcher of one store: every [`WATCH_EVERY`], a round trip on the listening session,
 /// the erasures heard evicted, the lease renewed. Ends when the store is dropped.
-async fn watch(store: Weak<Inner>, config: tokio_postgres::Config, listener: Listener) {
+async fn watch(
+    store: Weak<Inner>,
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    listener: Listener,
+) {
     let mut listener = Some(listener);
     let mut failing = false;
     loop {
@@ -847,7 +939,7 @@ async fn watch(store: Weak<Inner>, config: tokio_postgres::Config, listener: Lis
         let started = inner.cache.now_ms();
         let outcome = match listener.as_mut() {
             Some(listening) => listening.poll(&inner.cache).await,
-            None => match Listener::connect(&config).await {
+            None => match Listener::connect(&config, &tls).await {
                 Ok(mut fresh) => {
                     // Erasures while nobody listened are not replayed: forget every key.
                     inner.cache.evict_all();

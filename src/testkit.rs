@@ -37,11 +37,19 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra_args: Vec<String>,
+    /// TLS only: (certificate, key, CA) files; the plain port is closed.
+    tls: Option<[PathBuf; 3]>,
     server: Option<Child>,
     watchdog: Option<Child>,
 }
 
 impl RedisServer {
+    /// Starts a server that speaks TLS only (`--port 0 --tls-port P`), with the certificate
+    /// `certificates` issued; clients need no certificate of their own.
+    pub fn start_tls(certificates: &TestCertificates) -> io::Result<Self> {
+        Self::start_inner(&[], Some(certificates))
+    }
+
     /// Starts a server on a free port (the binary is `$REDIS_SERVER` or `redis-server`).
     pub fn start() -> io::Result<Self> {
         Self::start_with_args(&[])
@@ -49,6 +57,10 @@ impl RedisServer {
 
     /// Starts a server with extra `redis-server` arguments (e.g. `--appendonly yes`).
     pub fn start_with_args(extra_args: &[&str]) -> io::Result<Self> {
+        Self::start_inner(extra_args, None)
+    }
+
+    fn start_inner(extra_args: &[&str], tls: Option<&TestCertificates>) -> io::Result<Self> {
         let mut last_err = None;
         for _ in 0..5 {
             let port = free_port()?;
@@ -59,6 +71,7 @@ impl RedisServer {
                     std::process::id()
                 )),
                 extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+                tls: tls.map(|c| [c.cert_path(), c.key_path(), c.ca_path()]),
                 server: None,
                 watchdog: None,
             };
@@ -79,9 +92,14 @@ impl RedisServer {
         SHARED.get_or_init(|| RedisServer::start().expect("start a private redis-server"))
     }
 
-    /// The server's URL, `redis://127.0.0.1:PORT/`.
+    /// The server's URL, `redis://127.0.0.1:PORT/` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// The server's port.
@@ -137,8 +155,21 @@ impl RedisServer {
     fn launch(&mut self) -> io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let server = Command::new(binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut server = Command::new(binary);
+        match &self.tls {
+            None => server.args(["--port", &self.port.to_string()]),
+            Some([cert, key, ca]) => server
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let server = server
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -182,7 +213,20 @@ kill -0 "$1" 2>/dev/null || rm -rf "$3""#,
                     "redis-server exited at start-up with {status}"
                 )));
             }
-            if ping(self.port).is_ok() {
+            let ready = match &self.tls {
+                None => ping(self.port).is_ok(),
+                Some([_, _, ca]) => {
+                    Command::new(std::env::var("REDIS_CLI").unwrap_or_else(|_| "redis-cli".into()))
+                        .args(["--tls", "--cacert"])
+                        .arg(ca)
+                        .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "PING"])
+                        .stdin(Stdio::null())
+                        .stderr(Stdio::null())
+                        .output()
+                        .is_ok_and(|out| out.stdout.starts_with(b"PONG"))
+                }
+            };
+            if ready {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -392,6 +436,127 @@ fn command(port: u16, args: &[&str]) -> io::Result<String> {
     }
 }
 
+/// A test certificate authority and a server certificate it issued for `localhost` and
+/// `127.0.0.1` (P-256 keys, valid two days), made with the `openssl` command in a temporary
+/// directory that is removed on drop.
+#[derive(Debug)]
+pub struct TestCertificates {
+    dir: PathBuf,
+}
+
+impl TestCertificates {
+    /// Makes the CA and the server certificate.
+    pub fn generate() -> io::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "stargazer-keys-certs-{}-{}",
+            std::process::id(),
+            next_serial()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let certificates = Self { dir };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        certificates.openssl(
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=stargazer-keys test CA",
+                ],
+            ]
+            .concat(),
+        )?;
+        certificates.openssl(
+            &[
+                &["req"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            ]
+            .concat(),
+        )?;
+        std::fs::write(
+            certificates.dir.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )?;
+        certificates.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ])?;
+        Ok(certificates)
+    }
+
+    fn openssl(&self, args: &[&str]) -> io::Result<()> {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|err| io::Error::new(err.kind(), format!("cannot run openssl: {err}")))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "openssl {} failed: {}",
+                args.first().unwrap_or(&""),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )))
+        }
+    }
+
+    /// The CA's certificate (PEM): what clients trust.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// The server's certificate (PEM).
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+
+    /// The server's private key (PEM).
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+}
+
+impl Drop for TestCertificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A private PostgreSQL server on 127.0.0.1: a fresh cluster (`initdb`) in a temporary
 /// directory, run without durability (`fsync=off`: tests need no crash safety), stopped and
 /// removed when dropped or when the test process exits.
@@ -405,6 +570,8 @@ pub struct PostgresServer {
     port: u16,
     dir: PathBuf,
     bindir: PathBuf,
+    /// Serves TLS with a certificate of this test CA (the files are copied in).
+    tls: Option<[PathBuf; 2]>,
     server: Option<Child>,
     watchdog: Option<Child>,
 }
@@ -412,6 +579,16 @@ pub struct PostgresServer {
 impl PostgresServer {
     /// Makes a cluster and starts it on a free port.
     pub fn start() -> io::Result<Self> {
+        Self::start_inner(None)
+    }
+
+    /// Makes a cluster that also offers TLS (`ssl=on`) with the server certificate of
+    /// `certificates`, and starts it on a free port. Clients may still connect without TLS.
+    pub fn start_tls(certificates: &TestCertificates) -> io::Result<Self> {
+        Self::start_inner(Some([certificates.cert_path(), certificates.key_path()]))
+    }
+
+    fn start_inner(tls: Option<[PathBuf; 2]>) -> io::Result<Self> {
         let bindir = postgres_bindir()?;
         let mut last_err = None;
         for _ in 0..5 {
@@ -425,6 +602,7 @@ impl PostgresServer {
                 port,
                 dir,
                 bindir: bindir.clone(),
+                tls: tls.clone(),
                 server: None,
                 watchdog: None,
             };
@@ -566,6 +744,20 @@ impl PostgresServer {
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
         }
+        if let Some([cert, key]) = &self.tls {
+            // The server reads them as its own user, and wants the key private.
+            let data = self.dir.join("data");
+            std::fs::copy(cert, data.join("server.crt"))?;
+            std::fs::copy(key, data.join("server.key"))?;
+            chmod(&data.join("server.key"), 0o600);
+            if as_root {
+                Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(data.join("server.crt"))
+                    .arg(data.join("server.key"))
+                    .status()?;
+            }
+        }
         self.spawn_server()
     }
 
@@ -579,6 +771,11 @@ impl PostgresServer {
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
             .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=300", "-c", "shared_buffers=16MB"])
+            .args(if self.tls.is_some() {
+                &["-c", "ssl=on"][..]
+            } else {
+                &[]
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.join("server.log"))?)

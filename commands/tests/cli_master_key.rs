@@ -730,7 +730,10 @@ fn doctor_passes_with_a_running_redis() {
     assert_only_ok_or_skip(&run);
     let storage = run.line_starting("ok   storage");
     assert!(
-        storage.contains(&format!("Redis at 127.0.0.1:{} answers PING", redis.port())),
+        storage.contains(&format!(
+            "Redis at 127.0.0.1:{} (not encrypted) answers PING",
+            redis.port()
+        )),
         "{storage}"
     );
 }

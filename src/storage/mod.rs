@@ -267,6 +267,7 @@ pub async fn connect(config: &Config) -> Result<Arc<dyn StorageBackend>, Storage
                 &config.redis_urls,
                 config.redis_connect_timeout,
                 config.redis_response_timeout,
+                config.tls_ca.as_ref().map(|ca| ca.pem.as_slice()),
             )
             .await?,
         ))

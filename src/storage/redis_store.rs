@@ -107,15 +107,27 @@ impl std::fmt::Debug for RedisStore {
 impl RedisStore {
     /// Connects to one server (one URL) or a cluster (several), lazily: this succeeds while
     /// Redis is down, and the first command reports the outage.
+    ///
+    /// `rediss://` URLs connect over TLS (rustls), trusting `tls_ca` (PEM certificates) when
+    /// given, else the system's certificates.
     pub async fn connect(
         urls: &[String],
         connect_timeout: Duration,
         response_timeout: Duration,
+        tls_ca: Option<&[u8]>,
     ) -> Result<Self, StorageError> {
+        let certificates = || redis::TlsCertificates {
+            client_tls: None,
+            root_cert: tls_ca.map(<[u8]>::to_vec),
+        };
         let conn = match urls {
             [] => return Err(StorageError::Unsupported("REDIS_URL names no Redis node")),
             [url] => {
-                let client = redis::Client::open(url.as_str())?;
+                let client = if tls_ca.is_some() && url.starts_with("rediss://") {
+                    redis::Client::build_with_tls(url.as_str(), certificates())?
+                } else {
+                    redis::Client::open(url.as_str())?
+                };
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(connect_timeout))
                     .set_response_timeout(Some(response_timeout))
@@ -124,12 +136,15 @@ impl RedisStore {
                 Conn::Single(ConnectionManager::new_lazy_with_config(client, config)?)
             }
             nodes => {
-                let client =
+                let mut builder =
                     redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
                         .connection_timeout(connect_timeout)
                         .response_timeout(response_timeout)
-                        .retries(2)
-                        .build()?;
+                        .retries(2);
+                if tls_ca.is_some() && nodes.iter().any(|url| url.starts_with("rediss://")) {
+                    builder = builder.certs(certificates());
+                }
+                let client = builder.build()?;
                 let config = redis::cluster::ClusterConfig::new()
                     .set_connection_timeout(connect_timeout)
                     .set_response_timeout(response_timeout);

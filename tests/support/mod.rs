@@ -337,6 +337,7 @@ pub async fn second_storage(fixture: &Fixture) -> Arc<dyn StorageBackend> {
                 &fixture.redis_urls(),
                 std::time::Duration::from_secs(1),
                 std::time::Duration::from_secs(1),
+                None,
             )
             .await
             .unwrap(),

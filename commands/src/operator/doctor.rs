@@ -203,13 +203,13 @@ async fn check_data_keys(
         Ok(usage) => usage,
         Err(err) => return report.fail("data keys", err),
     };
+    let location = store.location().await;
     if usage.is_empty() {
-        return report.ok(format_args!("data keys: none yet ({})", store.location()));
+        return report.ok(format_args!("data keys: none yet ({location})"));
     }
     report.ok(format_args!(
-        "data keys: {} ({})",
+        "data keys: {} ({location})",
         describe_usage(&usage, store.keyring()),
-        store.location()
     ))?;
     match store.verify_opens().await {
         Ok(_) => report.ok("data keys open under the configured master keys")?,
@@ -286,9 +286,14 @@ async fn check_storage(report: &mut Report, config: &Config) -> io::Result<()> {
 /// "Redis at host:port", or the cluster's nodes; never the password a URL may hold.
 fn describe_redis(urls: &[String]) -> String {
     let addresses: Vec<String> = urls.iter().map(|url| redis_address(url)).collect();
+    let tls = if urls.iter().all(|url| url.starts_with("rediss://")) {
+        " over TLS"
+    } else {
+        " (not encrypted)"
+    };
     match addresses.as_slice() {
-        [one] => format!("Redis at {one}"),
-        many => format!("the Redis Cluster at {}", many.join(", ")),
+        [one] => format!("Redis at {one}{tls}"),
+        many => format!("the Redis Cluster at {}{tls}", many.join(", ")),
     }
 }
 
@@ -392,6 +397,14 @@ mod tests {
     #[test]
     fn clusters_are_described_by_their_nodes() {
         let urls = ["redis://a:1".to_owned(), "redis://b:2".to_owned()];
-        assert_eq!(describe_redis(&urls), "the Redis Cluster at a:1, b:2");
+        assert_eq!(
+            describe_redis(&urls),
+            "the Redis Cluster at a:1, b:2 (not encrypted)"
+        );
+        let urls = ["rediss://a:1".to_owned(), "rediss://b:2".to_owned()];
+        assert_eq!(
+            describe_redis(&urls),
+            "the Redis Cluster at a:1, b:2 over TLS"
+        );
     }
 }
