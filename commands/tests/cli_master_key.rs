@@ -887,7 +887,7 @@ fn copy_data_keys_moves_a_deployment_to_postgres_once_and_every_key_resolves_the
         doctor
             .line_starting("ok   data keys: 2 in all")
             .ends_with(&format!(
-                "(PostgreSQL 127.0.0.1:{}/{database})",
+                "(PostgreSQL 127.0.0.1:{}/{database}, not encrypted)",
                 postgres.port()
             )),
         "{doctor:#?}"
