@@ -110,6 +110,12 @@ pub struct Config {
     pub redis_connect_timeout: Duration,
     /// How long one Redis reply may take (`STARGAZER_REDIS_RESPONSE_TIMEOUT_MS`).
     pub redis_response_timeout: Duration,
+    /// Replicas every write of a key waits for (`STARGAZER_REDIS_DURABLE_REPLICAS`, default 0:
+    /// none): with 1, a key a user was told is saved survives the loss of its master.
+    pub redis_durable_replicas: u32,
+    /// How long that wait may take (`STARGAZER_REDIS_DURABLE_WAIT_MS`, default 250; below the
+    /// response timeout).
+    pub redis_durable_wait: Duration,
     /// The storage key prefix (`STARGAZER_KEY_PREFIX`).
     pub key_prefix: String,
     /// Bot admins (`ADMIN_USER_IDS`).
@@ -452,6 +458,31 @@ impl Config {
             }
         }
 
+        let redis_durable_replicas: u32 = get("STARGAZER_REDIS_DURABLE_REPLICAS")
+            .map(|v| parse_number("STARGAZER_REDIS_DURABLE_REPLICAS", v))
+            .transpose()?
+            .unwrap_or(0);
+        let redis_durable_wait = Duration::from_millis(
+            get("STARGAZER_REDIS_DURABLE_WAIT_MS")
+                .map(|v| parse_number("STARGAZER_REDIS_DURABLE_WAIT_MS", v))
+                .transpose()?
+                .unwrap_or(250),
+        );
+        let response_timeout_ms: u64 = get("STARGAZER_REDIS_RESPONSE_TIMEOUT_MS")
+            .map(|v| parse_number("STARGAZER_REDIS_RESPONSE_TIMEOUT_MS", v))
+            .transpose()?
+            .unwrap_or(500);
+        if redis_durable_replicas > 0
+            && redis_durable_wait >= Duration::from_millis(response_timeout_ms)
+        {
+            return Err(ConfigError::new(
+                "STARGAZER_REDIS_DURABLE_WAIT_MS",
+                format!(
+                    "must be below STARGAZER_REDIS_RESPONSE_TIMEOUT_MS ({response_timeout_ms} ms), or the reply to WAIT times out first"
+                ),
+            ));
+        }
+
         Ok(Config {
             master_key,
             previous_master_keys,
@@ -473,12 +504,9 @@ impl Config {
                     .transpose()?
                     .unwrap_or(1_000),
             ),
-            redis_response_timeout: Duration::from_millis(
-                get("STARGAZER_REDIS_RESPONSE_TIMEOUT_MS")
-                    .map(|v| parse_number("STARGAZER_REDIS_RESPONSE_TIMEOUT_MS", v))
-                    .transpose()?
-                    .unwrap_or(500),
-            ),
+            redis_response_timeout: Duration::from_millis(response_timeout_ms),
+            redis_durable_replicas,
+            redis_durable_wait,
             key_prefix,
             admin_user_ids: get("ADMIN_USER_IDS")
                 .map(|list| parse_id_list("ADMIN_USER_IDS", list))

@@ -252,19 +252,61 @@ impl Drop for RedisServer {
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    replicas: usize,
 }
 
 impl RedisCluster {
     /// Starts three masters, forms the cluster and waits until every node reports
     /// `cluster_state:ok`.
     pub fn start() -> io::Result<Self> {
-        let nodes = (0..CLUSTER_MASTERS)
+        Self::start_with_replicas(0)
+    }
+
+    /// Three masters with `replicas` replicas each: [`RedisCluster::nodes`] lists the masters
+    /// first (as `redis-cli --cluster create` assigns them), then the replicas. A master that
+    /// stops is replaced by its replica after the node timeout (2 s).
+    pub fn start_with_replicas(replicas: usize) -> io::Result<Self> {
+        let nodes = (0..CLUSTER_MASTERS * (1 + replicas))
             .map(|_| start_cluster_node())
             .collect::<io::Result<Vec<_>>>()?;
-        let cluster = Self { nodes };
+        let cluster = Self { nodes, replicas };
         cluster.create()?;
         cluster.wait_until_ok()?;
+        cluster.wait_for_replicas()?;
         Ok(cluster)
+    }
+
+    /// Whether the node at `index` is a master now (`INFO replication`).
+    pub fn is_master(&self, index: usize) -> bool {
+        command(self.nodes[index].port(), &["INFO", "replication"])
+            .is_ok_and(|info| info.contains("role:master"))
+    }
+
+    /// Waits until every master has its replicas connected.
+    fn wait_for_replicas(&self) -> io::Result<()> {
+        if self.replicas == 0 {
+            return Ok(());
+        }
+        let deadline = Instant::now() + CLUSTER_READY_TIMEOUT;
+        let wanted = format!("connected_slaves:{}", self.replicas);
+        for node in &self.nodes {
+            loop {
+                let info = command(node.port(), &["INFO", "replication"]).unwrap_or_default();
+                if info.contains("role:slave") && info.contains("master_link_status:up")
+                    || info.contains("role:master") && info.contains(&wanted)
+                {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("node {} did not finish replicating: {info}", node.port()),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
     }
 
     /// One cluster shared by every test of this test binary.
@@ -273,7 +315,8 @@ impl RedisCluster {
         SHARED.get_or_init(|| RedisCluster::start().expect("start a private Redis Cluster"))
     }
 
-    /// `REDIS_URL` for the cluster: every master's URL, comma-separated.
+    /// `REDIS_URL` for the cluster: every node's URL, comma-separated (the client learns
+    /// which are masters from them).
     pub fn urls(&self) -> String {
         self.nodes
             .iter()
@@ -297,7 +340,11 @@ impl RedisCluster {
         let mut child = Command::new(binary)
             .args(["--cluster", "create"])
             .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args([
+                "--cluster-replicas",
+                &self.replicas.to_string(),
+                "--cluster-yes",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -377,6 +424,9 @@ fn start_cluster_node() -> io::Result<RedisServer> {
             &bus_port,
             "--cluster-node-timeout",
             "2000",
+            // A replica that (re)joins syncs at once, not after the default 5 s wait for more.
+            "--repl-diskless-sync-delay",
+            "0",
         ]);
         match started {
             Ok(server) => return Ok(server),

@@ -36,6 +36,19 @@ pub enum StorageError {
     /// The operation is not available on this backend.
     #[error("{0}")]
     Unsupported(&'static str),
+    /// A write reached the Redis master, but fewer replicas than `STARGAZER_REDIS_DURABLE_REPLICAS`
+    /// confirmed it in time (`WAIT`): a failover now could lose it.
+    #[error(
+        "only {acked} of the {wanted} replicas STARGAZER_REDIS_DURABLE_REPLICAS asks for confirmed the write within {wait_ms} ms, so a failover now could lose it"
+    )]
+    NotReplicated {
+        /// Replicas asked for.
+        wanted: u32,
+        /// Replicas that confirmed.
+        acked: u32,
+        /// How long `WAIT` waited.
+        wait_ms: u64,
+    },
 }
 
 impl From<redis::RedisError> for StorageError {
@@ -269,7 +282,8 @@ pub async fn connect(config: &Config) -> Result<Arc<dyn StorageBackend>, Storage
                 config.redis_response_timeout,
                 config.tls_ca.as_ref().map(|ca| ca.pem.as_slice()),
             )
-            .await?,
+            .await?
+            .durable(config.redis_durable_replicas, config.redis_durable_wait),
         ))
     }
 }

@@ -60,6 +60,9 @@ impl ConnectionLike for Conn {
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,
+    /// Replicas every key write waits for (`WAIT`), and how long; 0: none.
+    durable_replicas: u32,
+    durable_wait: Duration,
     reserve: LuaScript,
     refund: LuaScript,
     hreplace: LuaScript,
@@ -94,6 +97,33 @@ impl LuaScript {
         cmd.arg(body).arg(1).arg(key).arg(args);
         cmd
     }
+}
+
+/// The cluster hash slot of a key: CRC16 (XMODEM) of the key, or of its `{hash tag}` when it has
+/// a non-empty one, modulo 16384 (the cluster specification's algorithm).
+fn cluster_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let hashed = bytes
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &bytes[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(bytes);
+    let mut crc: u16 = 0;
+    for &byte in hashed {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -153,11 +183,55 @@ impl RedisStore {
         };
         Ok(Self {
             conn,
+            durable_replicas: 0,
+            durable_wait: Duration::ZERO,
             reserve: LuaScript::new(RESERVE_SCRIPT),
             refund: LuaScript::new(REFUND_SCRIPT),
             hreplace: LuaScript::new(HREPLACE_SCRIPT),
             hset_until: LuaScript::new(HSET_UNTIL_SCRIPT),
         })
+    }
+
+    /// Makes every write of a key (stored values, never counters) wait until `replicas`
+    /// replicas of its master hold it, for at most `wait` (`WAIT`); a write they do not
+    /// confirm in time fails with [`StorageError::NotReplicated`]. 0 turns it off.
+    pub fn durable(mut self, replicas: u32, wait: Duration) -> Self {
+        self.durable_replicas = replicas;
+        self.durable_wait = wait;
+        self
+    }
+
+    /// After a write of `key`: with durable writes on, `WAIT` on the key's master (the
+    /// connection the write went over).
+    async fn confirm(&self, key: &str) -> Result<(), StorageError> {
+        if self.durable_replicas == 0 {
+            return Ok(());
+        }
+        let wait_ms = u64::try_from(self.durable_wait.as_millis()).unwrap_or(u64::MAX);
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(self.durable_replicas).arg(wait_ms);
+        let acked: i64 = match &self.conn {
+            Conn::Single(conn) => cmd.query_async(&mut conn.clone()).await?,
+            Conn::Cluster(conn) => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    redis::cluster_routing::Route::new(
+                        cluster_slot(key),
+                        redis::cluster_routing::SlotAddr::Master,
+                    ),
+                ));
+                let reply = conn.clone().route_command(cmd, route).await?;
+                redis::from_redis_value(reply)?
+            }
+        };
+        let acked = u32::try_from(acked).unwrap_or(0);
+        if acked < self.durable_replicas {
+            return Err(StorageError::NotReplicated {
+                wanted: self.durable_replicas,
+                acked,
+                wait_ms,
+            });
+        }
+        Ok(())
     }
 
     fn conn(&self) -> Conn {
@@ -376,8 +450,8 @@ impl StorageBackend for RedisStore {
     ) -> BoxFuture<'a, Result<(), StorageError>> {
         Box::pin(async move {
             self.query::<i64>(redis::cmd("HSET").arg(key).arg(field).arg(value))
-                .await
-                .map(drop)
+                .await?;
+            self.confirm(key).await
         })
     }
 
@@ -388,8 +462,11 @@ impl StorageBackend for RedisStore {
         value: &'a str,
     ) -> BoxFuture<'a, Result<bool, StorageError>> {
         Box::pin(async move {
-            self.query(redis::cmd("HSETNX").arg(key).arg(field).arg(value))
-                .await
+            let added = self
+                .query(redis::cmd("HSETNX").arg(key).arg(field).arg(value))
+                .await?;
+            self.confirm(key).await?;
+            Ok(added)
         })
     }
 
@@ -401,8 +478,11 @@ impl StorageBackend for RedisStore {
         value: &'a str,
     ) -> BoxFuture<'a, Result<bool, StorageError>> {
         Box::pin(async move {
-            self.eval(&self.hreplace, key, &[field, expected, value])
-                .await
+            let replaced = self
+                .eval(&self.hreplace, key, &[field, expected, value])
+                .await?;
+            self.confirm(key).await?;
+            Ok(replaced)
         })
     }
 
@@ -411,7 +491,11 @@ impl StorageBackend for RedisStore {
         key: &'a str,
         field: &'a str,
     ) -> BoxFuture<'a, Result<bool, StorageError>> {
-        Box::pin(async move { self.query(redis::cmd("HDEL").arg(key).arg(field)).await })
+        Box::pin(async move {
+            let removed = self.query(redis::cmd("HDEL").arg(key).arg(field)).await?;
+            self.confirm(key).await?;
+            Ok(removed)
+        })
     }
 
     fn hlen<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<u64, StorageError>> {
@@ -447,7 +531,11 @@ impl StorageBackend for RedisStore {
     }
 
     fn del<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StorageError>> {
-        Box::pin(async move { self.query(redis::cmd("DEL").arg(key)).await })
+        Box::pin(async move {
+            let deleted = self.query(redis::cmd("DEL").arg(key)).await?;
+            self.confirm(key).await?;
+            Ok(deleted)
+        })
     }
 
     fn scan<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
@@ -598,5 +686,26 @@ impl StorageBackend for RedisStore {
             let () = pipe.query_async(&mut self.conn()).await?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_slot;
+
+    #[test]
+    fn cluster_slots_follow_the_specification() {
+        // What `CLUSTER KEYSLOT` answered on redis-server 7.0.
+        for (key, slot) in [
+            ("foo", 12182),
+            ("bar", 5061),
+            ("somekey", 11058),
+            ("foo{hash_tag}", 2515),
+            ("{user1000}.following", 3443),
+            ("123456789", 12739),
+            ("foo{}{bar}", 8363),
+        ] {
+            assert_eq!(cluster_slot(key), slot, "{key}");
+        }
     }
 }

@@ -301,7 +301,7 @@ pub enum KeyError {
         status: String,
     },
     /// Storage failed.
-    #[error("the key store is unavailable, so nothing was changed: {0}")]
+    #[error("{}", storage_failed(.0))]
     Storage(#[from] StorageError),
     /// `forget_user` destroyed the data key, but the sealed values could not be deleted.
     #[error(
@@ -1536,6 +1536,17 @@ fn looks_like_key_id(field: &str) -> bool {
 fn is_legacy(value: &str) -> bool {
     StoredValue::parse(value)
         .is_ok_and(|stored| matches!(stored.format(), SealedFormat::V2 | SealedFormat::Plaintext))
+}
+
+/// "Nothing was changed", unless the write did reach Redis and only its replication is in
+/// doubt.
+fn storage_failed(err: &StorageError) -> String {
+    match err {
+        StorageError::NotReplicated { .. } => {
+            format!("the change was made, but {err}; check it, and make it again if it is gone")
+        }
+        _ => format!("the key store is unavailable, so nothing was changed: {err}"),
+    }
 }
 
 /// `singular` for 1, else `plural`.
