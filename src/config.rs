@@ -241,11 +241,11 @@ impl DatabaseUrl {
                 "must be a PostgreSQL URL, postgres://user:password@host:port/database",
             ));
         }
-        let config = crate::pg_keys::connection_config(url).map_err(|_| {
-            ConfigError::new(
-                SETTING,
-                "does not parse as a PostgreSQL URL (postgres://user:password@host:port/database; percent-encode special characters)",
-            )
+        let config = crate::pg_keys::connection_config(url).map_err(|err| match err {
+            crate::pg_keys::PgError::Url(reason) => {
+                ConfigError::new(SETTING, format!("is not a usable PostgreSQL URL: {reason}"))
+            }
+            other => ConfigError::new(SETTING, other.to_string()),
         })?;
         Ok(Self {
             url: SecretString::from(url.to_owned()),

@@ -358,9 +358,11 @@ impl DataKeyStore {
             return self.unwrap_and_cache(owner, &wrapped, &kek_id, evictions);
         }
         // A rekey's rows outlive an owner erased by an older release: never seal under them.
+        // (Only while the owner has no row: one another process just made may have a rekey.)
         conn.execute(
-            "DELETE FROM encryption_keys WHERE user_id IN (?1, ?2)",
-            params![next_row(owner), old_row(owner)],
+            "DELETE FROM encryption_keys WHERE user_id IN (?1, ?2)
+             AND NOT EXISTS (SELECT 1 FROM encryption_keys WHERE user_id = ?3)",
+            params![next_row(owner), old_row(owner), owner],
         )?;
         let fresh = DataKey::generate();
         let current = self.inner.keyring.current();

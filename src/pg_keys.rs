@@ -164,12 +164,20 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
 
 /// Parses a connection URL and sets the timeouts it leaves unset.
 ///
-/// `sslmode` may be `disable`, `prefer` (the default: TLS when the server offers it),
-/// `require`, `verify-ca` or `verify-full`. Whenever TLS is used, the server's certificate and
-/// host name are verified (against `STARGAZER_TLS_CA_FILE`, else the system's certificates):
-/// `require` and `verify-ca` mean `verify-full` here, since a key store that cannot be
-/// authenticated is not one to send keys to.
+/// `sslmode` may be `disable`, `prefer`, `require`, `verify-ca` or `verify-full`. Whenever TLS
+/// is used, the server's certificate and host name are verified (against
+/// `STARGAZER_TLS_CA_FILE`, else the system's certificates): `require` and `verify-ca` mean
+/// `verify-full` here, since a key store that cannot be authenticated is not one to send keys
+/// to. Left out, it is `require`, except for a server on this machine (loopback or a Unix
+/// socket), where it is `prefer`. `prefer` for another machine is refused: whoever is on the
+/// path can answer "no TLS" and read the wrapped keys.
 pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, PgError> {
+    let sslmode = url.split_once('?').and_then(|(_, query)| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("sslmode="))
+            .map(str::to_owned)
+    });
     let url = match url.split_once('?') {
         Some((base, query)) => {
             let query: Vec<&str> = query
@@ -185,7 +193,20 @@ pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, PgError> {
     };
     let mut config: tokio_postgres::Config = url
         .parse()
-        .map_err(|err: tokio_postgres::Error| PgError::Url(err.to_string()))?;
+        .map_err(|err: tokio_postgres::Error| PgError::Url(unparsable(&err)))?;
+    if !on_this_machine(&config) {
+        match sslmode.as_deref() {
+            None => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            }
+            Some("prefer") => {
+                return Err(PgError::Url(
+                    "sslmode=prefer would fall back to an unencrypted connection to another machine whenever something on the path answers that TLS is off; use sslmode=require (or sslmode=disable, knowingly)".to_owned(),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -199,6 +220,41 @@ pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, PgError> {
         config.application_name("stargazer-keys");
     }
     Ok(config)
+}
+
+/// Whether every host of the URL is on this machine: a Unix socket, `localhost` or a loopback
+/// address.
+fn on_this_machine(config: &tokio_postgres::Config) -> bool {
+    use tokio_postgres::config::Host;
+    let hosts = config.get_hosts();
+    // No host: the client's default, a Unix socket.
+    hosts.iter().all(|host| match host {
+        Host::Unix(_) => true,
+        Host::Tcp(name) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+    }) && config
+        .get_hostaddrs()
+        .iter()
+        .all(std::net::IpAddr::is_loopback)
+}
+
+/// Why a connection URL does not parse, naming the option at fault when the client says which,
+/// and never quoting the URL (which may hold a password).
+fn unparsable(err: &tokio_postgres::Error) -> String {
+    let cause = std::error::Error::source(err)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    if cause.starts_with("invalid value for option") || cause.starts_with("unknown option") {
+        cause
+    } else {
+        "it does not parse (postgres://user:password@host:port/database?option=value; percent-encode special characters in the password)".to_owned()
+    }
 }
 
 /// The TLS connector: rustls, trusting `ca` (PEM certificates) or else the system's.
@@ -252,6 +308,9 @@ struct Inner {
     keyring: Keyring,
     cache: KeyCache,
     at: String,
+    /// Whether this role may `VACUUM` the table (owner, member of the owner's role, or
+    /// superuser); PostgreSQL skips the table with a mere warning otherwise.
+    can_vacuum: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PgDataKeyStore {
@@ -312,9 +371,11 @@ impl PgDataKeyStore {
             keyring,
             cache: KeyCache::new(cache_capacity),
             at,
+            can_vacuum: std::sync::atomic::AtomicBool::new(false),
         });
         let store = Self { inner };
         store.make_schema().await?;
+        store.check_vacuum_right().await?;
         // Listening before the first key is cached: nothing cached can miss an erasure.
         let listener =
             Listener::connect(&config, &tls)
@@ -394,6 +455,35 @@ impl PgDataKeyStore {
         Ok(())
     }
 
+    /// Finds whether this role may vacuum the table, and says so once when it may not: a
+    /// deleted key then stays in the table's pages until autovacuum prunes it.
+    async fn check_vacuum_right(&self) -> Result<(), DataKeyError> {
+        let client = self.client().await?;
+        let may: bool = client
+            .query_one(
+                "SELECT pg_has_role(current_user, c.relowner, 'USAGE')
+                    OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                 FROM pg_class c WHERE c.oid = 'encryption_keys'::regclass",
+                &[],
+            )
+            .await?
+            .get(0);
+        if !may {
+            tracing::warn!(at = %self.inner.at, "this role does not own the encryption_keys table, so it cannot VACUUM it: an erased data key stays (wrapped) in the table's pages until autovacuum prunes it; connect as the table's owner");
+        }
+        self.inner
+            .can_vacuum
+            .store(may, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether this role may vacuum the data-key table, which an erasure does at once.
+    pub fn can_vacuum(&self) -> bool {
+        self.inner
+            .can_vacuum
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The owner's data key if it is cached and the cache is known to be fresh.
     pub fn cached(&self, owner: &str) -> Option<Arc<DataKey>> {
         self.inner.cache.get(owner)
@@ -431,10 +521,12 @@ impl PgDataKeyStore {
             return Ok(key);
         }
         // A rekey's rows outlive an owner erased by an older release: never seal under them.
+        // (Only while the owner has no row: one another process just made may have a rekey.)
         client
             .execute(
-                "DELETE FROM encryption_keys WHERE user_id = ANY($1)",
-                &[&vec![next_row(owner), old_row(owner)]],
+                "DELETE FROM encryption_keys WHERE user_id = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM encryption_keys WHERE user_id = $2)",
+                &[&vec![next_row(owner), old_row(owner)], &owner],
             )
             .await?;
         let fresh = DataKey::generate();
@@ -475,19 +567,17 @@ impl PgDataKeyStore {
     /// keeps the wrapped key in the heap. An error means nothing was deleted.
     pub async fn delete(&self, owner: &str) -> Result<Erasure, DataKeyError> {
         let client = self.client().await?;
+        // One statement, so an error leaves all three rows.
         let deleted = client
-            .execute("DELETE FROM encryption_keys WHERE user_id = $1", &[&owner])
-            .await?;
-        client
-            .execute(
-                "DELETE FROM encryption_keys WHERE user_id = ANY($1)",
-                &[&vec![next_row(owner), old_row(owner)]],
+            .query(
+                "DELETE FROM encryption_keys WHERE user_id = ANY($1) RETURNING user_id",
+                &[&vec![owner.to_owned(), next_row(owner), old_row(owner)]],
             )
             .await?;
         self.inner.cache.evict([owner]);
         let checkpoint = self.vacuum(&client).await;
         Ok(Erasure {
-            existed: deleted > 0,
+            existed: deleted.iter().any(|row| row.get::<_, &str>(0) == owner),
             checkpoint,
         })
     }
@@ -495,6 +585,10 @@ impl PgDataKeyStore {
     /// `VACUUM encryption_keys`: dead row versions are pruned from the heap (what a snapshot
     /// still open elsewhere can see is kept until it ends).
     async fn vacuum(&self, client: &deadpool_postgres::Client) -> Checkpoint {
+        if !self.can_vacuum() {
+            // PostgreSQL would skip the table with a warning and report success.
+            return Checkpoint::Blocked;
+        }
         match client.batch_execute("VACUUM encryption_keys").await {
             Ok(()) => Checkpoint::Complete,
             Err(err) => {
@@ -867,14 +961,18 @@ impl PgDataKeyStore {
     }
 }
 
-/// One session listening on [`CHANNEL`]: its client, and the notifications its connection
-/// task forwards (`None` once the connection is gone).
+/// One session listening on [`CHANNEL`]: its client, the server process it is attached to,
+/// and the notifications its connection task forwards (`None` once the connection is gone).
 struct Listener {
     client: tokio_postgres::Client,
-    notes: mpsc::UnboundedReceiver<Option<String>>,
+    backend: i32,
+    notes: mpsc::UnboundedReceiver<Option<(String, String)>>,
 }
 
 impl Listener {
+    /// Connects, listens, and proves that the session hears notifications: a pooler in
+    /// transaction mode (PgBouncer's default) runs each statement on whichever server process
+    /// is free, where nobody listens.
     async fn connect(
         config: &tokio_postgres::Config,
         tls: &MakeRustlsConnect,
@@ -887,7 +985,8 @@ impl Listener {
             loop {
                 match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                     Some(Ok(AsyncMessage::Notification(note))) => {
-                        let _ = tx.send(Some(note.payload().to_owned()));
+                        let _ =
+                            tx.send(Some((note.channel().to_owned(), note.payload().to_owned())));
                     }
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => {
@@ -897,20 +996,62 @@ impl Listener {
                 }
             }
         });
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-        Ok(Self { client, notes })
+        // A channel of this session's own, so no other process hears the probe.
+        let probe = format!("stargazer_probe_{}", hex::encode(rand::random::<[u8; 8]>()));
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {probe}"))
+            .await?;
+        let mut listener = Self {
+            backend: backend_pid(&client).await?,
+            client,
+            notes,
+        };
+        listener
+            .client
+            .batch_execute(&format!("NOTIFY {probe}"))
+            .await?;
+        listener.backend_unchanged().await?;
+        // Erasures heard meanwhile need no eviction: nothing is cached before the first
+        // connection, and everything is dropped after a later one.
+        let heard = tokio::time::timeout(WATCH_TIMEOUT, async {
+            while let Some(Some((channel, _))) = listener.notes.recv().await {
+                if channel == probe {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if heard != Ok(true) {
+            return Err(PgError::Query(NOT_HEARD.to_owned()));
+        }
+        listener
+            .client
+            .batch_execute(&format!("UNLISTEN {probe}"))
+            .await?;
+        Ok(listener)
     }
 
-    /// Proves the session alive with a round trip, then hands every notification that
-    /// arrived before the answer to `evict`.
+    /// Fails when the session is now attached to another server process than the one that
+    /// listens.
+    async fn backend_unchanged(&self) -> Result<(), PgError> {
+        if backend_pid(&self.client).await? != self.backend {
+            return Err(PgError::Query(NOT_HEARD.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Proves the session alive, and still on the server process that listens, with a round
+    /// trip, then hands every notification that arrived before the answer to `evict`.
     async fn poll(&mut self, cache: &KeyCache) -> Result<(), PgError> {
-        tokio::time::timeout(WATCH_TIMEOUT, self.client.simple_query("SELECT 1"))
+        tokio::time::timeout(WATCH_TIMEOUT, self.backend_unchanged())
             .await
             .map_err(|_| PgError::Query("the listening session did not answer".to_owned()))??;
         let mut owners = Vec::new();
         while let Ok(note) = self.notes.try_recv() {
             match note {
-                Some(owner) => owners.push(owner),
+                Some((channel, owner)) if channel == CHANNEL => owners.push(owner),
+                Some(_) => {}
                 None => return Err(PgError::Query("the listening session closed".to_owned())),
             }
         }
@@ -919,6 +1060,22 @@ impl Listener {
         }
         Ok(())
     }
+}
+
+/// Why a listening session is not trusted to hear erasures.
+const NOT_HEARD: &str = "the listening session does not hear notifications, or moved to another server process: connect STARGAZER_DATABASE_URL to PostgreSQL directly or through a pooler in session mode, not transaction mode";
+
+/// The server process the session is attached to (one round trip: the simple protocol).
+async fn backend_pid(client: &tokio_postgres::Client) -> Result<i32, PgError> {
+    client
+        .simple_query("SELECT pg_backend_pid()")
+        .await?
+        .iter()
+        .find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+            _ => None,
+        })
+        .ok_or_else(|| PgError::Query("pg_backend_pid() gave no number".to_owned()))
 }
 
 /// The watcher of one store: every [`WATCH_EVERY`], a round trip on the listening session,

@@ -78,6 +78,14 @@ contract!(
             fx.storage().hget(&hash, "field").await.unwrap().as_deref(),
             Some("new")
         );
+
+        flush_script_caches(&fx).await;
+        let kept = fx.storage().hdel_if(&hash, "field", "old").await.unwrap();
+        assert!(!kept, "a field whose value changed is not deleted");
+        assert!(fx.storage().hget(&hash, "field").await.unwrap().is_some());
+        let deleted = fx.storage().hdel_if(&hash, "field", "new").await.unwrap();
+        assert!(deleted);
+        assert_eq!(fx.storage().hget(&hash, "field").await.unwrap(), None);
     }
 );
 

@@ -225,3 +225,68 @@ fn a_check_origin_is_parsed_as_a_url_and_refused_unless_https_or_this_machine() 
         assert!(!err.to_string().contains('\u{1b}'), "{err}");
     }
 }
+
+#[test]
+fn a_database_url_for_another_machine_requires_tls_unless_told_otherwise() {
+    use tokio_postgres::config::SslMode;
+    let mode = |url: &str| {
+        stargazer_keys::pg_keys::connection_config(url)
+            .unwrap()
+            .get_ssl_mode()
+    };
+
+    assert_eq!(
+        mode("postgres://bot:pw@db.example.net/keys"),
+        SslMode::Require
+    );
+    assert_eq!(
+        mode("postgres://bot:pw@127.0.0.1:5432/keys"),
+        SslMode::Prefer
+    );
+    assert_eq!(mode("postgres://bot:pw@localhost/keys"), SslMode::Prefer);
+    assert_eq!(mode("postgres://bot:pw@[::1]/keys"), SslMode::Prefer);
+    assert_eq!(
+        mode("postgres://bot:pw@db.example.net/keys?sslmode=disable"),
+        SslMode::Disable
+    );
+    assert_eq!(
+        mode("postgres://bot:pw@db.example.net/keys?sslmode=verify-full"),
+        SslMode::Require
+    );
+}
+
+#[test]
+fn sslmode_prefer_for_another_machine_is_refused_as_downgradable() {
+    let url = "postgres://bot:s3cret-pw@db.example.net/keys?sslmode=prefer";
+
+    let err = parse_err(&[("STARGAZER_DATABASE_URL", url)]);
+
+    assert_refused_without_echo(&err, "STARGAZER_DATABASE_URL", "s3cret-pw");
+    assert!(err.reason.contains("sslmode=require"), "{err}");
+    // On this machine there is no path to be on.
+    parse(&[(
+        "STARGAZER_DATABASE_URL",
+        "postgres://bot:pw@127.0.0.1/keys?sslmode=prefer",
+    )])
+    .unwrap();
+}
+
+#[test]
+fn a_database_url_that_does_not_parse_names_the_option_but_never_the_password() {
+    let bad_value = "postgres://bot:s3cret-pw@db.example.net/keys?sslmode=sometimes";
+    let bad_port = "postgres://bot:s3cret-pw@db.example.net:54x/keys";
+    let unknown = "postgres://bot:s3cret-pw@db.example.net/keys?colour=blue";
+    let broken = "postgres://bot:s3cret-pw@db.example.net/keys?sslmode";
+
+    let cases = [
+        (bad_value, "invalid value for option `sslmode`"),
+        (bad_port, "invalid value for option `port`"),
+        (unknown, "unknown option `colour`"),
+        (broken, "percent-encode"),
+    ];
+    for (url, expected) in cases {
+        let err = parse_err(&[("STARGAZER_DATABASE_URL", url)]);
+        assert_refused_without_echo(&err, "STARGAZER_DATABASE_URL", "s3cret-pw");
+        assert!(err.reason.contains(expected), "{url}: {err}");
+    }
+}

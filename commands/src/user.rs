@@ -282,7 +282,7 @@ fn forgotten_sentence(forgotten: &stargazer_keys::Forgotten) -> String {
     match forgotten.checkpoint {
         stargazer_keys::Checkpoint::Complete => erased,
         stargazer_keys::Checkpoint::Blocked => format!(
-            "{erased} One trace is left for now: the database's log still holds a copy of the encryption key, itself encrypted under the bot's master key, because another process was reading the database. The bot deletes it in the background as soon as it can."
+            "{erased} One trace is left for now: the database still holds a copy of the encryption key, itself encrypted under the bot's master key, until it is cleared in the background."
         ),
     }
 }

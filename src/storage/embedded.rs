@@ -240,6 +240,21 @@ impl StorageBackend for EmbeddedStore {
         })
     }
 
+    fn hdel_if<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        expected: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        let args = [key, field, expected].map(str::to_owned);
+        self.run(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM kv_hash WHERE key = ?1 AND field = ?2 AND value = ?3",
+                params![args[0], args[1], args[2]],
+            )? == 1)
+        })
+    }
+
     fn hdel<'a>(
         &'a self,
         key: &'a str,

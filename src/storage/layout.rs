@@ -152,6 +152,18 @@ impl Layout {
         ]
     }
 
+    /// The key of a hash of sealed values (the inverse of [`Layout::parse_hash_key`]).
+    pub fn hash_key(&self, kind: &HashKind) -> String {
+        match kind {
+            HashKind::UserKeys { user_id } => self.user_keys_key(*user_id),
+            HashKind::GlobalPool { service } => self.global_pool_key(service),
+            HashKind::ChannelPool {
+                channel_id,
+                service,
+            } => self.channel_pool_key(*channel_id, service),
+        }
+    }
+
     /// Names the hash a scanned key is, or `None` for a key outside the layout.
     pub fn parse_hash_key(&self, key: &str) -> Option<HashKind> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix(':')?;
@@ -186,6 +198,23 @@ fn day_text(day: time::Date) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_keys_parse_back_to_their_kind() {
+        let layout = Layout::new("stargazer");
+        for kind in [
+            HashKind::UserKeys { user_id: 42 },
+            HashKind::GlobalPool {
+                service: "brave".to_owned(),
+            },
+            HashKind::ChannelPool {
+                channel_id: 7,
+                service: "openai".to_owned(),
+            },
+        ] {
+            assert_eq!(layout.parse_hash_key(&layout.hash_key(&kind)), Some(kind));
+        }
+    }
 
     #[test]
     fn keys_follow_the_original_layout() {

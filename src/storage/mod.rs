@@ -176,6 +176,13 @@ pub trait StorageBackend: Send + Sync + 'static {
         expected: &'a str,
         value: &'a str,
     ) -> BoxFuture<'a, Result<bool, StorageError>>;
+    /// HDEL only when the field still holds `expected`; returns whether it did.
+    fn hdel_if<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        expected: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StorageError>>;
     /// HDEL; returns whether the field existed.
     fn hdel<'a>(
         &'a self,
@@ -310,6 +317,14 @@ const REFUND_SCRIPT: &str = r"
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n > 0 then
   return redis.call('DECR', KEYS[1])
+end
+return 0
+";
+
+/// Lua: HDEL only when the field still holds the expected value.
+const HDEL_IF_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
 end
 return 0
 ";

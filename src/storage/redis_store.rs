@@ -17,8 +17,8 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Value};
 
 use super::{
-    BackendKind, BoxFuture, HREPLACE_SCRIPT, HSET_UNTIL_SCRIPT, REFUND_SCRIPT, RESERVE_SCRIPT,
-    Reservation, ResolveReply, ResolveRequest, StorageBackend, StorageError,
+    BackendKind, BoxFuture, HDEL_IF_SCRIPT, HREPLACE_SCRIPT, HSET_UNTIL_SCRIPT, REFUND_SCRIPT,
+    RESERVE_SCRIPT, Reservation, ResolveReply, ResolveRequest, StorageBackend, StorageError,
 };
 use crate::config::QuotaWindow;
 
@@ -66,6 +66,7 @@ pub struct RedisStore {
     reserve: LuaScript,
     refund: LuaScript,
     hreplace: LuaScript,
+    hdel_if: LuaScript,
     hset_until: LuaScript,
 }
 
@@ -188,6 +189,7 @@ impl RedisStore {
             reserve: LuaScript::new(RESERVE_SCRIPT),
             refund: LuaScript::new(REFUND_SCRIPT),
             hreplace: LuaScript::new(HREPLACE_SCRIPT),
+            hdel_if: LuaScript::new(HDEL_IF_SCRIPT),
             hset_until: LuaScript::new(HSET_UNTIL_SCRIPT),
         })
     }
@@ -483,6 +485,19 @@ impl StorageBackend for RedisStore {
                 .await?;
             self.confirm(key).await?;
             Ok(replaced)
+        })
+    }
+
+    fn hdel_if<'a>(
+        &'a self,
+        key: &'a str,
+        field: &'a str,
+        expected: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        Box::pin(async move {
+            let removed = self.eval(&self.hdel_if, key, &[field, expected]).await?;
+            self.confirm(key).await?;
+            Ok(removed)
         })
     }
 

@@ -45,6 +45,17 @@ impl Pool {
         }
     }
 
+    /// The pool whose owner id is `owner` ([`Pool::owner_id`]), if it is one.
+    pub(crate) fn of_owner(owner: &str) -> Option<Pool> {
+        if owner == "pool:global" {
+            return Some(Pool::Global);
+        }
+        let channel = owner.strip_prefix("pool:channel:")?;
+        // Exactly as `owner_id` writes it: no sign, no leading zeros.
+        let id: u64 = channel.parse().ok()?;
+        (id.to_string() == channel).then_some(Pool::Channel(id))
+    }
+
     fn storage_key(&self, layout: &Layout, service: &str) -> String {
         match self {
             Pool::Global => layout.global_pool_key(service),
@@ -338,6 +349,33 @@ pub enum KeyError {
     /// The data-key store failed.
     #[error("the encryption key store failed, so nothing was changed: {0}")]
     DataKeys(#[from] DataKeyError),
+    /// A value was written, then could be neither confirmed under a current data key nor
+    /// taken back.
+    #[error(
+        "the key was written, but {cause}; it could not be taken back either, so it may not open: list the keys, and save it again if it shows as unreadable"
+    )]
+    WriteInDoubt {
+        /// Why it could not be confirmed (a [`KeyError`]'s sentence).
+        cause: String,
+    },
+}
+
+/// How [`KeyVault::seal_and_write`] writes a sealed value.
+#[derive(Debug, Clone, Copy)]
+enum WriteMode<'a> {
+    /// HSET: in place of any value (a user's key for a service).
+    Set,
+    /// HSETNX: only to an absent field (a pool's key id).
+    IfAbsent,
+    /// Only in place of this value, if the field still holds it (`migrate`).
+    Replacing(&'a str),
+}
+
+/// A value [`KeyVault::seal_and_write`] wrote, and what its field held before (`None`: absent).
+struct Written {
+    field: String,
+    value: String,
+    before: Option<String>,
 }
 
 /// Why the vault could not be opened.
@@ -542,46 +580,142 @@ impl KeyVault {
 
     // ----- data keys --------------------------------------------------------------------
 
-    /// The owner's data key to open values with (cached when the cache is fresh), and whether
-    /// it came from the cache.
-    async fn key_to_open(&self, owner: &str) -> Result<Option<(Arc<DataKey>, bool)>, KeyError> {
+    /// The owner's data key to open values with (cached when the cache is fresh).
+    async fn key_to_open(&self, owner: &str) -> Result<Option<Arc<DataKey>>, KeyError> {
         if let Some(key) = self.inner.data_keys.cached(owner) {
-            return Ok(Some((key, true)));
+            return Ok(Some(key));
         }
-        let key = self.inner.data_keys.get(owner).await?;
-        Ok(key.map(|key| (key, false)))
+        Ok(self.inner.data_keys.get(owner).await?)
     }
 
-    /// Seals a value under the owner's current data key and writes it with `write`, then checks
-    /// that the key is still the stored one: another process may have erased it (and made a new
-    /// one) meanwhile, and a value sealed under an erased key opens nowhere. If it was, the
-    /// value is sealed again under the new key and written again.
-    async fn seal_and_write<T, F, Fut>(&self, owner: &str, mut write: F) -> Result<T, KeyError>
-    where
-        F: FnMut(Arc<DataKey>) -> Fut,
-        Fut: std::future::Future<Output = Result<T, KeyError>>,
-    {
+    /// Seals a value under the owner's current data key and writes it to `hash` (`seal` gives
+    /// the field and the sealed value for a data key), then checks that the key is still the
+    /// stored one: another process may have erased it (and made a new one) meanwhile, and a
+    /// value sealed under an erased key opens nowhere. If it was, the value is sealed again
+    /// under the new key and written in place of the one this call wrote.
+    ///
+    /// Returns the field and whether the value was written (not when [`WriteMode::IfAbsent`]
+    /// found the field taken, or [`WriteMode::Replacing`] found another value). On an error,
+    /// what this call wrote has been taken back, so the hash is as it was: a value of its own
+    /// it could not take back is reported by [`KeyError::WriteInDoubt`].
+    async fn seal_and_write(
+        &self,
+        owner: &str,
+        hash: &str,
+        mode: WriteMode<'_>,
+        mut seal: impl FnMut(&DataKey) -> (String, String),
+    ) -> Result<(String, bool), KeyError> {
         const TRIES: usize = 3;
-        for _ in 0..TRIES {
-            let key = self.inner.data_keys.current(owner).await?;
-            let written = write(Arc::clone(&key)).await?;
-            let still = self.inner.data_keys.holds(owner, &key).await;
-            match still {
-                Ok(true) => return Ok(written),
-                Ok(false) => {}
-                // The value is written under the key the table held a moment ago: report the
-                // write, which did happen, rather than an error that would say it did not.
-                Err(err) => {
-                    tracing::warn!(owner, error = %err, "cannot check that a data key is still current after sealing under it");
-                    return Ok(written);
+        let mut wrote: Option<Written> = None;
+        let failure = 'tries: {
+            for _ in 0..TRIES {
+                let key = match self.inner.data_keys.current(owner).await {
+                    Ok(key) => key,
+                    Err(err) => break 'tries KeyError::from(err),
+                };
+                let (field, value) = seal(&key);
+                let name = field.clone();
+                let written = match self
+                    .write_sealed(hash, mode, wrote.take(), field, value)
+                    .await
+                {
+                    Ok(Some(written)) => written,
+                    // Nothing of this call's is in the hash.
+                    Ok(None) => return Ok((name, false)),
+                    Err(err) => break 'tries err,
+                };
+                match self.inner.data_keys.holds(owner, &key).await {
+                    Ok(true) => return Ok((written.field, true)),
+                    Ok(false) => tracing::info!(
+                        owner,
+                        "a data key was erased while a value was sealed under it; sealing again"
+                    ),
+                    Err(err) => {
+                        wrote = Some(written);
+                        break 'tries KeyError::from(err);
+                    }
                 }
+                wrote = Some(written);
             }
-            tracing::info!(
-                owner,
-                "a data key was erased while a value was sealed under it; sealing again"
-            );
+            KeyError::DataKeyChurn
+        };
+        if let Some(written) = wrote
+            && let Err(err) = self.take_back(hash, &written).await
+        {
+            tracing::warn!(owner, error = %err, "cannot take back a value written under a data key that could not be confirmed");
+            return Err(KeyError::WriteInDoubt {
+                cause: failure.to_string(),
+            });
         }
-        Err(KeyError::DataKeyChurn)
+        Err(failure)
+    }
+
+    /// Writes one sealed value as `mode` says; `previous`, what an earlier try of the same call
+    /// wrote under a key since erased, is replaced (or, under another field, deleted first).
+    /// `None`: nothing was written and nothing of the call's is left.
+    async fn write_sealed(
+        &self,
+        hash: &str,
+        mode: WriteMode<'_>,
+        previous: Option<Written>,
+        field: String,
+        value: String,
+    ) -> Result<Option<Written>, KeyError> {
+        let storage = &self.inner.storage;
+        if let Some(previous) = previous {
+            if previous.field == field {
+                return Ok(storage
+                    .hreplace(hash, &field, &previous.value, &value)
+                    .await?
+                    .then_some(Written {
+                        field,
+                        value,
+                        before: previous.before,
+                    }));
+            }
+            storage
+                .hdel_if(hash, &previous.field, &previous.value)
+                .await?;
+        }
+        let before = match mode {
+            WriteMode::Set => {
+                let before = storage.hget(hash, &field).await?;
+                storage.hset(hash, &field, &value).await?;
+                before
+            }
+            WriteMode::IfAbsent => {
+                if !storage.hset_nx(hash, &field, &value).await? {
+                    return Ok(None);
+                }
+                None
+            }
+            WriteMode::Replacing(expected) => {
+                if !storage.hreplace(hash, &field, expected, &value).await? {
+                    return Ok(None);
+                }
+                Some(expected.to_owned())
+            }
+        };
+        Ok(Some(Written {
+            field,
+            value,
+            before,
+        }))
+    }
+
+    /// Puts back what the field held before `written`, unless it changed since.
+    async fn take_back(&self, hash: &str, written: &Written) -> Result<(), StorageError> {
+        let storage = &self.inner.storage;
+        match &written.before {
+            Some(before) => storage
+                .hreplace(hash, &written.field, &written.value, before)
+                .await
+                .map(drop),
+            None => storage
+                .hdel_if(hash, &written.field, &written.value)
+                .await
+                .map(drop),
+        }
     }
 
     fn seal_context<'a>(
@@ -710,14 +844,13 @@ impl KeyVault {
                 return Err(crate::crypto::OpenError::Authentication.into());
             }
             let opened = if stored.needs_data_key() {
-                let Some((key, from_cache)) = self.key_to_open(owner).await? else {
+                let Some(key) = self.key_to_open(owner).await? else {
                     return Err(crate::crypto::OpenError::NoDataKey.into());
                 };
                 let context = self.seal_context(owner, service, key_id);
                 match stored.open(Some(&key), &context) {
                     Err(crate::crypto::OpenError::Authentication) => {
-                        self.open_after_miss(owner, &stored, &context, &key, from_cache)
-                            .await?
+                        self.open_after_miss(owner, &stored, &context, &key).await?
                     }
                     other => other?,
                 }
@@ -741,24 +874,21 @@ impl KeyVault {
     }
 
     /// Opens a value that did not open under `tried`, the owner's data key as this process
-    /// knew it. It may be sealed under a newer data key another process made (when `tried`
-    /// came from the cache), or under a key a rekey keeps beside the data key.
+    /// knew it. It may be sealed under a newer data key another process made, or under a key a
+    /// rekey keeps beside the data key (or promoted to be the data key meanwhile).
     async fn open_after_miss(
         &self,
         owner: &str,
         stored: &StoredValue<'_>,
         context: &SealContext<'_>,
         tried: &DataKey,
-        from_cache: bool,
     ) -> Result<secrecy::SecretString, OpenFailure> {
         let store = &self.inner.data_keys;
-        let fresh = if from_cache {
-            store.reload(owner).await.map_err(KeyError::from)?
-        } else {
-            None
-        };
+        // The rekey keys first, then the owner's row: a rekey promoting its new key in between
+        // moves it from the one to the other, and it is found in the row.
         let rekey_keys = store.rekey_keys(owner).await.map_err(KeyError::from)?;
-        if from_cache && fresh.is_none() {
+        let fresh = store.reload(owner).await.map_err(KeyError::from)?;
+        if fresh.is_none() {
             return Err(crate::crypto::OpenError::NoDataKey.into());
         }
         for key in fresh.iter().chain(&rekey_keys) {
@@ -789,15 +919,13 @@ impl KeyVault {
         let owner = user_id.to_string();
         let now = OffsetDateTime::now_utc();
         let hash = self.inner.layout.user_keys_key(user_id);
-        self.seal_and_write(&owner, |data_key| {
+        let payload = Payload::encode(secret, Some(now), None);
+        self.seal_and_write(&owner, &hash, WriteMode::Set, |data_key| {
             let sealed = data_key.seal(
                 &self.seal_context(&owner, service, None),
-                Payload::encode(secret, Some(now), None)
-                    .expose_secret()
-                    .as_bytes(),
+                payload.expose_secret().as_bytes(),
             );
-            let hash = &hash;
-            async move { Ok(self.inner.storage.hset(hash, service, &sealed).await?) }
+            (service.to_owned(), sealed)
         })
         .await?;
         Ok(UserKeyInfo {
@@ -914,20 +1042,15 @@ impl KeyVault {
         let check = self.check_key(service, secret).await?;
         let owner = pool.owner_id();
         let hash = pool.storage_key(&self.inner.layout, service);
+        let payload = Payload::encode(secret, Some(OffsetDateTime::now_utc()), Some(contributor));
         let (key_id, added) = self
-            .seal_and_write(&owner, |data_key| {
+            .seal_and_write(&owner, &hash, WriteMode::IfAbsent, |data_key| {
                 let key_id = data_key.key_id(secret.as_bytes());
-                let payload =
-                    Payload::encode(secret, Some(OffsetDateTime::now_utc()), Some(contributor));
                 let sealed = data_key.seal(
                     &self.seal_context(&owner, service, Some(&key_id)),
                     payload.expose_secret().as_bytes(),
                 );
-                let hash = &hash;
-                async move {
-                    let added = self.inner.storage.hset_nx(hash, &key_id, &sealed).await?;
-                    Ok((key_id, added))
-                }
+                (key_id, sealed)
             })
             .await?;
         Ok(PoolAdd {
@@ -1467,21 +1590,15 @@ impl KeyVault {
                 return Ok(());
             }
         }
-        let replaced = self
-            .seal_and_write(&owner, |data_key| {
-                // A legacy value carries no time: none is made up.
-                let payload = Payload::encode(secret.expose(), payload_at, contributor);
+        // A legacy value carries no time: none is made up.
+        let payload = Payload::encode(secret.expose(), payload_at, contributor);
+        let (_, replaced) = self
+            .seal_and_write(&owner, key, WriteMode::Replacing(value), |data_key| {
                 let sealed = data_key.seal(
                     &self.seal_context(&owner, &service, key_id),
                     payload.expose_secret().as_bytes(),
                 );
-                async move {
-                    Ok(self
-                        .inner
-                        .storage
-                        .hreplace(key, field, value, &sealed)
-                        .await?)
-                }
+                (field.to_owned(), sealed)
             })
             .await?;
         if !replaced {

@@ -26,10 +26,10 @@ use std::ops::ControlFlow;
 
 use secrecy::ExposeSecret;
 
-use super::{KeyError, KeyVault, ORIGINAL_POOL_KEY_SALT, sealing_of};
+use super::{KeyError, KeyVault, ORIGINAL_POOL_KEY_SALT, Pool, sealing_of};
 use crate::crypto::{DataKey, SealedFormat, StoredValue};
 use crate::data_keys::{Checkpoint, DataKeyError, RekeyStage};
-use crate::storage::StorageError;
+use crate::storage::{HashKind, StorageError};
 
 /// How many times one value is read again when it changes while it is being moved.
 const TRIES_PER_VALUE: usize = 5;
@@ -95,6 +95,14 @@ pub enum RekeyFailure {
     /// The data-key store failed.
     #[error("the encryption key store failed: {0}")]
     DataKeys(#[from] DataKeyError),
+    /// One value kept changing while it was being moved.
+    #[error("a value in {hash} changed {tries} times while it was being moved")]
+    Busy {
+        /// The hash.
+        hash: String,
+        /// How many times it was read.
+        tries: usize,
+    },
 }
 
 impl From<KeyError> for RekeyFailure {
@@ -112,7 +120,7 @@ impl From<KeyError> for RekeyFailure {
 /// value is sealed with.
 struct OwnedHash {
     key: String,
-    kind: crate::storage::HashKind,
+    kind: HashKind,
 }
 
 impl KeyVault {
@@ -147,9 +155,9 @@ impl KeyVault {
         let mut report = RekeyReport::default();
         for (done, owner) in owners.iter().enumerate() {
             let done = done as u64;
-            let owned = hashes.remove(owner).unwrap_or_default();
+            let found = hashes.remove(owner).unwrap_or_default();
             if self
-                .rekey_owner(owner, &owned, &mut report)
+                .rekey_owner(owner, found, &mut report)
                 .await
                 .map_err(failed(done, total))?
             {
@@ -204,13 +212,15 @@ impl KeyVault {
         Ok((owners, hashes))
     }
 
-    /// Moves one owner to a new data key; returns whether the owner had one.
+    /// Moves one owner to a new data key; returns whether the owner had one. `found`: the
+    /// owner's hashes when the rekey began.
     async fn rekey_owner(
         &self,
         owner: &str,
-        hashes: &[OwnedHash],
+        found: Vec<OwnedHash>,
         report: &mut RekeyReport,
     ) -> Result<bool, RekeyFailure> {
+        let hashes = &self.hashes_of(owner, found);
         loop {
             let stage = self.inner.data_keys.rekey_stage(owner).await?;
             match stage {
@@ -229,6 +239,38 @@ impl KeyVault {
                 }
             }
         }
+    }
+
+    /// The hashes that may hold the owner's values: those found when the rekey began, and
+    /// every one the owner could have been given since, for a service of the catalogue (the
+    /// only services values are written for).
+    fn hashes_of(&self, owner: &str, mut found: Vec<OwnedHash>) -> Vec<OwnedHash> {
+        let layout = &self.inner.layout;
+        let services = self
+            .inner
+            .catalogue
+            .iter()
+            .map(|service| service.id.clone());
+        let kinds: Vec<HashKind> = match (owner.parse::<u64>(), Pool::of_owner(owner)) {
+            (Ok(user_id), _) => vec![HashKind::UserKeys { user_id }],
+            (_, Some(Pool::Global)) => services
+                .map(|service| HashKind::GlobalPool { service })
+                .collect(),
+            (_, Some(Pool::Channel(channel_id))) => services
+                .map(|service| HashKind::ChannelPool {
+                    channel_id,
+                    service,
+                })
+                .collect(),
+            (Err(_), None) => Vec::new(),
+        };
+        for kind in kinds {
+            let key = layout.hash_key(&kind);
+            if !found.iter().any(|hash| hash.key == key) {
+                found.push(OwnedHash { key, kind });
+            }
+        }
+        found
     }
 
     /// Seals every value of the owner that opens under `old` again under `new`. A value
@@ -273,6 +315,12 @@ impl KeyVault {
                             }
                         }
                     }
+                }
+                if value.is_some() {
+                    return Err(RekeyFailure::Busy {
+                        hash: hash.key.clone(),
+                        tries: TRIES_PER_VALUE,
+                    });
                 }
             }
         }

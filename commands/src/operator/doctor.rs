@@ -199,6 +199,14 @@ async fn check_data_keys(
         Ok(Err(err)) => return report.fail("data keys", err),
         Err(_) => return report.fail("data keys", "the key store did not open within 15 s"),
     };
+    if let KeyStore::Postgres(pg) = &store
+        && !pg.can_vacuum()
+    {
+        report.fail(
+            "erasure",
+            "this role does not own the encryption_keys table, so it cannot VACUUM it after an erasure: an erased data key stays, wrapped under the master key, in the table's pages until autovacuum prunes it; connect as the table's owner",
+        )?;
+    }
     let usage = match store.kek_usage().await {
         Ok(usage) => usage,
         Err(err) => return report.fail("data keys", err),

@@ -346,10 +346,21 @@ async fn user_forget(config: &Config, args: &UserForgetArgs) -> Result<ExitCode,
     };
     print(&match forgotten.checkpoint {
         Checkpoint::Complete => erased,
-        Checkpoint::Blocked => format!(
-            "{erased}\nBut the write-ahead log of {} still holds the wrapped data key, because another connection kept reading the database; it is removed by the next checkpoint, which every running stargazer-keys process retries (or run this command again when the database is idle).",
-            config.db_path.display()
-        ),
+        Checkpoint::Blocked => match vault.data_keys() {
+            stargazer_keys::KeyStore::Postgres(store) => format!(
+                "{erased}\nBut PostgreSQL at {} could not vacuum the data-key table{}, so the deleted row, still wrapped under the master key, stays in the table's pages until autovacuum prunes it.",
+                store.location(),
+                if store.can_vacuum() {
+                    ""
+                } else {
+                    " (this role does not own it)"
+                }
+            ),
+            stargazer_keys::KeyStore::Sqlite(_) => format!(
+                "{erased}\nBut the write-ahead log of {} still holds the wrapped data key, because another connection kept reading the database; it is removed by the next checkpoint, which every running stargazer-keys process retries (or run this command again when the database is idle).",
+                config.db_path.display()
+            ),
+        },
     })
 }
 

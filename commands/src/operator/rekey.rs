@@ -89,7 +89,7 @@ fn summary(report: &RekeyReport) -> String {
     }
     if report.checkpoint_blocked {
         lines.push(
-            "Other connections kept the database's write-ahead log busy, so an old key may stay in it until every process has checkpointed (they retry); run `stargazer-keys doctor` to check."
+            "An erased old key may stay for now, wrapped under the master key: in SQLite's write-ahead log, which other connections kept busy (every process retries the checkpoint), or in PostgreSQL's table pages, which could not be vacuumed (autovacuum prunes them; `stargazer-keys doctor` says why)."
                 .to_owned(),
         );
     }
