@@ -616,11 +616,12 @@ impl KeyVault {
                 let (field, value) = seal(&key);
                 let name = field.clone();
                 let written = match self
-                    .write_sealed(hash, mode, wrote.take(), field, value)
+                    .write_sealed(hash, mode, wrote.as_ref(), field, value)
                     .await
                 {
                     Ok(Some(written)) => written,
                     // Nothing of this call's is in the hash.
+                    // (A try of its own that a later try replaced or deleted is not.)
                     Ok(None) => return Ok((name, false)),
                     Err(err) => break 'tries err,
                 };
@@ -657,7 +658,7 @@ impl KeyVault {
         &self,
         hash: &str,
         mode: WriteMode<'_>,
-        previous: Option<Written>,
+        previous: Option<&Written>,
         field: String,
         value: String,
     ) -> Result<Option<Written>, KeyError> {
@@ -667,10 +668,10 @@ impl KeyVault {
                 return Ok(storage
                     .hreplace(hash, &field, &previous.value, &value)
                     .await?
-                    .then_some(Written {
+                    .then(|| Written {
                         field,
                         value,
-                        before: previous.before,
+                        before: previous.before.clone(),
                     }));
             }
             storage
