@@ -77,6 +77,21 @@ impl KeyVault {
 
 /// Sends the check; `Err(status text)` on a definite refusal.
 #[cfg(feature = "validation")]
+#[cfg(feature = "validation")]
+/// The process's one HTTP client for key checks (its TLS set-up and pooled connections are
+/// kept between checks): no redirects, which could carry the key elsewhere.
+fn http_client() -> Option<&'static reqwest::Client> {
+    static CLIENT: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .ok()
+        })
+        .as_ref()
+}
+
 async fn request(
     spec: &KeyCheckSpec,
     url: &str,
@@ -100,15 +115,10 @@ async fn request(
         return unverified("the key cannot be sent in a header".to_owned());
     };
     value.set_sensitive(true);
-    let client = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .build()
-    {
-        Ok(client) => client,
-        Err(_) => return unverified("no HTTP client could be built".to_owned()),
+    let Some(client) = http_client() else {
+        return unverified("no HTTP client could be built".to_owned());
     };
-    let mut call = client.get(url).header(name, value);
+    let mut call = client.get(url).timeout(timeout).header(name, value);
     for (header, text) in &spec.headers {
         call = call.header(header.as_str(), text.as_str());
     }

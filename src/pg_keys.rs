@@ -6,7 +6,7 @@
 //!   owner of every deleted row, delivered on commit, in commit order, to every listening
 //!   session. Each store keeps one session listening and sends `SELECT 1` on it every 200 ms:
 //!   once the answer is in, every erasure committed before the query began has been heard, and
-//!   the lease of the cache is renewed from that moment (see [`crate::key_cache`]). A lost
+//!   the lease of the cache is renewed from that moment (see `key_cache`). A lost
 //!   session drops the whole cache when it is back (notifications are not kept for absent
 //!   listeners).
 //! - **Sealing.** [`PgDataKeyStore::current`] reads the row itself, and

@@ -15,20 +15,12 @@ pub enum CommandError {
     /// Discord refused or did not answer a request.
     #[error("Discord did not accept the reply; please try again.")]
     Discord(#[from] serenity::Error),
-    /// The command ran where it cannot.
-    #[error("{0}")]
-    Refused(String),
 }
 
 /// A core error as a sentence: capitalised, ending with a full stop, with anything of the
 /// user's input it quotes escaped.
 fn sentence(err: &KeyError) -> String {
-    let text = crate::reply::escaped(&err.to_string());
-    let mut chars = text.chars();
-    let mut out: String = chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default();
+    let mut out = crate::reply::capitalised(&crate::reply::escaped(&err.to_string()));
     if !out.ends_with('.') {
         out.push('.');
     }

@@ -259,7 +259,11 @@ async fn list<U: HasKeyVault, E: From<CommandError>>(
         .map_err(CommandError::from)?;
     let mut text = String::new();
     if keys.is_empty() {
-        let _ = write!(text, "{} has no keys", capitalised(pool_name(pool)));
+        let _ = write!(
+            text,
+            "{} has no keys",
+            crate::reply::capitalised(pool_name(pool))
+        );
         if let Some(service) = &service {
             let _ = write!(text, " for {}", vault.catalogue().display_name(service));
         }
@@ -268,7 +272,7 @@ async fn list<U: HasKeyVault, E: From<CommandError>>(
         let _ = writeln!(
             text,
             "{} (only you can see this):",
-            capitalised(pool_name(pool))
+            crate::reply::capitalised(pool_name(pool))
         );
         for key in &keys {
             let masked = key
@@ -314,12 +318,4 @@ pub(crate) fn with_note(text: String, note: Option<String>) -> String {
         Some(note) => format!("{text} {note}"),
         None => text,
     }
-}
-
-fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }

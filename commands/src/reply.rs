@@ -27,6 +27,15 @@ where
     Ok(())
 }
 
+/// `text` with its first letter in upper case.
+pub(crate) fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// Cuts a message to Discord's limit at a line boundary, saying how many lines were left out.
 pub fn fit(text: &str) -> String {
     if text.len() <= MAX_CONTENT {

@@ -8,13 +8,12 @@
 mod web_search_example;
 
 use std::future::Future;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
 use poise::serenity_prelude::Permissions;
-use stargazer_keys::testkit::RedisServer;
+use stargazer_keys::testkit::{LogCapture, RedisServer};
 use stargazer_keys::{Config, KeySource, KeyVault, Pool};
 use stargazer_keys_commands::bot::{self, BotError, BotSettings};
 use stargazer_keys_commands::testkit::{
@@ -43,10 +42,10 @@ const MODAL_TIMEOUT_SECS: u64 = 2;
 /// subscriber.
 struct Logs {
     /// Through the bot's own secret-safe layer, at TRACE.
-    bot: Arc<Mutex<Vec<u8>>>,
+    bot: LogCapture,
     /// Through what a host bot that embeds the commands would install: a plain `fmt` layer at
     /// TRACE, with the one public filter added to the registry.
-    host: Arc<Mutex<Vec<u8>>>,
+    host: LogCapture,
 }
 
 /// Every log line of every bot in this test binary.
@@ -54,11 +53,11 @@ fn logs() -> &'static Logs {
     static LOGS: OnceLock<Logs> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Logs {
-            bot: Arc::new(Mutex::new(Vec::new())),
-            host: Arc::new(Mutex::new(Vec::new())),
+            bot: LogCapture::default(),
+            host: LogCapture::default(),
         };
-        let bot = Capture(Arc::clone(&logs.bot));
-        let host = Capture(Arc::clone(&logs.host));
+        let bot = logs.bot.clone();
+        let host = logs.host.clone();
         let _ = tracing_subscriber::registry()
             .with(stargazer_keys_commands::logging::secret_safe_filter())
             .with(stargazer_keys_commands::logging::layer(
@@ -76,25 +75,12 @@ fn logs() -> &'static Logs {
     })
 }
 
-#[derive(Clone)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn captured_logs() -> String {
-    String::from_utf8_lossy(&logs().bot.lock().unwrap()).into_owned()
+    logs().bot.text()
 }
 
 fn host_logs() -> String {
-    String::from_utf8_lossy(&logs().host.lock().unwrap()).into_owned()
+    logs().host.text()
 }
 
 // ---- the harness ------------------------------------------------------------------------------

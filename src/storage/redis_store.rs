@@ -6,10 +6,9 @@
 //! resolution, whose reads are sent all at once instead of as one pipeline, and a scan, which
 //! walks every master.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
 use std::time::Duration;
+
+use futures_util::future::join_all;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
@@ -390,31 +389,6 @@ fn cluster_masters(slots: Value) -> Result<Vec<(String, u16)>, StorageError> {
         )));
     }
     Ok(masters)
-}
-
-/// Polls futures together and returns their outputs in order (`futures::future::join_all`
-/// without the dependency).
-async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 fn window_arg(window: QuotaWindow) -> &'static str {

@@ -259,8 +259,6 @@ pub fn data_keys(count: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
 
     fn config_in(dir: &std::path::Path, vars: &[(&str, String)]) -> Config {
@@ -270,28 +268,15 @@ mod tests {
         Config::from_vars(all).unwrap()
     }
 
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     fn with_captured_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
-        let captured = Captured::default();
+        let captured = stargazer_keys::testkit::LogCapture::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
         let result = tracing::subscriber::with_default(subscriber, f);
-        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let logs = captured.text();
         (result, logs)
     }
 

@@ -1,0 +1,136 @@
+//! Syntax checks of what users type: secrets, pool fields and key ids.
+
+use super::KeyError;
+
+/// Longest secret accepted, in characters (Discord's modal input limit).
+pub const MAX_SECRET_LEN: usize = 4_000;
+
+/// Trims a secret and checks it can be a key: not empty, at most 4,000 characters, no
+/// whitespace, control characters or invisible formatting characters (Unicode category Cf)
+/// inside. Returns the trimmed secret.
+pub fn check_secret(secret: &str) -> Result<&str, KeyError> {
+    /// The characters of Unicode general category Cf (format), as of Unicode 15.1.
+    const FORMAT: &[(char, char)] = &[
+        ('\u{00AD}', '\u{00AD}'),
+        ('\u{0600}', '\u{0605}'),
+        ('\u{061C}', '\u{061C}'),
+        ('\u{06DD}', '\u{06DD}'),
+        ('\u{070F}', '\u{070F}'),
+        ('\u{0890}', '\u{0891}'),
+        ('\u{08E2}', '\u{08E2}'),
+        ('\u{180E}', '\u{180E}'),
+        ('\u{200B}', '\u{200F}'),
+        ('\u{202A}', '\u{202E}'),
+        ('\u{2060}', '\u{2064}'),
+        ('\u{2066}', '\u{206F}'),
+        ('\u{FEFF}', '\u{FEFF}'),
+        ('\u{FFF9}', '\u{FFFB}'),
+        ('\u{110BD}', '\u{110BD}'),
+        ('\u{110CD}', '\u{110CD}'),
+        ('\u{13430}', '\u{1343F}'),
+        ('\u{1BCA0}', '\u{1BCA3}'),
+        ('\u{1D173}', '\u{1D17A}'),
+        ('\u{E0001}', '\u{E0001}'),
+        ('\u{E0020}', '\u{E007F}'),
+    ];
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err(KeyError::EmptyKey);
+    }
+    let len = secret.chars().count();
+    if len > MAX_SECRET_LEN {
+        return Err(KeyError::KeyTooLong(len));
+    }
+    if secret.chars().any(char::is_whitespace) {
+        return Err(KeyError::KeyHasWhitespace);
+    }
+    if secret.chars().any(char::is_control) {
+        return Err(KeyError::KeyHasControlCharacters);
+    }
+    if secret
+        .chars()
+        .any(|c| FORMAT.iter().any(|(low, high)| (*low..=*high).contains(&c)))
+    {
+        return Err(KeyError::KeyHasFormatCharacters);
+    }
+    Ok(secret)
+}
+
+/// Checks a pool field named for removal: a key id, or any other field a pool holds (planted
+/// by hand, or left by `migrate`), so that every entry can be removed. Only empty, overlong or
+/// control-character fields are refused, echoing nothing that could be a key.
+pub fn check_pool_field(field: &str) -> Result<(), KeyError> {
+    if check_key_id(field).is_ok()
+        || (!field.is_empty() && field.len() <= 200 && !field.chars().any(char::is_control))
+    {
+        Ok(())
+    } else {
+        check_key_id(field)
+    }
+}
+
+/// Checks that `key_id` has the form of a pool key id (12 lowercase hex digits).
+pub fn check_key_id(key_id: &str) -> Result<(), KeyError> {
+    if key_id.len() == 12
+        && key_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        // Echo only what looks like a mistyped key id: a key pasted here must not come back.
+        let shown = if key_id.len() <= 16 && key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            key_id.to_owned()
+        } else {
+            crate::secret::mask(key_id)
+        };
+        Err(KeyError::InvalidKeyId(shown))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_trimmed_and_checked() {
+        assert_eq!(check_secret("  abc \n").unwrap(), "abc");
+        assert!(matches!(check_secret(" \n\t"), Err(KeyError::EmptyKey)));
+        assert!(matches!(
+            check_secret("ab cd"),
+            Err(KeyError::KeyHasWhitespace)
+        ));
+        assert!(matches!(
+            check_secret("ab\0cd"),
+            Err(KeyError::KeyHasControlCharacters)
+        ));
+        for format in [
+            '\u{202e}',
+            '\u{200b}',
+            '\u{2066}',
+            '\u{feff}',
+            '\u{ad}',
+            '\u{e0041}',
+        ] {
+            assert!(
+                matches!(
+                    check_secret(&format!("sk-ab{format}cd")),
+                    Err(KeyError::KeyHasFormatCharacters)
+                ),
+                "{format:?}"
+            );
+        }
+        assert_eq!(check_secret("sk-ключ-鍵-é").unwrap(), "sk-ключ-鍵-é");
+        assert!(matches!(
+            check_secret(&"x".repeat(4_001)),
+            Err(KeyError::KeyTooLong(4_001))
+        ));
+    }
+
+    #[test]
+    fn key_ids_must_be_twelve_hex_digits() {
+        assert!(check_key_id("0123456789ab").is_ok());
+        assert!(check_key_id("0123456789AB").is_err());
+        assert!(check_key_id("*").is_err());
+    }
+}

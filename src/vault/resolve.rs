@@ -1,0 +1,188 @@
+//! Resolution: the user's own key, then the channel pool, the global pool and the environment, in one round trip.
+
+use std::fmt;
+
+use rand::seq::SliceRandom;
+
+use crate::catalogue::validate_service_id;
+use crate::secret::ApiKey;
+use crate::storage::ResolveRequest;
+
+use super::{KeyVault, POOL_SAMPLE, Pool};
+
+/// Where a resolved key came from. Only `User` is the caller's own; the rest are shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeySource {
+    /// The user's own key.
+    User,
+    /// The channel's pool.
+    ChannelPool,
+    /// The global pool.
+    GlobalPool,
+    /// The operator's environment.
+    Env,
+}
+
+impl KeySource {
+    /// `user`, `channel_pool`, `global_pool` or `env`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeySource::User => "user",
+            KeySource::ChannelPool => "channel_pool",
+            KeySource::GlobalPool => "global_pool",
+            KeySource::Env => "env",
+        }
+    }
+
+    /// Whether the key is shared (not the caller's own): the daily quota applies.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, KeySource::User)
+    }
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key found by resolution, and where it came from.
+#[derive(Debug, Clone)]
+pub struct ResolvedKey {
+    /// The key.
+    pub key: ApiKey,
+    /// Its source.
+    pub source: KeySource,
+    /// The pool key id, for keys drawn from a pool.
+    pub key_id: Option<String>,
+    /// The pool it was drawn from, for keys drawn from a pool: with the key id, what
+    /// [`KeyVault::report_key_outcome`] needs to bench or count it.
+    pub pool: Option<Pool>,
+}
+
+impl KeyVault {
+    /// Resolves the key to use for `service`: the user's own key, then the channel's pool,
+    /// then the global pool (both skipped when `fallback_to_pool` is false), then the
+    /// operator's environment. The storage reads, benches included, are one round trip. A
+    /// benched pool key ([`KeyVault::report_key_outcome`]) or a value that does not open is
+    /// skipped; storage failures fall through to the environment. Never returns another
+    /// user's key.
+    pub async fn get_user_api_key(
+        &self,
+        user_id: Option<u64>,
+        service: &str,
+        channel_id: Option<u64>,
+        fallback_to_pool: bool,
+    ) -> Option<ResolvedKey> {
+        if let Err(err) = validate_service_id(service) {
+            tracing::warn!(error = %err, "key resolution refused");
+            return None;
+        }
+        let hints = &self.inner.own_key_hints;
+        if let Some(user_id) = user_id
+            && fallback_to_pool
+            && hints.has_own_key(user_id, service)
+        {
+            let hash = self.inner.layout.user_keys_key(user_id);
+            match self.inner.storage.hget(&hash, service).await {
+                Ok(value) => {
+                    if let Some(found) = self.open_user_value(user_id, service, value).await {
+                        return Some(found);
+                    }
+                    // Stale: the key is gone or does not open; resolve in full below.
+                    hints.remember(user_id, service, false);
+                }
+                Err(err) => {
+                    tracing::warn!(service, error = %err, "key storage unavailable; falling back to the environment");
+                    return self.env_resolved(service);
+                }
+            }
+        }
+        let mut pools = Vec::new();
+        if fallback_to_pool {
+            pools.extend(channel_id.map(Pool::Channel));
+            pools.push(Pool::Global);
+        }
+        let request = ResolveRequest {
+            user: user_id.map(|id| (self.inner.layout.user_keys_key(id), service.to_owned())),
+            pools: pools
+                .iter()
+                .map(|pool| pool.storage_key(&self.inner.layout, service))
+                .collect(),
+            sample: POOL_SAMPLE,
+            pool_benches: pools
+                .iter()
+                .map(|pool| pool.bench_key(&self.inner.layout, service))
+                .collect(),
+        };
+        match self.inner.storage.resolve(&request).await {
+            Ok(reply) => {
+                if let Some(user_id) = user_id {
+                    let own = self.open_user_value(user_id, service, reply.user).await;
+                    hints.remember(user_id, service, own.is_some());
+                    if own.is_some() {
+                        return own;
+                    }
+                }
+                let mut benches = reply.pool_benches.into_iter();
+                for (pool, entries) in pools.into_iter().zip(reply.pools) {
+                    let benched = benches.next().unwrap_or_default();
+                    if let Some(found) = self.usable_in(pool, service, entries, &benched).await {
+                        return Some(found);
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(service, error = %err, "key storage unavailable; falling back to the environment");
+            }
+        }
+        self.env_resolved(service)
+    }
+
+    /// The user's own key from a value read for them, if there is one and it opens.
+    pub(super) async fn open_user_value(
+        &self,
+        user_id: u64,
+        service: &str,
+        value: Option<String>,
+    ) -> Option<ResolvedKey> {
+        let owner = user_id.to_string();
+        let (payload, _) = self.open_value(&owner, service, None, &value?).await?;
+        Some(ResolvedKey {
+            key: payload.key,
+            source: KeySource::User,
+            key_id: None,
+            pool: None,
+        })
+    }
+
+    /// The environment tier of resolution.
+    pub(super) fn env_resolved(&self, service: &str) -> Option<ResolvedKey> {
+        self.env_key(service).map(|key| ResolvedKey {
+            key,
+            source: KeySource::Env,
+            key_id: None,
+            pool: None,
+        })
+    }
+
+    /// The operator's key for `service` from the environment: `{SERVICE}_API_KEY`, then the
+    /// service's own variables. A value with commas is a list: one is picked at random.
+    pub fn env_key(&self, service: &str) -> Option<ApiKey> {
+        let vars = match self.inner.catalogue.get(service) {
+            Some(entry) => entry.env_vars(),
+            None => crate::catalogue::Service::new(service, service).env_vars(),
+        };
+        vars.iter().find_map(|var| {
+            let value = self.inner.config.env.get(var)?;
+            let choices: Vec<&str> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            choices
+                .choose(&mut rand::thread_rng())
+                .map(|v| ApiKey::new(*v))
+        })
+    }
+}
