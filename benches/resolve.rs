@@ -38,7 +38,7 @@ fn resolve(c: &mut criterion::Criterion) {
                 .get_user_api_key(Some(user), SERVICE, Some(CHANNEL), true)
                 .await
                 .expect("a key resolves");
-            assert_eq!(found.source, source);
+            assert_eq!(found.source(), source);
         }
         let (user, channel, global) =
             support::raw_pipeline3(raw, &fx.pool_user_hash, fx.pools()).await;

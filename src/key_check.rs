@@ -1,7 +1,7 @@
 //! Checking a key with its service before it is saved (`STARGAZER_VALIDATE_KEYS=true`).
 //!
 //! Each catalogue service may describe a cheap authenticated GET ([`KeyCheckSpec`]). Only a
-//! definite 401 or 403 refuses the key ([`KeyError::KeyRejected`]); a timeout, a 429, a 5xx
+//! definite 401 or 403 refuses the key ([`KeyError::KeyRejected`](crate::KeyError::KeyRejected)); a timeout, a 429, a 5xx
 //! or any other answer is inconclusive, and the key is saved with a note saying it could not
 //! be checked. The key goes only to the service's configured API: the catalogue's URL, or the
 //! origin `STARGAZER_VALIDATE_BASE_URL_<SERVICE>` puts in its place; https only (http only to
@@ -12,10 +12,9 @@
 
 #[cfg(feature = "validation")]
 use crate::catalogue::KeyCheckSpec;
-use crate::vault::{KeyError, KeyVault};
 
 /// What checking a key with its service found (a refusal is an error instead:
-/// [`KeyError::KeyRejected`]).
+/// [`KeyError::KeyRejected`](crate::KeyError::KeyRejected)).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum KeyCheck {
     /// Not checked: checks are off, or the service has none.
@@ -41,45 +40,9 @@ impl KeyCheck {
     }
 }
 
-impl KeyVault {
-    /// Checks `secret` with `service` when checks are on (`STARGAZER_VALIDATE_KEYS`) and the
-    /// catalogue says how. `Err(KeyRejected)` only when the service answered 401 or 403.
-    /// [`KeyVault::set_user_api_key`] and [`KeyVault::add_pool_key`] call it before storing.
-    pub async fn check_key(&self, service: &str, secret: &str) -> Result<KeyCheck, KeyError> {
-        if !self.config().validate_keys {
-            return Ok(KeyCheck::NotChecked);
-        }
-        let Some(spec) = self.catalogue().get(service).and_then(|s| s.check.as_ref()) else {
-            return Ok(KeyCheck::NotChecked);
-        };
-        #[cfg(feature = "validation")]
-        {
-            let origin = self.config().validate_base_urls.get(service);
-            let url = spec.url_at(origin.map(String::as_str));
-            let display = self.catalogue().display_name(service).to_owned();
-            request(spec, &url, secret, self.config().validate_timeout)
-                .await
-                .map_err(|status| KeyError::KeyRejected {
-                    service: display,
-                    status,
-                })
-        }
-        #[cfg(not(feature = "validation"))]
-        {
-            let _ = (spec, secret);
-            tracing::warn!(
-                "STARGAZER_VALIDATE_KEYS is on, but this build has no `validation` feature: keys are saved unchecked"
-            );
-            Ok(KeyCheck::NotChecked)
-        }
-    }
-}
-
-/// Sends the check; `Err(status text)` on a definite refusal.
-#[cfg(feature = "validation")]
-#[cfg(feature = "validation")]
 /// The process's one HTTP client for key checks (its TLS set-up and pooled connections are
 /// kept between checks): no redirects, which could carry the key elsewhere.
+#[cfg(feature = "validation")]
 fn http_client() -> Option<&'static reqwest::Client> {
     static CLIENT: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
     CLIENT
@@ -92,7 +55,9 @@ fn http_client() -> Option<&'static reqwest::Client> {
         .as_ref()
 }
 
-async fn request(
+/// Sends the check; `Err(status text)` on a definite refusal.
+#[cfg(feature = "validation")]
+pub(crate) async fn request(
     spec: &KeyCheckSpec,
     url: &str,
     secret: &str,

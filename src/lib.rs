@@ -40,5 +40,6 @@ pub use messages::{default_key_limit_error, missing_api_key_error};
 pub use quota::{LimitCheck, LimitReached, QuotaPermit};
 pub use secret::ApiKey;
 pub use vault::{
-    Forgotten, KeyError, KeySource, KeyVault, Pool, RekeyError, RekeyReport, ResolvedKey,
+    Caller, Forgotten, KeyError, KeyFailure, KeyOrigin, KeySource, KeyUseError, KeyVault, Pool,
+    PoolKeyRef, RekeyError, RekeyReport, ResolvedKey,
 };

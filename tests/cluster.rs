@@ -132,7 +132,7 @@ async fn resolve_own(vault: &KeyVault, user: u64) -> Option<(KeySource, String)>
     )
     .await
     .unwrap_or_else(|_| panic!("resolution took {:?} with a master down", started.elapsed()));
-    resolved.map(|r| (r.source, r.key.expose().to_owned()))
+    resolved.map(|r| (r.source(), r.key.expose().to_owned()))
 }
 
 /// A private cluster that keeps serving the live masters' slots while one is down, a vault on

@@ -33,7 +33,7 @@ async fn resolve(vault: &KeyVault, user: u64) -> Option<(KeySource, String)> {
     vault
         .get_user_api_key(Some(user), "brave", None, true)
         .await
-        .map(|r| (r.source, r.key.expose().to_owned()))
+        .map(|r| (r.source(), r.key.expose().to_owned()))
 }
 
 /// Uses counted for `user` (read with a limit no test reaches).

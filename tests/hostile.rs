@@ -1124,7 +1124,10 @@ contract!(
             .get_user_api_key(Some(USER), "brave", None, true)
             .await
             .expect("the migrated key");
-        assert_eq!(drawn.key_id.as_deref(), Some("legacy_key_01"));
+        assert_eq!(
+            drawn.pool_key().map(|p| p.key_id.as_str()),
+            Some("legacy_key_01")
+        );
         fx.vault
             .report_key_outcome("brave", &drawn, stargazer_keys::KeyOutcome::Unauthorized)
             .await;

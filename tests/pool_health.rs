@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stargazer_keys::health::KeyUsage;
-use stargazer_keys::{BenchReason, KeyCheck, KeyError, KeyOutcome, KeySource, Pool, ResolvedKey};
+use stargazer_keys::{
+    BenchReason, KeyCheck, KeyError, KeyOrigin, KeyOutcome, KeySource, Pool, PoolKeyRef,
+    ResolvedKey,
+};
 use support::*;
 
 const ALICE: u64 = 111_111_111_111;
@@ -30,12 +33,17 @@ async fn draws(fx: &Fixture, times: usize) -> Vec<(KeySource, String)> {
     let mut seen = Vec::new();
     for _ in 0..times {
         let found = draw(fx).await.expect("a key resolves");
-        seen.push((found.source, found.key.expose().to_owned()));
+        seen.push((found.source(), found.key.expose().to_owned()));
     }
     seen
 }
 
 /// Adds `secret` to `pool` and returns the resolved form a caller would hold for it.
+/// The key id of a key drawn from a pool.
+fn pool_key_id(key: &ResolvedKey) -> String {
+    key.pool_key().expect("a pool key").key_id.clone()
+}
+
 async fn pooled(fx: &Fixture, pool: Pool, secret: &str) -> ResolvedKey {
     let added = fx
         .vault
@@ -44,12 +52,10 @@ async fn pooled(fx: &Fixture, pool: Pool, secret: &str) -> ResolvedKey {
         .unwrap();
     ResolvedKey {
         key: stargazer_keys::ApiKey::new(secret),
-        source: match pool {
-            Pool::Global => KeySource::GlobalPool,
-            Pool::Channel(_) => KeySource::ChannelPool,
-        },
-        key_id: Some(added.key_id),
-        pool: Some(pool),
+        origin: KeyOrigin::Pool(PoolKeyRef {
+            pool,
+            key_id: added.key_id,
+        }),
     }
 }
 
@@ -81,7 +87,7 @@ contract!(
             .unwrap();
         let benched = listed
             .iter()
-            .find(|k| k.key_id == limited_key.key_id.clone().unwrap());
+            .find(|k| k.key_id == pool_key_id(&limited_key));
         let bench = benched.unwrap().bench.expect("listed as benched");
         assert_eq!(bench.reason, BenchReason::RateLimited);
 
@@ -123,7 +129,7 @@ contract!(
         assert_eq!(listed.len(), 2);
         let entry = listed
             .iter()
-            .find(|k| Some(&k.key_id) == revoked_key.key_id.as_ref())
+            .find(|k| k.key_id == pool_key_id(&revoked_key))
             .unwrap();
         let bench = entry.bench.expect("the revoked key is listed as benched");
         assert_eq!(bench.reason, BenchReason::Unauthorized);
@@ -139,7 +145,7 @@ contract!(
         assert!(
             listed
                 .iter()
-                .filter(|k| Some(&k.key_id) != revoked_key.key_id.as_ref())
+                .filter(|k| k.key_id != pool_key_id(&revoked_key))
                 .all(|k| k.bench.is_none())
         );
     }
@@ -161,10 +167,10 @@ contract!(
             .await;
         let found = draw(&fx).await.unwrap();
         assert_eq!(
-            (found.source, found.key.expose()),
+            (found.source(), found.key.expose()),
             (KeySource::GlobalPool, global.as_str())
         );
-        assert_eq!(found.pool, Some(Pool::Global));
+        assert_eq!(found.pool_key().map(|p| p.pool), Some(Pool::Global));
 
         fx.vault
             .report_key_outcome(
@@ -175,7 +181,7 @@ contract!(
             .await;
         let found = draw(&fx).await.unwrap();
         assert_eq!(
-            (found.source, found.key.expose()),
+            (found.source(), found.key.expose()),
             (KeySource::Env, ENV_KEY)
         );
         assert!(fx.vault.get_pool_api_key("brave").await.is_none());
@@ -216,7 +222,7 @@ contract!(
             .pool_key_usage_today(Pool::Global, "brave")
             .await
             .unwrap();
-        let id = |key: &ResolvedKey| key.key_id.clone().unwrap();
+        let id = pool_key_id;
         assert_eq!(
             usage[&id(&first)],
             KeyUsage {
@@ -254,13 +260,13 @@ contract!(
             .open()
             .await;
         let env_key = draw(&fx).await.unwrap();
-        assert_eq!(env_key.source, KeySource::Env);
+        assert_eq!(env_key.source(), KeySource::Env);
         fx.vault
             .set_user_api_key(ALICE, "brave", &secret("own"))
             .await
             .unwrap();
         let own = draw(&fx).await.unwrap();
-        assert_eq!(own.source, KeySource::User);
+        assert_eq!(own.source(), KeySource::User);
         let before = fx.dump().await;
         for key in [&env_key, &own] {
             fx.vault
@@ -268,7 +274,7 @@ contract!(
                 .await;
         }
         assert_eq!(fx.dump().await, before, "nothing was counted or benched");
-        assert_eq!(draw(&fx).await.unwrap().source, KeySource::User);
+        assert_eq!(draw(&fx).await.unwrap().source(), KeySource::User);
     }
 );
 
@@ -295,11 +301,11 @@ contract!(
             .await
             .unwrap();
         assert_eq!(
-            benches[key.key_id.as_ref().unwrap()].reason,
+            benches[&pool_key_id(&key)].reason,
             BenchReason::Unauthorized
         );
 
-        let key_id = key.key_id.clone().unwrap();
+        let key_id = pool_key_id(&key);
         assert!(
             fx.vault
                 .remove_pool_key(Pool::Global, "brave", &key_id)

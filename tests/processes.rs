@@ -63,7 +63,7 @@ async fn helper_vault_process() {
                     .get_user_api_key(Some(user.parse().unwrap()), service, None, false)
                     .await
                 {
-                    Some(found) => println!("resolved {} {}", found.source, found.key.expose()),
+                    Some(found) => println!("resolved {} {}", found.source(), found.key.expose()),
                     None => println!("resolved none"),
                 }
             }
@@ -141,7 +141,7 @@ async fn own_key(vault: &KeyVault, user: u64, service: &str) -> Option<String> {
     vault
         .get_user_api_key(Some(user), service, None, false)
         .await
-        .filter(|found| found.source == KeySource::User)
+        .filter(|found| found.source() == KeySource::User)
         .map(|found| found.key.expose().to_owned())
 }
 

@@ -208,7 +208,7 @@ key_contract!(
             .get_user_api_key(Some(USER), "brave", None, true)
             .await
             .unwrap();
-        assert_eq!(resolved.source, KeySource::GlobalPool);
+        assert_eq!(resolved.source(), KeySource::GlobalPool);
         assert_eq!(resolved.key.expose(), key);
     }
 );
@@ -251,7 +251,7 @@ key_contract!(
             .get_user_api_key(Some(USER), "brave", None, true)
             .await
             .unwrap();
-        assert_eq!(resolved.source, KeySource::User);
+        assert_eq!(resolved.source(), KeySource::User);
         assert_eq!(resolved.key.expose(), key);
     }
 );
@@ -322,7 +322,7 @@ key_contract!(
             .get_user_api_key(Some(USER), "openai", None, true)
             .await
             .unwrap();
-        assert_eq!(resolved.source, KeySource::GlobalPool);
+        assert_eq!(resolved.source(), KeySource::GlobalPool);
         assert_eq!(resolved.key.expose(), openai);
     }
 );

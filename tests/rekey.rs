@@ -72,23 +72,29 @@ async fn assert_all_resolve(vault: &KeyVault, stored: &Stored) {
             .get_user_api_key(Some(user), service, None, true)
             .await
             .unwrap();
-        assert_eq!(resolved.source, KeySource::User, "{user} {service}");
+        assert_eq!(resolved.source(), KeySource::User, "{user} {service}");
         assert_eq!(resolved.key.expose(), key.as_str(), "{user} {service}");
     }
     let channel = vault
         .get_user_api_key(Some(ALICE), "youtube", Some(CHANNEL), true)
         .await
         .unwrap();
-    assert_eq!(channel.source, KeySource::ChannelPool);
+    assert_eq!(channel.source(), KeySource::ChannelPool);
     assert_eq!(channel.key.expose(), stored.channel.1.as_str());
-    assert_eq!(channel.key_id.as_deref(), Some(stored.channel.0.as_str()));
+    assert_eq!(
+        channel.pool_key().map(|p| p.key_id.as_str()),
+        Some(stored.channel.0.as_str())
+    );
     let global = vault
         .get_user_api_key(Some(ALICE), "youtube", None, true)
         .await
         .unwrap();
-    assert_eq!(global.source, KeySource::GlobalPool);
+    assert_eq!(global.source(), KeySource::GlobalPool);
     assert_eq!(global.key.expose(), stored.global.1.as_str());
-    assert_eq!(global.key_id.as_deref(), Some(stored.global.0.as_str()));
+    assert_eq!(
+        global.pool_key().map(|p| p.key_id.as_str()),
+        Some(stored.global.0.as_str())
+    );
 }
 
 /// The data key of every owner, as the store holds it now.

@@ -37,7 +37,7 @@ async fn a_vault_on_rediss_trusting_the_ca_file_saves_and_resolves() {
         .get_user_api_key(Some(ALICE), "brave", None, false)
         .await
         .unwrap();
-    assert_eq!(resolved.source, KeySource::User);
+    assert_eq!(resolved.source(), KeySource::User);
     assert_eq!(resolved.key.expose(), key);
 }
 

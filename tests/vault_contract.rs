@@ -40,7 +40,7 @@ key_contract!(
             .await
             .unwrap();
         assert_eq!(resolved.key.expose(), key);
-        assert_eq!(resolved.source, KeySource::User);
+        assert_eq!(resolved.source(), KeySource::User);
 
         let listed = fx.vault.list_user_api_keys(ALICE).await.unwrap();
         assert_eq!(listed.len(), 1);
@@ -79,7 +79,7 @@ key_contract!(
                 vault
                     .get_user_api_key(user, "brave", channel, pools)
                     .await
-                    .map(|r| (r.source, r.key.expose().to_owned()))
+                    .map(|r| (r.source(), r.key.expose().to_owned()))
             }
         };
         assert_eq!(
@@ -333,7 +333,7 @@ key_contract!(
             .await
             .unwrap();
         assert_eq!(
-            (resolved.source, resolved.key.expose()),
+            (resolved.source(), resolved.key.expose()),
             (KeySource::GlobalPool, global.as_str())
         );
         let listed = fx.vault.list_user_api_keys(ALICE).await.unwrap();
@@ -516,7 +516,7 @@ key_contract!(
             .await
             .unwrap();
         assert_eq!(
-            (resolved.source, resolved.key.expose()),
+            (resolved.source(), resolved.key.expose()),
             (KeySource::GlobalPool, pooled.as_str()),
             "the pool key Alice gave survives"
         );
@@ -785,7 +785,7 @@ async fn with_redis_stopped_resolution_falls_back_to_env_and_writes_fail_clearly
             .await
             .unwrap();
         assert_eq!(
-            (resolved.source, resolved.key.expose()),
+            (resolved.source(), resolved.key.expose()),
             (KeySource::Env, "env-fallback-key-0000")
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(3));
@@ -810,7 +810,7 @@ async fn with_redis_stopped_resolution_falls_back_to_env_and_writes_fail_clearly
                 .vault
                 .get_user_api_key(Some(ALICE), "brave", None, true)
                 .await
-                .map(|r| r.source);
+                .map(|r| r.source());
             if source == Some(KeySource::Env) {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
@@ -894,7 +894,7 @@ key_contract!(
             .unwrap();
         let found = resolve().await.unwrap();
         assert_eq!(
-            (found.source, found.key.expose()),
+            (found.source(), found.key.expose()),
             (KeySource::GlobalPool, pooled.as_str())
         );
         // Restored, remembered again, then removed elsewhere: the pools answer again.
@@ -902,15 +902,15 @@ key_contract!(
             .hset(&layout.user_keys_key(ALICE), "brave", &sealed)
             .await
             .unwrap();
-        assert_eq!(resolve().await.unwrap().source, KeySource::User);
-        assert_eq!(resolve().await.unwrap().source, KeySource::User);
+        assert_eq!(resolve().await.unwrap().source(), KeySource::User);
+        assert_eq!(resolve().await.unwrap().source(), KeySource::User);
         fx.storage()
             .hdel(&layout.user_keys_key(ALICE), "brave")
             .await
             .unwrap();
         let found = resolve().await.unwrap();
         assert_eq!(
-            (found.source, found.key.expose()),
+            (found.source(), found.key.expose()),
             (KeySource::GlobalPool, pooled.as_str())
         );
         // Another user never gets Alice's key through the hint.
@@ -918,14 +918,14 @@ key_contract!(
             .set_user_api_key(ALICE, "brave", &own)
             .await
             .unwrap();
-        assert_eq!(resolve().await.unwrap().source, KeySource::User);
+        assert_eq!(resolve().await.unwrap().source(), KeySource::User);
         let bob = fx
             .vault
             .get_user_api_key(Some(BOB), "brave", Some(CHANNEL), true)
             .await
             .unwrap();
         assert_eq!(
-            (bob.source, bob.key.expose()),
+            (bob.source(), bob.key.expose()),
             (KeySource::GlobalPool, pooled.as_str())
         );
     }

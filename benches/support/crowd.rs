@@ -157,7 +157,7 @@ pub async fn resolve_all(vault: &KeyVault, fallback_to_pool: bool) -> u64 {
                     let found = vault
                         .get_user_api_key(Some(user), SERVICE, Some(CHANNEL), fallback_to_pool)
                         .await;
-                    own += u64::from(found.is_some_and(|f| f.source == KeySource::User));
+                    own += u64::from(found.is_some_and(|f| f.source() == KeySource::User));
                 }
                 own
             })

@@ -81,6 +81,11 @@ pub fn config(
             db_path.display().to_string(),
         ),
         ("STARGAZER_KEY_PREFIX".to_owned(), "bench".to_owned()),
+        // The flow section reserves shared-key uses through the configured limit.
+        (
+            "DEFAULT_KEY_DAILY_LIMIT".to_owned(),
+            "4000000000".to_owned(),
+        ),
         (
             "STARGAZER_DATA_KEY_CACHE".to_owned(),
             data_key_cache.to_string(),

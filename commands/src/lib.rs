@@ -41,12 +41,14 @@ use std::time::Duration;
 
 use stargazer_keys::KeyVault;
 
-pub use context::{KeyContext, KeyFailure, KeyUseError};
+pub use context::KeyContext;
+// Defined in the core since the key-use flow moved there; re-exported for sibling modules.
 pub use error::{CommandError, UserFacing, on_error};
 pub use pool::{
     pool, pool_add, pool_channel, pool_channel_add, pool_channel_list, pool_channel_remove,
     pool_list, pool_remove,
 };
+pub use stargazer_keys::{KeyFailure, KeyUseError};
 pub use user::{forget_my_api_keys, list_user_api_keys, remove_user_api_key, set_user_api_key};
 
 /// The poise context of these commands.

@@ -167,7 +167,7 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
             let source = vault
                 .get_user_api_key(None, &id, Some(channel), true)
                 .await
-                .map(|r| r.source);
+                .map(|r| r.source());
             (id, source)
         }
     });

@@ -331,7 +331,7 @@ async fn resolve(vault: &KeyVault, user: u64, service: &str) -> Option<(KeySourc
     vault
         .get_user_api_key(Some(user), service, Some(CHANNEL), true)
         .await
-        .map(|r| (r.source, r.key.expose().to_owned()))
+        .map(|r| (r.source(), r.key.expose().to_owned()))
 }
 
 // ---- user keys ------------------------------------------------------------------------------

@@ -7,6 +7,56 @@ pub struct Layout {
     prefix: String,
 }
 
+/// Whose data key seals a value: the owner ids of the data-key table (`encryption_keys`),
+/// which are not under the prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A user's own keys: the user id in decimal.
+    User(u64),
+    /// The global pool: `pool:global`.
+    GlobalPool,
+    /// A channel's pool: `pool:channel:{id}`.
+    ChannelPool(u64),
+}
+
+impl Owner {
+    /// The owner id of the original bot's pool key row (its `POOL_KEY_SALT`).
+    pub const ORIGINAL_POOL_KEY: &'static str = "stargazer:api_key_pool";
+
+    /// The owner id, as the data-key table stores it.
+    pub fn id(&self) -> String {
+        match self {
+            Owner::User(user_id) => user_id.to_string(),
+            Owner::GlobalPool => "pool:global".to_owned(),
+            Owner::ChannelPool(channel_id) => format!("pool:channel:{channel_id}"),
+        }
+    }
+
+    /// The owner an id names, exactly as [`Owner::id`] writes it (no sign, no leading zeros).
+    pub fn parse(id: &str) -> Option<Owner> {
+        let number = |text: &str| {
+            let n: u64 = text.parse().ok()?;
+            (n.to_string() == text).then_some(n)
+        };
+        if id == "pool:global" {
+            return Some(Owner::GlobalPool);
+        }
+        match id.strip_prefix("pool:channel:") {
+            Some(channel) => number(channel).map(Owner::ChannelPool),
+            None => number(id).map(Owner::User),
+        }
+    }
+
+    /// Whose values a hash holds.
+    pub fn of_hash(kind: &HashKind) -> Owner {
+        match kind {
+            HashKind::UserKeys { user_id } => Owner::User(*user_id),
+            HashKind::GlobalPool { .. } => Owner::GlobalPool,
+            HashKind::ChannelPool { channel_id, .. } => Owner::ChannelPool(*channel_id),
+        }
+    }
+}
+
 /// What kind of hash a scanned storage key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HashKind {
@@ -112,6 +162,11 @@ impl Layout {
         format!("{}:default_key_usage:{user_id}:{tool}", self.prefix)
     }
 
+    /// A SCAN pattern for every shared-key use counter of a user (every tool).
+    pub fn usage_keys_pattern(&self, user_id: u64) -> String {
+        format!("{}*", self.usage_key(user_id, ""))
+    }
+
     /// The counter of a user's failed calls of a tool with a shared key (TTL 24 h).
     pub fn failures_key(&self, user_id: u64, tool: &str) -> String {
         format!("{}:default_key_failures:{user_id}:{tool}", self.prefix)
@@ -198,6 +253,25 @@ fn day_text(day: time::Date) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_ids_parse_back_and_nothing_else_does() {
+        for owner in [Owner::User(42), Owner::GlobalPool, Owner::ChannelPool(7)] {
+            assert_eq!(Owner::parse(&owner.id()), Some(owner));
+        }
+        assert_eq!(Owner::User(42).id(), "42");
+        assert_eq!(Owner::ChannelPool(7).id(), "pool:channel:7");
+        for other in [
+            "pool:channel:007",
+            "+42",
+            "pool:channel:",
+            "pool:other",
+            Owner::ORIGINAL_POOL_KEY,
+            "",
+        ] {
+            assert_eq!(Owner::parse(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn hash_keys_parse_back_to_their_kind() {

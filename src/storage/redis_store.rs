@@ -16,8 +16,7 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Value};
 
 use super::{
-    BackendKind, BoxFuture, HDEL_IF_SCRIPT, HREPLACE_SCRIPT, HSET_UNTIL_SCRIPT, REFUND_SCRIPT,
-    RESERVE_SCRIPT, Reservation, ResolveReply, ResolveRequest, StorageBackend, StorageError,
+    BackendKind, BoxFuture, Reservation, ResolveReply, ResolveRequest, StorageBackend, StorageError,
 };
 use crate::config::QuotaWindow;
 
@@ -677,6 +676,83 @@ impl StorageBackend for RedisStore {
         })
     }
 }
+
+// ----- the Lua scripts (the embedded store does the same in SQL) -------------------------------
+
+/// Lua: INCR; over the limit, give the unit back and only repair a missing TTL (a refused try
+/// must not push a rolling window out); else refresh (rolling) or set (fixed) the TTL.
+const RESERVE_SCRIPT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  if redis.call('TTL', KEYS[1]) == -1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+  end
+  return {0, n - 1}
+end
+if ARGV[3] == 'rolling' or redis.call('TTL', KEYS[1]) == -1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return {1, n}
+";
+
+/// Lua: DECR, but never below zero and never on a missing key.
+const REFUND_SCRIPT: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0
+";
+
+/// Lua: HDEL only when the field still holds the expected value.
+const HDEL_IF_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+";
+
+/// Lua: [`StorageBackend::hset_until`]. Values are `{unix ms};...`; Lua numbers are doubles,
+/// exact for millisecond times.
+const HSET_UNTIL_SCRIPT: &str = r"
+local untilms = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+local set = 1
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local at = tonumber(string.match(current, '^(%d+);'))
+  if at and at > now and at >= untilms then
+    set = 0
+  end
+end
+if set == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+local latest = 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local at = tonumber(string.match(all[i + 1], '^(%d+);')) or 0
+  if at <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  elseif at > latest then
+    latest = at
+  end
+end
+if latest > 0 then
+  redis.call('PEXPIREAT', KEYS[1], latest)
+end
+return set
+";
+
+/// Lua: HSET only when the field still holds the expected value.
+const HREPLACE_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+";
 
 #[cfg(test)]
 mod tests {

@@ -18,11 +18,16 @@ use crate::storage::{self, BackendKind, Layout, StorageBackend};
 
 mod checks;
 mod error;
+mod gitea;
+mod health;
 mod hints;
+mod key_check;
+mod key_use;
 mod migrate;
 mod payload;
 mod pool;
 mod pools;
+mod quota;
 mod rekey;
 mod resolve;
 mod sealing;
@@ -30,17 +35,18 @@ mod user_keys;
 
 pub use checks::{MAX_SECRET_LEN, check_key_id, check_pool_field, check_secret};
 pub use error::{KeyError, OpenVaultError};
+pub use key_use::{Caller, KeyFailure, KeyUseError};
 pub use migrate::{LegacyHash, MigrationReport};
 pub use pool::Pool;
 pub use pools::{PoolAdd, PoolKeyChoice, PoolKeyInfo};
 pub use rekey::{RekeyError, RekeyFailure, RekeyReport};
-pub use resolve::{KeySource, ResolvedKey};
+pub use resolve::{KeyOrigin, KeySource, PoolKeyRef, ResolvedKey};
 pub use user_keys::{Forgotten, UserKeyInfo};
 
 use hints::OwnKeyHints;
 use payload::Payload;
 use pools::POOL_SAMPLE;
-use sealing::{ORIGINAL_POOL_KEY_SALT, WriteMode, sealing_of};
+use sealing::{WriteMode, sealing_of};
 
 /// The key vault: cheap to clone, `Send + Sync`; open it once and share it.
 #[derive(Clone)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::storage::Layout;
+use crate::storage::{Layout, Owner};
 
 use super::KeySource;
 
@@ -16,23 +16,17 @@ pub enum Pool {
 }
 
 impl Pool {
-    /// The owner id of the pool's data key: `pool:global` or `pool:channel:{id}`.
-    pub fn owner_id(&self) -> String {
+    /// Whose data key seals the pool's values.
+    pub fn owner(&self) -> Owner {
         match self {
-            Pool::Global => "pool:global".to_owned(),
-            Pool::Channel(id) => format!("pool:channel:{id}"),
+            Pool::Global => Owner::GlobalPool,
+            Pool::Channel(id) => Owner::ChannelPool(*id),
         }
     }
 
-    /// The pool whose owner id is `owner` ([`Pool::owner_id`]), if it is one.
-    pub(crate) fn of_owner(owner: &str) -> Option<Pool> {
-        if owner == "pool:global" {
-            return Some(Pool::Global);
-        }
-        let channel = owner.strip_prefix("pool:channel:")?;
-        // Exactly as `owner_id` writes it: no sign, no leading zeros.
-        let id: u64 = channel.parse().ok()?;
-        (id.to_string() == channel).then_some(Pool::Channel(id))
+    /// The owner id of the pool's data key: `pool:global` or `pool:channel:{id}`.
+    pub fn owner_id(&self) -> String {
+        self.owner().id()
     }
 
     pub(super) fn storage_key(&self, layout: &Layout, service: &str) -> String {

@@ -11,8 +11,8 @@ use crate::secret::ApiKey;
 use crate::storage::ResolveRequest;
 
 use super::{
-    KeyError, KeyVault, Payload, Pool, ResolvedKey, WriteMode, check_key_id, check_pool_field,
-    masked_value,
+    KeyError, KeyOrigin, KeyVault, Payload, Pool, PoolKeyRef, ResolvedKey, WriteMode, check_key_id,
+    check_pool_field, masked_value,
 };
 
 /// How many random entries one resolution draws from each pool.
@@ -392,9 +392,7 @@ impl KeyVault {
             {
                 return Some(ResolvedKey {
                     key: payload.key,
-                    source: pool.source(),
-                    key_id: Some(key_id),
-                    pool: Some(pool),
+                    origin: KeyOrigin::Pool(PoolKeyRef { pool, key_id }),
                 });
             }
         }

@@ -26,10 +26,10 @@ use std::ops::ControlFlow;
 
 use secrecy::ExposeSecret;
 
-use super::{KeyError, KeyVault, ORIGINAL_POOL_KEY_SALT, Pool, sealing_of};
+use super::{KeyError, KeyVault, sealing_of};
 use crate::crypto::{DataKey, SealedFormat, StoredValue};
 use crate::data_keys::{Checkpoint, DataKeyError, RekeyStage};
-use crate::storage::{HashKind, StorageError};
+use crate::storage::{HashKind, Owner, StorageError};
 
 /// How many times one value is read again when it changes while it is being moved.
 const TRIES_PER_VALUE: usize = 5;
@@ -197,7 +197,7 @@ impl KeyVault {
             .await?
             .into_iter()
             // The original bot's pool key opens only its v2 values, which `migrate` rewrote.
-            .filter(|owner| owner != ORIGINAL_POOL_KEY_SALT)
+            .filter(|owner| owner != Owner::ORIGINAL_POOL_KEY)
             .collect();
         let mut hashes: BTreeMap<String, Vec<OwnedHash>> = BTreeMap::new();
         for key in self.sealed_hashes().await? {
@@ -251,18 +251,18 @@ impl KeyVault {
             .catalogue
             .iter()
             .map(|service| service.id.clone());
-        let kinds: Vec<HashKind> = match (owner.parse::<u64>(), Pool::of_owner(owner)) {
-            (Ok(user_id), _) => vec![HashKind::UserKeys { user_id }],
-            (_, Some(Pool::Global)) => services
+        let kinds: Vec<HashKind> = match Owner::parse(owner) {
+            Some(Owner::User(user_id)) => vec![HashKind::UserKeys { user_id }],
+            Some(Owner::GlobalPool) => services
                 .map(|service| HashKind::GlobalPool { service })
                 .collect(),
-            (_, Some(Pool::Channel(channel_id))) => services
+            Some(Owner::ChannelPool(channel_id)) => services
                 .map(|service| HashKind::ChannelPool {
                     channel_id,
                     service,
                 })
                 .collect(),
-            (Err(_), None) => Vec::new(),
+            None => Vec::new(),
         };
         for kind in kinds {
             let key = layout.hash_key(&kind);

@@ -6,7 +6,7 @@ use rand::seq::SliceRandom;
 
 use crate::catalogue::validate_service_id;
 use crate::secret::ApiKey;
-use crate::storage::ResolveRequest;
+use crate::storage::{Owner, ResolveRequest};
 
 use super::{KeyVault, POOL_SAMPLE, Pool};
 
@@ -51,13 +51,55 @@ impl fmt::Display for KeySource {
 pub struct ResolvedKey {
     /// The key.
     pub key: ApiKey,
+    /// Where it came from.
+    pub origin: KeyOrigin,
+}
+
+impl ResolvedKey {
     /// Its source.
-    pub source: KeySource,
-    /// The pool key id, for keys drawn from a pool.
-    pub key_id: Option<String>,
-    /// The pool it was drawn from, for keys drawn from a pool: with the key id, what
-    /// [`KeyVault::report_key_outcome`] needs to bench or count it.
-    pub pool: Option<Pool>,
+    pub fn source(&self) -> KeySource {
+        self.origin.source()
+    }
+
+    /// The pool and key id, for a key drawn from a pool.
+    pub fn pool_key(&self) -> Option<&PoolKeyRef> {
+        match &self.origin {
+            KeyOrigin::Pool(pooled) => Some(pooled),
+            KeyOrigin::User | KeyOrigin::Env => None,
+        }
+    }
+}
+
+/// Where a resolved key came from; for a pool key, what [`KeyVault::report_key_outcome`]
+/// needs to bench or count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// The user's own key.
+    User,
+    /// A key drawn from a pool.
+    Pool(PoolKeyRef),
+    /// The operator's environment.
+    Env,
+}
+
+impl KeyOrigin {
+    /// Its source.
+    pub fn source(&self) -> KeySource {
+        match self {
+            KeyOrigin::User => KeySource::User,
+            KeyOrigin::Pool(pooled) => pooled.pool.source(),
+            KeyOrigin::Env => KeySource::Env,
+        }
+    }
+}
+
+/// One key of a pool: the pool, and the key's id in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKeyRef {
+    /// The pool.
+    pub pool: Pool,
+    /// The key id.
+    pub key_id: String,
 }
 
 impl KeyVault {
@@ -146,13 +188,11 @@ impl KeyVault {
         service: &str,
         value: Option<String>,
     ) -> Option<ResolvedKey> {
-        let owner = user_id.to_string();
+        let owner = Owner::User(user_id).id();
         let (payload, _) = self.open_value(&owner, service, None, &value?).await?;
         Some(ResolvedKey {
             key: payload.key,
-            source: KeySource::User,
-            key_id: None,
-            pool: None,
+            origin: KeyOrigin::User,
         })
     }
 
@@ -160,9 +200,7 @@ impl KeyVault {
     pub(super) fn env_resolved(&self, service: &str) -> Option<ResolvedKey> {
         self.env_key(service).map(|key| ResolvedKey {
             key,
-            source: KeySource::Env,
-            key_id: None,
-            pool: None,
+            origin: KeyOrigin::Env,
         })
     }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 
 use crate::crypto::{DataKey, SealContext, SealedFormat, StoredValue};
-use crate::storage::{self, StorageError};
+use crate::storage::{self, Owner, StorageError};
 
-use super::{KeyError, KeyVault, Payload, Pool};
+use super::{KeyError, KeyVault, Payload};
 
 /// How [`KeyVault::seal_and_write`] writes a sealed value.
 #[derive(Debug, Clone, Copy)]
@@ -26,9 +26,6 @@ pub(super) struct Written {
     value: String,
     before: Option<String>,
 }
-
-/// The original bot's `POOL_KEY_SALT`.
-pub(super) const ORIGINAL_POOL_KEY_SALT: &str = "stargazer:api_key_pool";
 
 /// How long a read of `migrate`'s legacy marker is trusted.
 pub(super) const LEGACY_MARKER_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -245,14 +242,14 @@ impl KeyVault {
                 let row = self
                     .inner
                     .data_keys
-                    .get(ORIGINAL_POOL_KEY_SALT)
+                    .get(Owner::ORIGINAL_POOL_KEY)
                     .await
                     .inspect_err(|err| {
                         tracing::warn!(error = %err, "cannot read the original bot's pool key row")
                     })?;
                 keys.extend(row.map(|key| DataKey::clone_of(&key)));
                 for master in self.inner.data_keys.keyring().all() {
-                    keys.push(master.derive_original_pool_key(ORIGINAL_POOL_KEY_SALT.as_bytes()));
+                    keys.push(master.derive_original_pool_key(Owner::ORIGINAL_POOL_KEY.as_bytes()));
                 }
                 Ok::<_, KeyError>(keys)
             })
@@ -367,19 +364,11 @@ pub(super) fn sealing_of<'f>(
     kind: &storage::HashKind,
     field: &'f str,
 ) -> (String, String, Option<&'f str>) {
+    let owner = Owner::of_hash(kind).id();
     match kind {
-        storage::HashKind::UserKeys { user_id } => (user_id.to_string(), field.to_owned(), None),
-        storage::HashKind::GlobalPool { service } => {
-            (Pool::Global.owner_id(), service.clone(), Some(field))
-        }
-        storage::HashKind::ChannelPool {
-            channel_id,
-            service,
-        } => (
-            Pool::Channel(*channel_id).owner_id(),
-            service.clone(),
-            Some(field),
-        ),
+        storage::HashKind::UserKeys { .. } => (owner, field.to_owned(), None),
+        storage::HashKind::GlobalPool { service }
+        | storage::HashKind::ChannelPool { service, .. } => (owner, service.clone(), Some(field)),
     }
 }
 

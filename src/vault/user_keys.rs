@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::catalogue::validate_service_id;
 use crate::data_keys::Checkpoint;
 use crate::key_check::KeyCheck;
+use crate::storage::Owner;
 
 use super::{
     KeyError, KeyVault, Payload, WriteMode, check_secret, masked_value, truncate_to_seconds,
@@ -53,7 +54,7 @@ impl KeyVault {
         let value = self.checked_value(service, secret, false)?;
         let secret = value.as_str();
         let check = self.check_key(service, secret).await?;
-        let owner = user_id.to_string();
+        let owner = Owner::User(user_id).id();
         let now = OffsetDateTime::now_utc();
         let hash = self.inner.layout.user_keys_key(user_id);
         let payload = Payload::encode(secret, Some(now), None);
@@ -106,7 +107,7 @@ impl KeyVault {
             .storage
             .hgetall(&self.inner.layout.user_keys_key(user_id))
             .await?;
-        let owner = user_id.to_string();
+        let owner = Owner::User(user_id).id();
         let mut keys = Vec::with_capacity(entries.len());
         for (service, value) in entries {
             let opened = self.open_value(&owner, &service, None, &value).await;
@@ -133,7 +134,7 @@ impl KeyVault {
     pub async fn forget_user(&self, user_id: u64) -> Result<Forgotten, KeyError> {
         let hash = self.inner.layout.user_keys_key(user_id);
         let keys = self.inner.storage.hgetall(&hash).await?.len();
-        let owner = user_id.to_string();
+        let owner = Owner::User(user_id).id();
         let erasure = self.inner.data_keys.delete(&owner).await?;
         if let Err(source) = self.inner.storage.del(&hash).await {
             // Only then is "the key is destroyed, the values remain" what happened.

@@ -507,7 +507,7 @@ pub async fn resolve(config: &Config, args: &ResolveArgs) -> Result<ExitCode, Er
                 fallback_to_pool,
             )
             .await
-            .map(|found| (found.source.as_str(), found.key, None))
+            .map(|found| (found.source().as_str(), found.key, None))
     };
     let source = found.as_ref().map_or("none", |(source, _, _)| source);
     let key = found.as_ref().map(|(_, key, _)| {

@@ -1,0 +1,212 @@
+//! Using a key for one call: resolve, pass the quota gate of a shared key, call, keep or give
+//! back the use, report what the call said about a pool key. Every sibling tool's call takes
+//! this path; `KeyContext` in the commands crate is a thin adapter over it.
+
+use std::fmt;
+use std::future::Future;
+
+use super::{KeyVault, PoolKeyRef, ResolvedKey};
+use crate::catalogue::Service;
+use crate::health::KeyOutcome;
+use crate::messages::default_key_limit_error;
+
+/// Who is calling, and where: the plain ids of one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The invoking user.
+    pub user_id: u64,
+    /// The channel of the invocation.
+    pub channel_id: Option<u64>,
+    /// The guild of the invocation (none in DMs).
+    pub guild_id: Option<u64>,
+}
+
+/// Why a call with a key did not run, or failed. `Display` is the sentence for the user.
+#[derive(Debug)]
+pub enum KeyUseError<E> {
+    /// No key resolved: the message names the service, where to get a key and the command.
+    MissingKey(String),
+    /// The shared-key daily limit is spent: the message says when it resets and how to lift it.
+    LimitReached(String),
+    /// The call itself failed (its use was given back, up to the daily number of failures
+    /// given back: see [`KeyVault::record_default_key_failure`]).
+    Call(E),
+    /// The tool name cannot name a quota counter: a bug of the calling module, refused
+    /// before any key is resolved.
+    InvalidTool(String),
+}
+
+impl<E: fmt::Display> fmt::Display for KeyUseError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyUseError::MissingKey(text)
+            | KeyUseError::LimitReached(text)
+            | KeyUseError::InvalidTool(text) => f.write_str(text),
+            KeyUseError::Call(err) => err.fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for KeyUseError<E> {}
+
+/// What a sibling tool's error says about the key it used, for
+/// [`KeyVault::with_api_key_reporting`]: a 429 (with its Retry-After), a 402, a 401/403, or
+/// nothing about the key at all ([`KeyOutcome::Inconclusive`]).
+///
+/// ```
+/// use stargazer_keys::{KeyFailure, KeyOutcome};
+///
+/// struct HttpError { status: u16, retry_after: Option<String> }
+///
+/// impl KeyFailure for HttpError {
+///     fn key_outcome(&self) -> KeyOutcome {
+///         KeyOutcome::from_http_status(self.status, self.retry_after.as_deref())
+///     }
+/// }
+/// ```
+pub trait KeyFailure {
+    /// The outcome to report for the key that was used.
+    fn key_outcome(&self) -> KeyOutcome;
+}
+
+impl KeyVault {
+    /// The one call for sibling tools: resolves the caller's key for `service`; when it is
+    /// shared and the limit applies to this user, reserves one use of `tool` (or returns the
+    /// limit message); runs `call`; keeps the use when `call` succeeded and gives it back when
+    /// it failed. Returns the missing-key message when nothing resolves.
+    ///
+    /// For a pooled key, the call is counted in the key's daily uses; a failed call counts as
+    /// [`KeyOutcome::Inconclusive`] (it benches nothing). To bench a rate-limited or revoked
+    /// pool key, use [`KeyVault::with_api_key_reporting`] with an error that says what it
+    /// means for the key.
+    ///
+    /// ```no_run
+    /// # use stargazer_keys::{Caller, KeyUseError, KeyVault};
+    /// # async fn search(key: &str, query: &str) -> Result<String, std::io::Error> { Ok(String::new()) }
+    /// # async fn demo(vault: KeyVault, query: String) -> Result<String, KeyUseError<std::io::Error>> {
+    /// let caller = Caller { user_id: 42, channel_id: Some(7), guild_id: Some(1) };
+    /// let answer = vault
+    ///     .with_api_key(&caller, "brave", "web_search", |resolved| async move {
+    ///         search(resolved.key.expose(), &query).await
+    ///     })
+    ///     .await?;
+    /// # Ok(answer)
+    /// # }
+    /// ```
+    pub async fn with_api_key<T, Err, F, Fut>(
+        &self,
+        caller: &Caller,
+        service: &str,
+        tool: &str,
+        call: F,
+    ) -> Result<T, KeyUseError<Err>>
+    where
+        F: FnOnce(ResolvedKey) -> Fut,
+        Fut: Future<Output = Result<T, Err>>,
+    {
+        self.use_key(caller, service, tool, call, |_| KeyOutcome::Inconclusive)
+            .await
+    }
+
+    /// [`KeyVault::with_api_key`], and the call's error tells what happened to the key
+    /// ([`KeyFailure`]): a pooled key the service rate-limited (429), refused (401/403) or
+    /// found out of credit (402) is benched, so the next calls, in every process of the bot,
+    /// draw another key (or fall through to the next tier). Success is counted as a use.
+    pub async fn with_api_key_reporting<T, Err, F, Fut>(
+        &self,
+        caller: &Caller,
+        service: &str,
+        tool: &str,
+        call: F,
+    ) -> Result<T, KeyUseError<Err>>
+    where
+        Err: KeyFailure,
+        F: FnOnce(ResolvedKey) -> Fut,
+        Fut: Future<Output = Result<T, Err>>,
+    {
+        self.use_key(caller, service, tool, call, Err::key_outcome)
+            .await
+    }
+
+    async fn use_key<T, Err, F, Fut>(
+        &self,
+        caller: &Caller,
+        service: &str,
+        tool: &str,
+        call: F,
+        classify: impl FnOnce(&Err) -> KeyOutcome,
+    ) -> Result<T, KeyUseError<Err>>
+    where
+        F: FnOnce(ResolvedKey) -> Fut,
+        Fut: Future<Output = Result<T, Err>>,
+    {
+        if let Err(err) = crate::quota::validate_tool_name(tool) {
+            tracing::error!(error = %err, "a key was asked for with a bad tool name; refused");
+            return Err(KeyUseError::InvalidTool(format!(
+                "This command is misconfigured ({err}), so it did not run; tell the bot's operator."
+            )));
+        }
+        let user = caller.user_id;
+        let Some(resolved) = self
+            .get_user_api_key(Some(user), service, caller.channel_id, true)
+            .await
+        else {
+            return Err(KeyUseError::MissingKey(
+                self.catalogue().missing_api_key_error(service),
+            ));
+        };
+        let permit = if self
+            .default_key_limit_applies(Some(user), !resolved.source().is_shared())
+            .await
+        {
+            match self.reserve_default_key_use(user, tool, None).await {
+                Ok(permit) => Some(permit),
+                Err(reached) => {
+                    let entry = self
+                        .catalogue()
+                        .get(service)
+                        .cloned()
+                        .unwrap_or_else(|| Service::new(service, service));
+                    return Err(KeyUseError::LimitReached(default_key_limit_error(
+                        tool,
+                        &entry,
+                        reached.current,
+                        reached.limit,
+                        reached.resets_in,
+                    )));
+                }
+            }
+        } else {
+            None
+        };
+        // What identifies a pool key outlives the call, which takes the key itself.
+        let pooled: Option<PoolKeyRef> = resolved.pool_key().cloned();
+        let result = call(resolved).await;
+        if let Some(pooled) = &pooled {
+            let outcome = match &result {
+                Ok(_) => KeyOutcome::Success,
+                Err(err) => classify(err),
+            };
+            self.report_key_outcome_by(user, service, pooled, outcome)
+                .await;
+        }
+        match result {
+            Ok(value) => {
+                if let Some(permit) = permit {
+                    permit.commit();
+                }
+                Ok(value)
+            }
+            Err(err) => {
+                if let Some(permit) = permit {
+                    if !permit.is_recorded() || self.record_default_key_failure(user, tool).await {
+                        permit.refund().await;
+                    } else {
+                        permit.commit();
+                    }
+                }
+                Err(KeyUseError::Call(err))
+            }
+        }
+    }
+}
