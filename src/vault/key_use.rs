@@ -9,6 +9,7 @@ use super::{KeyVault, PoolKeyRef, ResolvedKey};
 use crate::catalogue::Service;
 use crate::health::KeyOutcome;
 use crate::messages::default_key_limit_error;
+use crate::quota::BYPASS_RATELIMIT_BIT;
 
 /// Who is calling, and where: the plain ids of one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,48 +148,84 @@ impl KeyVault {
             )));
         }
         let user = caller.user_id;
-        let Some(resolved) = self
-            .get_user_api_key(Some(user), service, caller.channel_id, true)
-            .await
-        else {
+        let resolve = self.get_user_api_key(Some(user), service, caller.channel_id, true);
+        // The quota gate's two reads go out with the resolution, in the same round trip,
+        // unless the user is known to have their own key (or is a bot admin): then no gate.
+        let speculate = !self.config().admin_user_ids.contains(&user)
+            && !self.inner.own_key_hints.has_own_key(user, service);
+        let (resolved, gate) = if speculate {
+            let gate = async {
+                tokio::join!(
+                    self.user_privileges(user),
+                    self.reserve_default_key_use(user, tool, None)
+                )
+            };
+            let (resolved, gate) = tokio::join!(resolve, gate);
+            (resolved, Some(gate))
+        } else {
+            (resolve.await, None)
+        };
+        let applies = match &resolved {
+            Some(resolved) if resolved.source().is_shared() => match &gate {
+                Some((privileges, _)) => privileges & (1 << BYPASS_RATELIMIT_BIT) == 0,
+                None => self.default_key_limit_applies(Some(user), false).await,
+            },
+            _ => false,
+        };
+        let reservation = match gate {
+            Some((_, reservation)) if applies => Some(reservation),
+            Some((_, Ok(unneeded))) => {
+                // Reserved for a call the limit does not apply to (the user's own key, no key
+                // at all, a privileged user): given back before anyone reads the counter.
+                unneeded.refund().await;
+                None
+            }
+            Some((_, Err(_))) => None,
+            None if applies => Some(self.reserve_default_key_use(user, tool, None).await),
+            None => None,
+        };
+        let Some(resolved) = resolved else {
             return Err(KeyUseError::MissingKey(
                 self.catalogue().missing_api_key_error(service),
             ));
         };
-        let permit = if self
-            .default_key_limit_applies(Some(user), !resolved.source().is_shared())
-            .await
-        {
-            match self.reserve_default_key_use(user, tool, None).await {
-                Ok(permit) => Some(permit),
-                Err(reached) => {
-                    let entry = self
-                        .catalogue()
-                        .get(service)
-                        .cloned()
-                        .unwrap_or_else(|| Service::new(service, service));
-                    return Err(KeyUseError::LimitReached(default_key_limit_error(
-                        tool,
-                        &entry,
-                        reached.current,
-                        reached.limit,
-                        reached.resets_in,
-                    )));
-                }
+        let permit = match reservation {
+            None => None,
+            Some(Ok(permit)) => Some(permit),
+            Some(Err(reached)) => {
+                let entry = self
+                    .catalogue()
+                    .get(service)
+                    .cloned()
+                    .unwrap_or_else(|| Service::new(service, service));
+                return Err(KeyUseError::LimitReached(default_key_limit_error(
+                    tool,
+                    &entry,
+                    reached.current,
+                    reached.limit,
+                    reached.resets_in,
+                )));
             }
-        } else {
-            None
         };
         // What identifies a pool key outlives the call, which takes the key itself.
         let pooled: Option<PoolKeyRef> = resolved.pool_key().cloned();
         let result = call(resolved).await;
-        if let Some(pooled) = &pooled {
-            let outcome = match &result {
-                Ok(_) => KeyOutcome::Success,
-                Err(err) => classify(err),
-            };
-            self.report_key_outcome_by(user, service, pooled, outcome)
-                .await;
+        if let Some(pooled) = pooled {
+            match &result {
+                // Counting a use benches nothing: off the path of the call.
+                Ok(_) => {
+                    let (vault, service) = (self.clone(), service.to_owned());
+                    tokio::spawn(async move {
+                        vault
+                            .report_key_outcome_by(user, &service, &pooled, KeyOutcome::Success)
+                            .await;
+                    });
+                }
+                Err(err) => {
+                    self.report_key_outcome_by(user, service, &pooled, classify(err))
+                        .await;
+                }
+            }
         }
         match result {
             Ok(value) => {
