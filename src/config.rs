@@ -571,6 +571,62 @@ impl Config {
             .join(MASTER_KEY_FILE_NAME)
     }
 
+    /// The default key file, when no master key is configured and that file exists.
+    pub fn default_key_file_in_use(&self) -> Option<PathBuf> {
+        let path = self.default_master_key_file();
+        (self.master_key.is_none() && path.exists()).then_some(path)
+    }
+
+    /// Where the master key comes from, as a phrase for `doctor`: the default key file,
+    /// `STARGAZER_MASTER_KEY_FILE (path)` or `STARGAZER_MASTER_KEY`.
+    pub fn master_key_source(&self) -> String {
+        if let Some(path) = self.default_key_file_in_use() {
+            format!("the default key file {}", path.display())
+        } else if let Some(path) = self.env.get("STARGAZER_MASTER_KEY_FILE") {
+            format!("STARGAZER_MASTER_KEY_FILE ({})", path.trim())
+        } else {
+            "STARGAZER_MASTER_KEY".to_owned()
+        }
+    }
+
+    /// The keyring of commands that work on existing data (`rotate-master-key`, `doctor`, the
+    /// key commands): the configured master keys, or, when none is configured, the default key
+    /// file if it exists. Never creates a key.
+    pub fn existing_keyring(&self) -> Result<Keyring, ConfigError> {
+        match self.default_key_file_in_use() {
+            Some(path) => {
+                let key = read_default_master_key_file(&path)?;
+                Ok(Keyring::new(key, self.previous_master_keys.clone()))
+            }
+            None => self.keyring(),
+        }
+    }
+
+    /// The keyring of the bot, which may start from nothing: the configured master keys, or
+    /// the default key file, created with a new key when missing (logged once, as a warning).
+    /// With the data keys in PostgreSQL a key must be configured: a file made here would not
+    /// be on the other machines.
+    pub fn keyring_creating_default(&self) -> Result<Keyring, ConfigError> {
+        if self.master_key.is_some() {
+            return self.keyring();
+        }
+        if self.database_url.is_some() {
+            return Err(ConfigError::new(
+                "STARGAZER_MASTER_KEY",
+                "must be set when STARGAZER_DATABASE_URL is: every machine needs the same master key, so none is made here (run `stargazer-keys gen-master-key` once and give it to every machine)",
+            ));
+        }
+        let path = self.default_master_key_file();
+        let (key, created) = load_or_create_master_key_file(&path)?;
+        if created {
+            tracing::warn!(
+                "no master key is configured, so a new one was written to {} (mode 0600); back it up: losing it makes every stored key unreadable",
+                path.display()
+            );
+        }
+        Ok(Keyring::new(key, self.previous_master_keys.clone()))
+    }
+
     /// The daily limit for `tool`: its override, or the default.
     pub fn daily_limit(&self, tool: &str) -> u32 {
         self.tool_daily_limits

@@ -95,7 +95,7 @@ impl QuotaPermit {
     /// Gives the use back (errors are logged and swallowed).
     pub async fn refund(self) {
         if let Some(counter) = &self.counter
-            && let Err(err) = self.vault.storage().refund(counter).await
+            && let Err(err) = self.vault.backend().refund(counter).await
         {
             tracing::warn!(error = %err, "cannot refund a shared-key use");
         }

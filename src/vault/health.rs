@@ -78,9 +78,10 @@ impl KeyVault {
         if outcome.is_key_failure() {
             increments.push((Layout::pool_failures_field(key_id), 1));
         }
-        let usage_key = pool.usage_key(self.layout(), service, now.date());
+        let usage_key = pool.usage_key(&self.inner.layout, service, now.date());
         if let Err(err) = self
-            .storage()
+            .inner
+            .storage
             .hincr_with_ttl(&usage_key, &increments, USAGE_TTL_SECS)
             .await
         {
@@ -108,9 +109,10 @@ impl KeyVault {
             reason,
         };
         match self
-            .storage()
+            .inner
+            .storage
             .hset_until(
-                &pool.bench_key(self.layout(), service),
+                &pool.bench_key(&self.inner.layout, service),
                 key_id,
                 &bench.encode(),
                 unix_ms(bench.until),
@@ -142,8 +144,8 @@ impl KeyVault {
         user_id: u64,
         now: OffsetDateTime,
     ) -> bool {
-        let key = pool.strikes_key(self.layout(), service);
-        let earlier = match self.storage().hget(&key, key_id).await {
+        let key = pool.strikes_key(&self.inner.layout, service);
+        let earlier = match self.inner.storage.hget(&key, key_id).await {
             Ok(value) => value.and_then(|value| Strike::decode_live(&value, unix_ms(now))),
             Err(err) => {
                 // Failing closed here would let storage trouble shield a key; failing open
@@ -153,7 +155,7 @@ impl KeyVault {
             }
         };
         if earlier.is_some_and(|strike| strike.user_id != user_id) {
-            if let Err(err) = self.storage().hdel(&key, key_id).await {
+            if let Err(err) = self.inner.storage.hdel(&key, key_id).await {
                 tracing::debug!(%pool, service, key_id, error = %err, "cannot clear a pool key's strike");
             }
             return true;
@@ -164,7 +166,8 @@ impl KeyVault {
             user_id,
         };
         if let Err(err) = self
-            .storage()
+            .inner
+            .storage
             .hset_until(
                 &key,
                 key_id,
@@ -193,8 +196,9 @@ impl KeyVault {
     ) -> Result<BTreeMap<String, Bench>, KeyError> {
         validate_service_id(service)?;
         let entries = self
-            .storage()
-            .hgetall(&pool.bench_key(self.layout(), service))
+            .inner
+            .storage
+            .hgetall(&pool.bench_key(&self.inner.layout, service))
             .await?;
         Ok(live_benches(&entries))
     }
@@ -209,12 +213,12 @@ impl KeyVault {
     ) -> Result<bool, KeyError> {
         validate_service_id(service)?;
         check_pool_field(key_id)?;
-        let key = pool.bench_key(self.layout(), service);
+        let key = pool.bench_key(&self.inner.layout, service);
         let was_live = self
             .pool_key_benches(pool, service)
             .await?
             .contains_key(key_id);
-        self.storage().hdel(&key, key_id).await?;
+        self.inner.storage.hdel(&key, key_id).await?;
         Ok(was_live)
     }
 
@@ -225,9 +229,13 @@ impl KeyVault {
         service: &str,
     ) -> Result<BTreeMap<String, KeyUsage>, KeyError> {
         validate_service_id(service)?;
-        let key = pool.usage_key(self.layout(), service, OffsetDateTime::now_utc().date());
+        let key = pool.usage_key(
+            &self.inner.layout,
+            service,
+            OffsetDateTime::now_utc().date(),
+        );
         let mut usage: BTreeMap<String, KeyUsage> = BTreeMap::new();
-        for (field, value) in self.storage().hgetall(&key).await? {
+        for (field, value) in self.inner.storage.hgetall(&key).await? {
             let count: u64 = value.parse().unwrap_or(0);
             if let Some(key_id) = field.strip_suffix(":uses") {
                 usage.entry(key_id.to_owned()).or_default().uses = count;

@@ -128,13 +128,25 @@ impl KeyVault {
         &self.inner.catalogue
     }
 
-    /// The storage key layout.
+    /// The storage key layout (tests and benchmarks: feature `testkit`).
+    #[cfg(feature = "testkit")]
     pub fn layout(&self) -> &Layout {
         &self.inner.layout
     }
 
-    /// The storage backend.
+    /// The storage backend (tests and benchmarks: feature `testkit`).
+    #[cfg(feature = "testkit")]
     pub fn storage(&self) -> &dyn StorageBackend {
+        self.inner.storage.as_ref()
+    }
+
+    /// Checks that the storage backend answers (Redis `PING`).
+    pub async fn ping(&self) -> Result<(), storage::StorageError> {
+        self.inner.storage.ping().await
+    }
+
+    /// The storage backend, for the crate's own modules outside the vault.
+    pub(crate) fn backend(&self) -> &dyn StorageBackend {
         self.inner.storage.as_ref()
     }
 

@@ -34,8 +34,9 @@ impl KeyVault {
             return allowed(0);
         }
         match self
-            .storage()
-            .get(&self.layout().usage_key(user_id, tool))
+            .inner
+            .storage
+            .get(&self.inner.layout.usage_key(user_id, tool))
             .await
         {
             Ok(value) => allowed(value.and_then(|v| v.parse().ok()).unwrap_or(0)),
@@ -57,9 +58,10 @@ impl KeyVault {
             tracing::warn!(error = %err, "not counting a use of a bad tool name");
             return;
         }
-        let key = self.layout().usage_key(user_id, tool);
+        let key = self.inner.layout.usage_key(user_id, tool);
         if let Err(err) = self
-            .storage()
+            .inner
+            .storage
             .incr_with_ttl(&key, QUOTA_TTL_SECS, self.config().quota_window)
             .await
         {
@@ -91,9 +93,10 @@ impl KeyVault {
                 resets_in: None,
             });
         }
-        let key = self.layout().usage_key(user_id, tool);
+        let key = self.inner.layout.usage_key(user_id, tool);
         match self
-            .storage()
+            .inner
+            .storage
             .reserve(
                 &key,
                 u64::from(limit),
@@ -129,9 +132,10 @@ impl KeyVault {
         if validate_tool_name(tool).is_err() {
             return true;
         }
-        let key = self.layout().failures_key(user_id, tool);
+        let key = self.inner.layout.failures_key(user_id, tool);
         match self
-            .storage()
+            .inner
+            .storage
             .incr_with_ttl(&key, QUOTA_TTL_SECS, crate::config::QuotaWindow::Fixed)
             .await
         {
@@ -146,11 +150,11 @@ impl KeyVault {
     /// When the user's window for `tool` resets, when storage knows.
     pub async fn default_key_limit_resets_in(&self, user_id: u64, tool: &str) -> Option<Duration> {
         validate_tool_name(tool).ok()?;
-        self.ttl(&self.layout().usage_key(user_id, tool)).await
+        self.ttl(&self.inner.layout.usage_key(user_id, tool)).await
     }
 
     async fn ttl(&self, key: &str) -> Option<Duration> {
-        match self.storage().ttl(key).await {
+        match self.inner.storage.ttl(key).await {
             Ok(ttl) => ttl.map(Duration::from_secs),
             Err(err) => {
                 tracing::debug!(error = %err, "cannot read a quota TTL");
@@ -163,8 +167,9 @@ impl KeyVault {
     /// 0 when absent, unreadable or not a number (logged).
     pub async fn user_privileges(&self, user_id: u64) -> u64 {
         match self
-            .storage()
-            .get(&self.layout().privileges_key(user_id))
+            .inner
+            .storage
+            .get(&self.inner.layout.privileges_key(user_id))
             .await
         {
             Ok(None) => 0,
@@ -211,9 +216,10 @@ impl KeyVault {
                 vec![tool.to_owned()]
             }
             None => {
-                let prefix = self.layout().usage_key(user_id, "");
-                self.storage()
-                    .scan(&self.layout().usage_keys_pattern(user_id))
+                let prefix = self.inner.layout.usage_key(user_id, "");
+                self.inner
+                    .storage
+                    .scan(&self.inner.layout.usage_keys_pattern(user_id))
                     .await?
                     .into_iter()
                     .filter_map(|key| key.strip_prefix(&prefix).map(str::to_owned))
@@ -222,16 +228,17 @@ impl KeyVault {
         };
         let mut usage = Vec::with_capacity(tools.len());
         for tool in tools {
-            let key = self.layout().usage_key(user_id, &tool);
+            let key = self.inner.layout.usage_key(user_id, &tool);
             let count = self
-                .storage()
+                .inner
+                .storage
                 .get(&key)
                 .await?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             usage.push(ToolUsage {
                 limit: self.daily_limit(&tool),
-                resets_in: self.storage().ttl(&key).await?.map(Duration::from_secs),
+                resets_in: self.inner.storage.ttl(&key).await?.map(Duration::from_secs),
                 count,
                 tool,
             });
@@ -247,8 +254,9 @@ impl KeyVault {
     ) -> Result<bool, UsageError> {
         validate_tool_name(tool)?;
         Ok(self
-            .storage()
-            .del(&self.layout().usage_key(user_id, tool))
+            .inner
+            .storage
+            .del(&self.inner.layout.usage_key(user_id, tool))
             .await?)
     }
 }

@@ -5,17 +5,17 @@ use std::process::ExitCode;
 use stargazer_keys::{Config, KeyVault};
 use stargazer_keys_commands::bot::{self, BotSettings};
 
-use super::{Error, keyring_creating_default};
+use super::Error;
 
 /// Runs the bot with the settings of `config`.
 pub async fn run(mut config: Config) -> Result<ExitCode, Error> {
     let settings = BotSettings::from_config(&config)?;
     if config.master_key.is_none() {
         // First start without a configured key: make data/master.key (0600), warn once.
-        config.master_key = Some(keyring_creating_default(&config)?.current().clone());
+        config.master_key = Some(config.keyring_creating_default()?.current().clone());
     }
     let vault = KeyVault::open(config).await?;
-    if let Err(err) = vault.storage().ping().await {
+    if let Err(err) = vault.ping().await {
         tracing::warn!(error = %err, "the key store does not answer yet; keys resolve from the environment until it does");
     }
     bot::run(settings, vault, Vec::new(), bot::shutdown_signal()).await?;

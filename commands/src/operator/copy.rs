@@ -29,7 +29,7 @@ pub async fn run(config: &Config, args: &CopyArgs) -> Result<ExitCode, Error> {
     if !from.exists() {
         return Err(Error::NoDatabase(from));
     }
-    let keyring = super::keyring(config)?;
+    let keyring = config.existing_keyring()?;
     let (path, source_keyring) = (from.clone(), keyring.clone());
     // Checked against the keyring first: rows nobody here can open are not copied blind.
     let rows =

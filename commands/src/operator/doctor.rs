@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use stargazer_keys::data_keys::KekUsage;
 use stargazer_keys::{Config, ConfigError, KeyStore, Keyring, db, storage};
 
-use super::{Error, default_key_file_in_use, kek_label};
+use super::{Error, kek_label};
 
 /// Runs every check and prints one line for each; exit status 1 when one failed.
 pub async fn run(config: Result<Config, ConfigError>) -> Result<ExitCode, Error> {
@@ -149,20 +149,14 @@ fn check_database(report: &mut Report, config: &Config) -> io::Result<bool> {
 
 /// The keyring, when the master key can be read.
 fn check_master_key(report: &mut Report, config: &Config) -> io::Result<Option<Keyring>> {
-    let keyring = match super::keyring(config) {
+    let keyring = match config.existing_keyring() {
         Ok(keyring) => keyring,
         Err(err) => {
             report.fail("master key", err)?;
             return Ok(None);
         }
     };
-    let source = if let Some(path) = default_key_file_in_use(config) {
-        format!("the default key file {}", path.display())
-    } else if let Some(path) = config.env.get("STARGAZER_MASTER_KEY_FILE") {
-        format!("STARGAZER_MASTER_KEY_FILE ({})", path.trim())
-    } else {
-        "STARGAZER_MASTER_KEY".to_owned()
-    };
+    let source = config.master_key_source();
     let previous = match keyring.all().count() - 1 {
         0 => String::new(),
         1 => ", and 1 previous key".to_owned(),

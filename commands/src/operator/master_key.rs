@@ -33,7 +33,7 @@ pub fn generate() -> Result<ExitCode, Error> {
 
 /// Rewraps every data key under the current master key, all or nothing, and prints a summary.
 pub async fn rotate(config: &Config, args: &RotateArgs) -> Result<ExitCode, Error> {
-    let keyring = super::keyring(config)?;
+    let keyring = config.existing_keyring()?;
     if config.database_url.is_none() && !config.db_path.exists() {
         return Err(Error::NoDatabase(config.db_path.clone()));
     }

@@ -13,10 +13,9 @@ use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use stargazer_keys::config::{load_or_create_master_key_file, read_default_master_key_file};
 use stargazer_keys::quota::UsageError;
 use stargazer_keys::vault::OpenVaultError;
-use stargazer_keys::{Config, ConfigError, DataKeyError, KeyError, KeyVault, Keyring};
+use stargazer_keys::{Config, ConfigError, DataKeyError, KeyError, KeyVault};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -109,51 +108,14 @@ fn rotation_failed(err: &DataKeyError) -> String {
     }
 }
 
-/// The keyring of commands that work on existing data (`rotate-master-key`, `doctor`): the
-/// configured master keys, or, when none is configured, the default key file if it exists.
-/// Never creates a key.
-pub fn keyring(config: &Config) -> Result<Keyring, ConfigError> {
-    match default_key_file_in_use(config) {
-        Some(path) => {
-            let key = read_default_master_key_file(&path)?;
-            Ok(Keyring::new(key, config.previous_master_keys.clone()))
-        }
-        None => config.keyring(),
-    }
-}
-
-/// The keyring of commands that may start from nothing (the bot): the configured master keys,
-/// or the default key file, created with a new key when missing. Creating it logs one warning.
-pub fn keyring_creating_default(config: &Config) -> Result<Keyring, ConfigError> {
-    if config.master_key.is_some() {
-        return config.keyring();
-    }
-    if config.database_url.is_some() {
-        // A key file made here would not be on the other machines.
-        return Err(ConfigError {
-            setting: "STARGAZER_MASTER_KEY",
-            reason: "must be set when STARGAZER_DATABASE_URL is: every machine needs the same master key, so none is made here (run `stargazer-keys gen-master-key` once and give it to every machine)".to_owned(),
-        });
-    }
-    let path = config.default_master_key_file();
-    let (key, created) = load_or_create_master_key_file(&path)?;
-    if created {
-        tracing::warn!(
-            "no master key is configured, so a new one was written to {} (mode 0600); back it up: losing it makes every stored key unreadable",
-            path.display()
-        );
-    }
-    Ok(Keyring::new(key, config.previous_master_keys.clone()))
-}
-
 /// Opens the vault as the bot would (same storage, same database, same catalogue), with the
-/// keyring of [`keyring`]: a database missing from its directory is created. For the commands
+/// keyring of [`Config::existing_keyring`]: a database missing from its directory is created. For the commands
 /// that add keys, and for `migrate`, which may start from the original bot's plaintext values.
 pub async fn open_vault(config: &Config) -> Result<KeyVault, Error> {
     let mut config = config.clone();
     if config.master_key.is_none() {
         // KeyVault::open reads the keyring from the config: hand it the default file's key.
-        config.master_key = Some(keyring(&config)?.current().clone());
+        config.master_key = Some(config.existing_keyring()?.current().clone());
     }
     Ok(KeyVault::open(config).await?)
 }
@@ -233,12 +195,6 @@ pub fn rfc3339(at: Option<OffsetDateTime>) -> Option<String> {
     at.and_then(|at| at.format(&Rfc3339).ok())
 }
 
-/// The default key file, when no master key is configured and that file exists.
-pub fn default_key_file_in_use(config: &Config) -> Option<PathBuf> {
-    let path = config.default_master_key_file();
-    (config.master_key.is_none() && path.exists()).then_some(path)
-}
-
 /// How a master key id reads in output; rows of the original bot name none.
 pub fn kek_label(kek_id: &str) -> String {
     if kek_id.is_empty() {
@@ -259,6 +215,8 @@ pub fn data_keys(count: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use stargazer_keys::config::load_or_create_master_key_file;
+
     use super::*;
 
     fn config_in(dir: &std::path::Path, vars: &[(&str, String)]) -> Config {
@@ -284,7 +242,7 @@ mod tests {
     fn keyring_without_a_configured_key_or_default_file_is_the_missing_key_error() {
         let dir = tempfile::tempdir().unwrap();
         let config = config_in(dir.path(), &[]);
-        let err = keyring(&config).unwrap_err();
+        let err = config.existing_keyring().unwrap_err();
         assert_eq!(err, config.keyring().unwrap_err());
         assert!(!config.default_master_key_file().exists());
     }
@@ -294,7 +252,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = config_in(dir.path(), &[]);
         let (key, _) = load_or_create_master_key_file(&config.default_master_key_file()).unwrap();
-        assert_eq!(keyring(&config).unwrap().current().id(), key.id());
+        assert_eq!(config.existing_keyring().unwrap().current().id(), key.id());
     }
 
     #[test]
@@ -304,7 +262,10 @@ mod tests {
         let secret = secrecy::ExposeSecret::expose_secret(&configured.to_base64()).to_owned();
         let config = config_in(dir.path(), &[("STARGAZER_MASTER_KEY", secret)]);
         load_or_create_master_key_file(&config.default_master_key_file()).unwrap();
-        assert_eq!(keyring(&config).unwrap().current().id(), configured.id());
+        assert_eq!(
+            config.existing_keyring().unwrap().current().id(),
+            configured.id()
+        );
     }
 
     #[test]
@@ -313,7 +274,7 @@ mod tests {
         let config = config_in(dir.path(), &[]);
         let path = config.default_master_key_file();
 
-        let (first, logs) = with_captured_logs(|| keyring_creating_default(&config).unwrap());
+        let (first, logs) = with_captured_logs(|| config.keyring_creating_default().unwrap());
         assert_eq!(logs.lines().count(), 1, "{logs}");
         assert!(logs.contains("WARN"), "{logs}");
         assert!(logs.contains(&path.display().to_string()), "{logs}");
@@ -326,7 +287,7 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
 
-        let (second, logs) = with_captured_logs(|| keyring_creating_default(&config).unwrap());
+        let (second, logs) = with_captured_logs(|| config.keyring_creating_default().unwrap());
         assert_eq!(logs, "");
         assert_eq!(first.current().id(), second.current().id());
     }
