@@ -20,7 +20,7 @@ pub enum CommandError {
 /// A core error as a sentence: capitalised, ending with a full stop, with anything of the
 /// user's input it quotes escaped.
 fn sentence(err: &KeyError) -> String {
-    let mut out = crate::reply::capitalised(&crate::reply::escaped(&err.to_string()));
+    let mut out = crate::slash::reply::capitalised(&crate::slash::reply::escaped(&err.to_string()));
     if !out.ends_with('.') {
         out.push('.');
     }
@@ -67,7 +67,7 @@ pub async fn on_error<U: Send + Sync + 'static, E: UserFacing + 'static>(
             ctx,
             format!(
                 "That option is not valid: {}.",
-                crate::reply::escaped(&error.to_string())
+                crate::slash::reply::escaped(&error.to_string())
             ),
         ),
         F::GuildOnly { ctx, .. } => (

@@ -24,32 +24,30 @@
 
 #![warn(missing_docs)]
 
-mod autocomplete;
 pub mod bot;
-mod checks;
 mod context;
 mod error;
 pub mod logging;
-pub mod modal;
-mod pool;
-mod reply;
+mod slash;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-mod user;
 
 use std::time::Duration;
 
 use stargazer_keys::KeyVault;
 
 pub use context::KeyContext;
-// Defined in the core since the key-use flow moved there; re-exported for sibling modules.
 pub use error::{CommandError, UserFacing, on_error};
-pub use pool::{
+pub use slash::modal;
+pub use slash::pool::{
     pool, pool_add, pool_channel, pool_channel_add, pool_channel_list, pool_channel_remove,
     pool_list, pool_remove,
 };
+// Defined in the core since the key-use flow moved there; re-exported for sibling modules.
+pub use slash::user::{
+    forget_my_api_keys, list_user_api_keys, remove_user_api_key, set_user_api_key,
+};
 pub use stargazer_keys::{KeyFailure, KeyUseError};
-pub use user::{forget_my_api_keys, list_user_api_keys, remove_user_api_key, set_user_api_key};
 
 /// The poise context of these commands.
 pub type Context<'a, U, E> = poise::Context<'a, U, E>;

@@ -10,8 +10,9 @@ use poise::serenity_prelude as serenity;
 use stargazer_keys::gitea::GITEA_SERVICE;
 use stargazer_keys::{KeySource, KeyVault};
 
-use crate::modal::{self, Input};
-use crate::{CommandError, Context, HasKeyVault, autocomplete, reply};
+use super::modal::{self, Input};
+use super::{autocomplete, reply};
+use crate::{CommandError, Context, HasKeyVault};
 
 /// How long the erase confirmation waits for a button press.
 const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -82,7 +83,7 @@ pub async fn set_user_api_key<U: HasKeyVault, E: From<CommandError>>(
         vault.set_user_api_key(user, &service, secret).await
     };
     let text = match saved {
-        Ok(info) => crate::pool::with_note(
+        Ok(info) => super::pool::with_note(
             format!(
                 "Saved your {name} key ({}). It now works for you in every server and DM; remove it with `/remove_user_api_key service:{service}`.",
                 info.masked.unwrap_or_default()

@@ -85,7 +85,7 @@ pub async fn global_key_id<U: HasKeyVault, E>(
     ctx: Context<'_, U, E>,
     partial: &str,
 ) -> serenity::CreateAutocompleteResponse {
-    if !crate::checks::is_bot_admin(ctx) {
+    if !super::checks::is_bot_admin(ctx) {
         return serenity::CreateAutocompleteResponse::new();
     }
     pool_key_ids(ctx, Pool::Global, partial).await

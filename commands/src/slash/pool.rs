@@ -10,8 +10,9 @@ use std::fmt::Write as _;
 
 use stargazer_keys::Pool;
 
-use crate::modal::{self, Input};
-use crate::{CommandError, Context, HasKeyVault, autocomplete, checks, reply};
+use super::modal::{self, Input};
+use super::{autocomplete, checks, reply};
+use crate::{CommandError, Context, HasKeyVault};
 
 fn pool_name(pool: Pool) -> &'static str {
     match pool {
@@ -172,7 +173,7 @@ async fn add<U: HasKeyVault, E: From<CommandError>>(
         return Ok(());
     };
     let vault = ctx.data().key_vault();
-    let service = match crate::user::known_service(vault, service) {
+    let service = match super::user::known_service(vault, service) {
         Ok(service) => service,
         Err(why) => return reply::ephemeral(ctx, &why).await,
     };
@@ -262,7 +263,7 @@ async fn list<U: HasKeyVault, E: From<CommandError>>(
         let _ = write!(
             text,
             "{} has no keys",
-            crate::reply::capitalised(pool_name(pool))
+            super::reply::capitalised(pool_name(pool))
         );
         if let Some(service) = &service {
             let _ = write!(text, " for {}", vault.catalogue().display_name(service));
@@ -272,7 +273,7 @@ async fn list<U: HasKeyVault, E: From<CommandError>>(
         let _ = writeln!(
             text,
             "{} (only you can see this):",
-            crate::reply::capitalised(pool_name(pool))
+            super::reply::capitalised(pool_name(pool))
         );
         for key in &keys {
             let masked = key

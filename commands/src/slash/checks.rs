@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use poise::serenity_prelude as serenity;
 use stargazer_keys::{KeyVault, Pool};
 
-use crate::modal::{self, Submitted};
-use crate::{CommandError, Context, HasKeyVault, reply};
+use super::modal::{self, Submitted};
+use super::reply;
+use crate::{CommandError, Context, HasKeyVault};
 
 /// Whether this invocation is an autocomplete request (no reply possible).
 fn is_autocomplete<U, E>(ctx: Context<'_, U, E>) -> bool {
