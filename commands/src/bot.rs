@@ -203,39 +203,79 @@ pub async fn run(
             .build(),
         None => serenity::HttpBuilder::new(token).build(),
     };
-    let mut client = serenity::ClientBuilder::new_with_http(http, serenity::GatewayIntents::GUILDS)
-        .framework(framework)
-        .await?;
-    let shards = client.shard_manager.clone();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down");
-        shards.shutdown_all().await;
+        let _ = stop.send(true);
     });
-    client.start().await?;
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    };
+    // Building the client already talks to Discord: a stop meanwhile ends the bot at once.
+    let builder = serenity::ClientBuilder::new_with_http(http, serenity::GatewayIntents::GUILDS)
+        .framework(framework);
+    let mut client = tokio::select! {
+        built = builder => built?,
+        () = until_stopped(stopped.clone()) => return Ok(()),
+    };
+    let shards = client.shard_manager.clone();
+    let running = client.start();
+    tokio::pin!(running);
+    tokio::select! {
+        result = &mut running => result?,
+        () = until_stopped(stopped) => {
+            // The gateway gets a clean close when Discord answers; an unreachable Discord
+            // (connects that hang, retries that back off) must not keep the process alive.
+            let close = async {
+                shards.shutdown_all().await;
+                (&mut running).await
+            };
+            match tokio::time::timeout(SHUTDOWN_GRACE, close).await {
+                Ok(result) => result?,
+                Err(_) => tracing::warn!(
+                    "the gateway did not close within {} s; stopping without it",
+                    SHUTDOWN_GRACE.as_secs()
+                ),
+            }
+        }
+    }
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
+/// How long a shutdown waits for the gateway connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a signal that arrives while the bot is still starting is kept,
+/// and stops it as soon as it runs, instead of killing the process outright.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                _ => {
+                    tracing::warn!(
+                        "cannot listen for SIGINT and SIGTERM; stop the bot with SIGKILL"
+                    );
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }

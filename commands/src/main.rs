@@ -129,10 +129,14 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => return report(&Error::Runtime(err)),
     };
-    match runtime.block_on(run(cli.command)) {
+    let code = match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(err) => report(&err),
-    }
+    };
+    // A blocking task still waiting on the network (a DNS lookup of an unreachable Discord)
+    // must not hold the exit: dropping the runtime would wait for it without end.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 async fn run(command: Command) -> Result<ExitCode, Error> {

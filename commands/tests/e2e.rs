@@ -1362,3 +1362,60 @@ async fn the_bot_binary_connects_registers_and_stops_cleanly_on_sigterm() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_binary_stops_on_sigterm_while_discord_does_not_answer() {
+    bounded(async {
+        // A "Discord" that accepts connections and never answers: the bot's first request
+        // (the gateway URL) hangs, as it does when Discord is unreachable.
+        let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = blackhole.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in blackhole.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stargazer-keys"))
+            .arg("bot")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DISCORD_TOKEN", "abc.def.ghi")
+            .env("DISCORD_HTTP_PROXY", format!("http://{address}"))
+            .env("RUST_LOG", "info")
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
+        // Started: the key store is open and the client is asking for the gateway.
+        let mut seen = String::new();
+        while !dir.path().join("data/master.key").exists() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let pid = child.id().unwrap() as i32;
+        let signalled = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(signalled.success());
+        let status = tokio::time::timeout(WAIT, child.wait())
+            .await
+            .expect("the bot exits after SIGTERM although Discord never answered")
+            .unwrap();
+
+        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut seen)
+            .await
+            .unwrap();
+        assert!(status.success(), "exit status {status:?}: {seen}");
+        assert!(seen.contains("shutting down"), "{seen}");
+        assert!(!seen.contains("abc.def.ghi"), "the token is in the logs");
+    })
+    .await;
+}

@@ -9,6 +9,8 @@ use super::Error;
 
 /// Runs the bot with the settings of `config`.
 pub async fn run(mut config: Config) -> Result<ExitCode, Error> {
+    // First: a SIGTERM while the key store opens stops the bot cleanly once it runs.
+    let shutdown = bot::shutdown_signal();
     let settings = BotSettings::from_config(&config)?;
     if config.master_key.is_none() {
         // First start without a configured key: make data/master.key (0600), warn once.
@@ -18,6 +20,6 @@ pub async fn run(mut config: Config) -> Result<ExitCode, Error> {
     if let Err(err) = vault.ping().await {
         tracing::warn!(error = %err, "the key store does not answer yet; keys resolve from the environment until it does");
     }
-    bot::run(settings, vault, Vec::new(), bot::shutdown_signal()).await?;
+    bot::run(settings, vault, Vec::new(), shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
