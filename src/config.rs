@@ -571,6 +571,32 @@ impl Config {
             .join(MASTER_KEY_FILE_NAME)
     }
 
+    /// Creates the default database directory (`data/`, mode 0700) when the database is at its
+    /// default path and the directory is missing, as a first start needs. A directory the
+    /// operator named (`STARGAZER_DB_PATH`) is never created: a typo there must not start an
+    /// empty deployment.
+    pub fn create_default_data_dir(&self) -> Result<(), ConfigError> {
+        if self.db_path != Path::new(DEFAULT_DB_PATH) {
+            return Ok(());
+        }
+        match self
+            .db_path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+        {
+            Some(dir) if !dir.exists() => create_private_dir(dir).map_err(|err| {
+                ConfigError::new(
+                    "STARGAZER_DB_PATH",
+                    format!(
+                        "is not set, and the default directory {} cannot be created: {err}",
+                        dir.display()
+                    ),
+                )
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The default key file, when no master key is configured and that file exists.
     pub fn default_key_file_in_use(&self) -> Option<PathBuf> {
         let path = self.default_master_key_file();

@@ -144,6 +144,18 @@ pub enum BotError {
     /// The client could not be built or its connection failed for good.
     #[error("the Discord client failed: {0}")]
     Client(Box<serenity::Error>),
+    /// Discord refused the token (401): a setting to fix, not a failure to retry.
+    #[error(
+        "Discord refused the bot token (401 Unauthorized): set DISCORD_TOKEN to the token of the bot's Developer Portal page (Bot, Reset Token)"
+    )]
+    TokenRefused,
+}
+
+impl BotError {
+    /// Whether the operator must change a setting before the bot can start (exit code 2).
+    pub fn is_setting(&self) -> bool {
+        matches!(self, BotError::TokenRefused)
+    }
 }
 
 impl From<serenity::Error> for BotError {
@@ -212,6 +224,11 @@ pub async fn run(
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stopped| *stopped).await;
     };
+    // One authenticated call first: a refused token is a sentence, not a gateway loop.
+    tokio::select! {
+        checked = check_token(&http) => checked?,
+        () = until_stopped(stopped.clone()) => return Ok(()),
+    }
     // Building the client already talks to Discord: a stop meanwhile ends the bot at once.
     let builder = serenity::ClientBuilder::new_with_http(http, serenity::GatewayIntents::GUILDS)
         .framework(framework);
@@ -242,6 +259,60 @@ pub async fn run(
     }
     Ok(())
 }
+
+/// Checks the token with `GET /users/@me`. Discord unreachable is logged once, with the cause
+/// and when the next try is, and tried again with a backoff capped at a minute; a 401 is
+/// [`BotError::TokenRefused`].
+async fn check_token(http: &serenity::Http) -> Result<(), BotError> {
+    let mut wait = Duration::from_secs(1);
+    let mut failing = false;
+    loop {
+        // The HTTP client has no timeout of its own: a Discord that never answers would
+        // otherwise keep this first call waiting, silently, for ever.
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, http.get_current_user())
+            .await
+            .unwrap_or(Err(serenity::Error::Other("no answer within 10 s")));
+        match answer {
+            Ok(user) => {
+                if failing {
+                    tracing::info!("Discord answers again");
+                }
+                tracing::debug!(user = %user.name, "the token is accepted");
+                return Ok(());
+            }
+            Err(serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(response)))
+                if response.status_code == serenity::StatusCode::UNAUTHORIZED =>
+            {
+                return Err(BotError::TokenRefused);
+            }
+            Err(err) => {
+                let cause = err.to_string();
+                if failing {
+                    tracing::debug!(
+                        cause,
+                        seconds = wait.as_secs(),
+                        "Discord still does not answer"
+                    );
+                } else {
+                    tracing::warn!(
+                        "cannot reach Discord ({cause}); trying again in {} s, and with a growing wait (at most {} s) until it answers",
+                        wait.as_secs(),
+                        MAX_RETRY_WAIT.as_secs()
+                    );
+                    failing = true;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_RETRY_WAIT);
+            }
+        }
+    }
+}
+
+/// How long one try to reach Discord may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest wait between two tries to reach Discord.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a shutdown waits for the gateway connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

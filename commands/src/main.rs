@@ -157,9 +157,13 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
 }
 
 /// Prints `error: <sentence>` on stderr and gives the failure exit code.
+/// Prints the error; exit code 2 when a setting must change first (a refused token), else 1.
 fn report(err: &Error) -> ExitCode {
     eprintln!("error: {err}");
-    ExitCode::FAILURE
+    match err {
+        Error::Bot(err) if err.is_setting() => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
 }
 
 /// Loads `path` into the environment without overriding what is set; a missing file is fine.

@@ -1419,3 +1419,140 @@ async fn the_bot_binary_stops_on_sigterm_while_discord_does_not_answer() {
     })
     .await;
 }
+
+/// The bot binary, started in `dir` with these settings (and nothing else from the
+/// environment but PATH), its output piped.
+fn bot_binary(dir: &std::path::Path, env: &[(&str, String)]) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_stargazer-keys"));
+    command
+        .arg("bot")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_discord_refuses_stops_the_bot_with_exit_code_2_naming_the_setting() {
+    bounded(async {
+        let fake = FakeDiscord::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let wrong = "d3Jvbmc.wrong.token-of-another-bot";
+        let child = bot_binary(
+            dir.path(),
+            &[
+                ("DISCORD_TOKEN", wrong.to_owned()),
+                ("DISCORD_HTTP_PROXY", fake.http_url()),
+            ],
+        );
+
+        let output = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .expect("the bot stops on its own")
+            .unwrap();
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("Discord refused the bot token"), "{stderr}");
+        assert!(stderr.contains("set DISCORD_TOKEN"), "{stderr}");
+        assert!(!stderr.contains(wrong), "the token is printed: {stderr}");
+        assert!(
+            fake.identify_count() == 0,
+            "no gateway connection was tried"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_discord_is_logged_once_with_the_next_try_and_sigterm_still_stops_the_bot() {
+    bounded(async {
+        // A port nothing listens on: every try is refused at once.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap();
+        drop(closed);
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = bot_binary(
+            dir.path(),
+            &[
+                ("DISCORD_TOKEN", "abc.def.ghi".to_owned()),
+                ("DISCORD_HTTP_PROXY", format!("http://{address}")),
+                ("RUST_LOG", "info".to_owned()),
+            ],
+        );
+        // Long enough for the tries after 1 s and 2 s more.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let pid = child.id().unwrap() as i32;
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let mut stderr = String::new();
+        tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+            .await
+            .unwrap();
+        let status = tokio::time::timeout(WAIT, child.wait())
+            .await
+            .expect("the bot exits after SIGTERM")
+            .unwrap();
+
+        assert!(status.success(), "exit status {status:?}: {stderr}");
+        let warnings: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains("cannot reach Discord"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{stderr}");
+        assert!(warnings[0].contains("trying again in 1 s"), "{stderr}");
+        assert!(!stderr.contains("abc.def.ghi"), "the token is printed");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_with_a_configured_master_key_creates_the_default_data_directory() {
+    bounded(async {
+        let fake = FakeDiscord::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key: [u8; 32] = rand::random();
+        let mut child = bot_binary(
+            dir.path(),
+            &[
+                ("DISCORD_TOKEN", fake.token().to_owned()),
+                ("DISCORD_HTTP_PROXY", fake.http_url()),
+                ("DISCORD_GUILD_ID", GUILD.to_string()),
+                (
+                    "STARGAZER_MASTER_KEY",
+                    base64::engine::general_purpose::STANDARD.encode(key),
+                ),
+            ],
+        );
+
+        fake.wait_registered(Duration::from_secs(30))
+            .await
+            .expect("the bot starts and registers");
+
+        let data = dir.path().join("data");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&data).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(data.join("stargazer-keys.db").exists());
+        assert!(
+            !data.join("master.key").exists(),
+            "the configured key is used, none is made"
+        );
+        child.start_kill().unwrap();
+        let _ = child.wait().await;
+    })
+    .await;
+}

@@ -12,6 +12,7 @@ pub async fn run(mut config: Config) -> Result<ExitCode, Error> {
     // First: a SIGTERM while the key store opens stops the bot cleanly once it runs.
     let shutdown = bot::shutdown_signal();
     let settings = BotSettings::from_config(&config)?;
+    config.create_default_data_dir()?;
     if config.master_key.is_none() {
         // First start without a configured key: make data/master.key (0600), warn once.
         config.master_key = Some(config.keyring_creating_default()?.current().clone());
