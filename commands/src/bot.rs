@@ -144,6 +144,9 @@ pub enum BotError {
     /// The client could not be built or its connection failed for good.
     #[error("the Discord client failed: {0}")]
     Client(Box<serenity::Error>),
+    /// Discord closed the gateway with a code no reconnection can fix.
+    #[error("{}", gateway_refusal(*.0))]
+    GatewayRefused(u16),
     /// Discord refused the token (401): a setting to fix, not a failure to retry.
     #[error(
         "Discord refused the bot token (401 Unauthorized): set DISCORD_TOKEN to the token of the bot's Developer Portal page (Bot, Reset Token)"
@@ -154,13 +157,29 @@ pub enum BotError {
 impl BotError {
     /// Whether the operator must change a setting before the bot can start (exit code 2).
     pub fn is_setting(&self) -> bool {
-        matches!(self, BotError::TokenRefused)
+        matches!(self, BotError::TokenRefused | BotError::GatewayRefused(_))
+    }
+}
+
+/// The sentence for a gateway closed with `code`, naming what to fix.
+fn gateway_refusal(code: u16) -> String {
+    match code {
+        4004 => "Discord closed the gateway with 4004 (authentication failed): set DISCORD_TOKEN to the token of the bot's Developer Portal page (Bot, Reset Token)".to_owned(),
+        4013 => "Discord closed the gateway with 4013 (invalid intents): the gateway intents asked for are not valid; check the intents the host bot adds".to_owned(),
+        4014 => "Discord closed the gateway with 4014 (disallowed intents): enable the privileged intents the bot asks for on its Developer Portal page (Bot, Privileged Gateway Intents), or stop asking for them".to_owned(),
+        other => format!("Discord closed the gateway with {other}, which no reconnection can fix"),
     }
 }
 
 impl From<serenity::Error> for BotError {
     fn from(err: serenity::Error) -> Self {
-        BotError::Client(Box::new(err))
+        use serenity::GatewayError as G;
+        match err {
+            serenity::Error::Gateway(G::InvalidAuthentication) => BotError::GatewayRefused(4004),
+            serenity::Error::Gateway(G::InvalidGatewayIntents) => BotError::GatewayRefused(4013),
+            serenity::Error::Gateway(G::DisallowedGatewayIntents) => BotError::GatewayRefused(4014),
+            other => BotError::Client(Box::new(other)),
+        }
     }
 }
 

@@ -1556,3 +1556,40 @@ async fn a_first_start_with_a_configured_master_key_creates_the_default_data_dir
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_closed_with_an_unrecoverable_code_stops_the_bot_naming_what_to_fix() {
+    bounded(async {
+        for (code, names) in [
+            (4004, "set DISCORD_TOKEN"),
+            (4013, "invalid intents"),
+            (4014, "Privileged Gateway Intents"),
+        ] {
+            let fake = FakeDiscord::start().await.unwrap();
+            fake.refuse_identify_with(code);
+            let dir = tempfile::tempdir().unwrap();
+            let child = bot_binary(
+                dir.path(),
+                &[
+                    ("DISCORD_TOKEN", fake.token().to_owned()),
+                    ("DISCORD_HTTP_PROXY", fake.http_url()),
+                ],
+            );
+
+            let output = tokio::time::timeout(WAIT, child.wait_with_output())
+                .await
+                .expect("the bot stops on its own")
+                .unwrap();
+
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{code}: {stderr}");
+            assert!(
+                stderr.contains(&format!("closed the gateway with {code}")),
+                "{stderr}"
+            );
+            assert!(stderr.contains(names), "{code}: {stderr}");
+            assert!(!stderr.contains(fake.token()), "the token is printed");
+        }
+    })
+    .await;
+}

@@ -125,6 +125,13 @@ fn identify(shared: &Shared, connection_id: u64, tx: &mpsc::UnboundedSender<WsMe
         })));
         return;
     }
+    if let Some(code) = shared.read(|s| s.gateway.refuse_identify) {
+        let _ = tx.send(WsMessage::Close(Some(CloseFrame {
+            code: CloseCode::Library(code),
+            reason: "Refused by the test.".into(),
+        })));
+        return;
+    }
     let session_id = format!("fake-session-{}", shared.snowflake());
     let mut ready = json!({
         "v": 10,

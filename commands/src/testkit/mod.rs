@@ -488,6 +488,13 @@ impl FakeDiscord {
         gateway::request_reconnect(&self.shared);
     }
 
+    /// Answers every IDENTIFY from now on by closing the gateway with `code` (4004
+    /// authentication failed, 4013 invalid intents, 4014 disallowed intents, ...).
+    pub fn refuse_identify_with(&self, code: u16) {
+        self.shared
+            .update(|s| s.gateway.refuse_identify = Some(code));
+    }
+
     /// Waits until the bot has been quiet on `token` for the settle delay (giving up on
     /// quiet after 20 rounds, for a bot that never stops calling).
     async fn settle(&self, token: &str) {

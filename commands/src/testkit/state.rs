@@ -49,6 +49,8 @@ pub(crate) struct GatewayState {
     pub(crate) ready_count: u32,
     /// The last IDENTIFY's `d`, token removed.
     pub(crate) identify: Option<Value>,
+    /// A close code every IDENTIFY is answered with, instead of READY.
+    pub(crate) refuse_identify: Option<u16>,
 }
 
 #[derive(Default)]
