@@ -1593,3 +1593,47 @@ async fn a_gateway_closed_with_an_unrecoverable_code_stops_the_bot_naming_what_t
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autocomplete_for_a_member_who_may_not_manage_the_pool_answers_with_no_choices() {
+    bounded(async {
+        let bot = Bot::start().await;
+        bot.vault
+            .add_pool_key(Pool::Channel(CHANNEL), "brave", &secret("pooled"), ADMIN)
+            .await
+            .unwrap();
+        let path = "pool channel remove";
+
+        let refused = bot
+            .fake
+            .autocomplete(
+                &bob(),
+                SlashCommand::new(path)
+                    .option("service", "brave")
+                    .focused("key_id", ""),
+            )
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .expect("an answer, not a spinner that fails");
+        let allowed = bot
+            .fake
+            .autocomplete(
+                &moderator(),
+                SlashCommand::new(path)
+                    .option("service", "brave")
+                    .focused("key_id", ""),
+            )
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+
+        assert!(refused.choices().is_empty(), "{:?}", refused.choices());
+        assert_eq!(allowed.choices().len(), 1);
+        bot.stop().await;
+    })
+    .await;
+}

@@ -1,5 +1,6 @@
 //! Permission checks, enforced in our code (Discord's UI hints are not enough). They sit on the
-//! leaf commands, reply ephemerally with the reason, and stay silent for autocomplete. A command
+//! leaf commands and reply ephemerally with the reason; an autocomplete request they refuse is
+//! answered with no choices (Discord would otherwise show "loading options failed"). A command
 //! that opens a modal asks again on the submit ([`pool_submit_allowed`]): a member can lose a
 //! permission while the modal is open, and the submit carries the permissions of that moment.
 
@@ -144,8 +145,17 @@ where
     ) else {
         return Ok(true);
     };
-    if !is_autocomplete(ctx) {
-        reply::ephemeral(ctx, refusal.on_command()).await?;
+    match ctx {
+        poise::Context::Application(actx) if is_autocomplete(ctx) => {
+            let none = serenity::CreateInteractionResponse::Autocomplete(
+                serenity::CreateAutocompleteResponse::new(),
+            );
+            actx.interaction
+                .create_response(ctx.serenity_context(), none)
+                .await
+                .map_err(CommandError::from)?;
+        }
+        _ => reply::ephemeral(ctx, refusal.on_command()).await?,
     }
     Ok(false)
 }
