@@ -21,6 +21,7 @@ mod key_cache;
 pub mod key_check;
 pub mod key_store;
 pub mod messages;
+mod metrics;
 pub mod pg_keys;
 pub mod quota;
 pub mod secret;

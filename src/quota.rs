@@ -94,10 +94,11 @@ impl QuotaPermit {
 
     /// Gives the use back (errors are logged and swallowed).
     pub async fn refund(self) {
-        if let Some(counter) = &self.counter
-            && let Err(err) = self.vault.backend().refund(counter).await
-        {
-            tracing::warn!(error = %err, "cannot refund a shared-key use");
+        if let Some(counter) = &self.counter {
+            match self.vault.backend().refund(counter).await {
+                Ok(_) => crate::metrics::use_refunded(),
+                Err(err) => tracing::warn!(error = %err, "cannot refund a shared-key use"),
+            }
         }
     }
 

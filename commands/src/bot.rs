@@ -26,6 +26,8 @@ pub struct BotSettings {
     pub http_proxy: Option<String>,
     /// `STARGAZER_MODAL_TIMEOUT_SECS`: how long a secret-entry modal waits (default 300).
     pub modal_timeout: Duration,
+    /// `STARGAZER_METRICS_ADDR`: where to serve Prometheus metrics (`/metrics`); off when unset.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl fmt::Debug for BotSettings {
@@ -34,6 +36,7 @@ impl fmt::Debug for BotSettings {
             .field("guild_id", &self.guild_id)
             .field("http_proxy", &self.http_proxy)
             .field("modal_timeout", &self.modal_timeout)
+            .field("metrics_addr", &self.metrics_addr)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +99,17 @@ impl BotSettings {
                 }
             })
             .transpose()?;
+        let metrics_addr = env
+            .get("STARGAZER_METRICS_ADDR")
+            .map(|v| {
+                v.trim().parse::<std::net::SocketAddr>().map_err(|_| {
+                    invalid(
+                        "STARGAZER_METRICS_ADDR",
+                        "must be an address and port to serve metrics on, such as 127.0.0.1:9464",
+                    )
+                })
+            })
+            .transpose()?;
         let modal_timeout = env
             .get("STARGAZER_MODAL_TIMEOUT_SECS")
             .map(|v| {
@@ -118,6 +132,7 @@ impl BotSettings {
             guild_id,
             http_proxy,
             modal_timeout,
+            metrics_addr,
         })
     }
 }
@@ -147,6 +162,9 @@ pub enum BotError {
     /// Discord closed the gateway with a code no reconnection can fix.
     #[error("{}", gateway_refusal(*.0))]
     GatewayRefused(u16),
+    /// The metrics endpoint cannot be served.
+    #[error("cannot serve metrics at STARGAZER_METRICS_ADDR: {0}")]
+    Metrics(String),
     /// Discord refused the token (401): a setting to fix, not a failure to retry.
     #[error(
         "Discord refused the bot token (401 Unauthorized): set DISCORD_TOKEN to the token of the bot's Developer Portal page (Bot, Reset Token)"
@@ -198,9 +216,23 @@ pub async fn run(
         vault,
         modal_timeout: settings.modal_timeout,
     };
+    if let Some(addr) = settings.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|err| BotError::Metrics(err.to_string()))?;
+        tracing::info!(%addr, "serving Prometheus metrics (STARGAZER_METRICS_ADDR)");
+    }
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands,
+            pre_command: |ctx| {
+                Box::pin(async move {
+                    let command = ctx.command().qualified_name.clone();
+                    metrics::counter!("stargazer_command_invocations_total", "command" => command)
+                        .increment(1);
+                })
+            },
             on_error: |err| Box::pin(crate::on_error(err)),
             ..Default::default()
         })

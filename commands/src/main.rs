@@ -57,10 +57,11 @@ enum Command {
 
     /// Check the settings, the database, the master key and the storage backend
     ///
-    /// Prints one line per check: `ok`, `FAIL` with the reason, or `skip` when a check cannot
-    /// run. Exits with status 1 if any check failed. Never prints a secret, and creates
-    /// nothing (an older database schema is brought up to date, as the bot would).
-    Doctor,
+    /// Prints one line per check: `ok`, `FAIL` with the reason, `warn` for a risk the
+    /// operator may have chosen (Redis that can lose keys), or `skip` when a check cannot run.
+    /// Exits with status 1 if any check failed. Never prints a secret, and creates nothing (an
+    /// older database schema is brought up to date, as the bot would).
+    Doctor(doctor::DoctorArgs),
 
     /// Set, list, remove or erase a user's own keys
     ///
@@ -145,7 +146,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::GenMasterKey => master_key::generate(),
         Command::RotateMasterKey(args) => master_key::rotate(&Config::from_env()?, &args).await,
         // The doctor reports bad settings as one of its checks.
-        Command::Doctor => doctor::run(Config::from_env()).await,
+        Command::Doctor(args) => doctor::run(Config::from_env(), &args).await,
         Command::User(command) => keys::user(&Config::from_env()?, command).await,
         Command::Pool(command) => keys::pool(&Config::from_env()?, command).await,
         Command::Resolve(args) => keys::resolve(&Config::from_env()?, &args).await,

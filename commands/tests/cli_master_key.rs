@@ -717,7 +717,8 @@ fn doctor_reports_bad_settings_without_the_key_text() {
 
 #[test]
 fn doctor_passes_with_a_running_redis() {
-    let redis = RedisServer::start().unwrap();
+    // Persistent, as a deployment's should be (doctor warns about one that keeps nothing).
+    let redis = RedisServer::start_with_args(&["--appendonly", "yes"]).unwrap();
     let mut setup = Setup::new();
     let key = MasterKey::generate();
     seed(&setup.db_path(), only_key(&key), 1, 2);

@@ -1637,3 +1637,92 @@ async fn autocomplete_for_a_member_who_may_not_manage_the_pool_answers_with_no_c
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_binary_serves_metrics_that_count_a_scenario_without_ids_or_keys() {
+    bounded(async {
+        let fake = FakeDiscord::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let _child = bot_binary(
+            dir.path(),
+            &[
+                ("DISCORD_TOKEN", fake.token().to_owned()),
+                ("DISCORD_HTTP_PROXY", fake.http_url()),
+                ("DISCORD_GUILD_ID", GUILD.to_string()),
+                ("STARGAZER_METRICS_ADDR", format!("127.0.0.1:{port}")),
+            ],
+        );
+        fake.wait_registered(Duration::from_secs(30))
+            .await
+            .expect("the binary registers");
+
+        // A key saved through the modal, a refused pool command, and a listing.
+        let key = secret("metrics");
+        let modal = fake
+            .slash(&alice(), set_key("brave"))
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        fake.submit_modal(&alice(), &modal, &[&key])
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        fake.slash(
+            &bob(),
+            SlashCommand::new("pool add").option("service", "brave"),
+        )
+        .await
+        .unwrap()
+        .callback(WAIT)
+        .await
+        .unwrap();
+        fake.slash(&alice(), SlashCommand::new("list_user_api_keys"))
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+
+        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+
+        let count = |line: &str| {
+            text.lines()
+                .find(|l| l.starts_with(line))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            count("stargazer_command_invocations_total{command=\"set_user_api_key\"}").as_deref(),
+            Some("1"),
+            "{text}"
+        );
+        assert_eq!(
+            count("stargazer_command_refusals_total{command=\"pool add\"}").as_deref(),
+            Some("1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stargazer_resolutions_total{source="),
+            "{text}"
+        );
+        assert!(text.contains("stargazer_storage_seconds"), "{text}");
+        for private in [ALICE.to_string(), BOB.to_string(), key.clone()] {
+            assert!(!text.contains(&private), "{private} is in the metrics");
+        }
+    })
+    .await;
+}

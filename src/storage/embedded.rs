@@ -49,12 +49,20 @@ impl EmbeddedStore {
     ) -> BoxFuture<'a, Result<T, StorageError>> {
         let conn = Arc::clone(&self.conn);
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let result = tokio::task::spawn_blocking(move || {
                 let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
                 f(&mut conn)
             })
             .await
-            .map_err(|err| StorageError::Task(err.to_string()))?
+            .map_err(|err| StorageError::Task(err.to_string()))
+            .and_then(|result| result);
+            crate::metrics::storage_call(
+                BackendKind::Embedded,
+                started.elapsed().as_secs_f64(),
+                result.is_err(),
+            );
+            result
         })
     }
 }

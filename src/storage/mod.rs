@@ -142,6 +142,85 @@ pub struct Reservation {
     pub count: u64,
 }
 
+/// What one Redis server says of itself, as `doctor` and the bot's start check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFacts {
+    /// `host:port` of a cluster master; empty for a single server.
+    pub node: String,
+    /// `redis_version` of `INFO`.
+    pub version: String,
+    /// Whether every script of the store loads (`SCRIPT LOAD`): the error otherwise.
+    pub scripts: Result<(), String>,
+    /// `maxmemory_policy` of `INFO`.
+    pub maxmemory_policy: String,
+    /// Whether the server keeps anything on disk: AOF on, or RDB snapshots configured
+    /// (`None` when `CONFIG GET save` is not allowed, as on some managed servers).
+    pub persistent: Option<bool>,
+}
+
+impl ServerFacts {
+    /// The sentence for a server too old for this crate.
+    pub fn too_old(&self) -> String {
+        format!(
+            "{} is Redis {}, and stargazer-keys needs {}.{} or newer (counting shared-key uses takes EXPIRE … NX, and on an older server the quota would silently let every use through); upgrade it",
+            self.name(),
+            if self.version.is_empty() {
+                "of an unknown version"
+            } else {
+                &self.version
+            },
+            Self::MIN_VERSION.0,
+            Self::MIN_VERSION.1
+        )
+    }
+
+    /// The warnings about losing keys: eviction, and no persistence.
+    pub fn risks(&self) -> Vec<String> {
+        let mut risks = Vec::new();
+        if self.evicts_keys() {
+            risks.push(format!(
+                "{} has maxmemory-policy {}: when memory runs out it evicts any key, and users' keys have no expiry; set maxmemory-policy to noeviction (or a volatile-* policy)",
+                self.name(),
+                self.maxmemory_policy
+            ));
+        }
+        if self.persistent == Some(false) {
+            risks.push(format!(
+                "{} keeps nothing on disk (appendonly no, and save is empty): a restart erases every stored key; set appendonly yes (or RDB snapshots with save)",
+                self.name()
+            ));
+        }
+        risks
+    }
+
+    /// The oldest Redis this crate works with: counting uses `EXPIRE … NX` (Redis 7.0).
+    pub const MIN_VERSION: (u32, u32) = (7, 0);
+
+    /// Whether the server is at least [`ServerFacts::MIN_VERSION`] (an unreadable version is
+    /// taken as too old).
+    pub fn version_ok(&self) -> bool {
+        let mut parts = self.version.split('.').map(|part| part.parse::<u32>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(major), Some(minor)) => (major, minor) >= Self::MIN_VERSION,
+            _ => false,
+        }
+    }
+
+    /// Whether eviction may delete stored keys, which have no TTL: an `allkeys-*` policy.
+    pub fn evicts_keys(&self) -> bool {
+        self.maxmemory_policy.starts_with("allkeys-")
+    }
+
+    /// `the server` or `the master host:port`, for sentences.
+    pub fn name(&self) -> String {
+        if self.node.is_empty() {
+            "the server".to_owned()
+        } else {
+            format!("the master {}", self.node)
+        }
+    }
+}
+
 /// The storage operations the vault and the quota need. Every method is one round trip.
 pub trait StorageBackend: Send + Sync + 'static {
     /// Which backend this is.
@@ -253,6 +332,11 @@ pub trait StorageBackend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<bool, StorageError>> {
         let _ = (key, field, value, until_ms, now_ms);
         Box::pin(async { Err(StorageError::Unsupported("this backend cannot bench keys")) })
+    }
+    /// What each Redis server (every master of a cluster) says of itself; nothing for a store
+    /// that is no Redis.
+    fn server_facts(&self) -> BoxFuture<'_, Result<Vec<ServerFacts>, StorageError>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
     /// HINCRBY of each (field, amount), then EXPIRE of the hash, atomically, in one round trip.
     ///

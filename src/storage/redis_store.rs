@@ -16,7 +16,8 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, Script, ServerErrorKind, Value};
 
 use super::{
-    BackendKind, BoxFuture, Reservation, ResolveReply, ResolveRequest, StorageBackend, StorageError,
+    BackendKind, BoxFuture, Reservation, ResolveReply, ResolveRequest, ServerFacts, StorageBackend,
+    StorageError,
 };
 use crate::config::QuotaWindow;
 
@@ -239,7 +240,24 @@ impl RedisStore {
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StorageError> {
-        Ok(cmd.query_async(&mut self.conn()).await?)
+        self.timed(async { Ok(cmd.query_async(&mut self.conn()).await?) })
+            .await
+    }
+
+    /// Runs one call of the store, recording how long it took and whether it failed.
+    async fn timed<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        self.record(started, result.is_err());
+        result
+    }
+
+    /// Records one call of the store that began at `started`.
+    fn record(&self, started: std::time::Instant, failed: bool) {
+        crate::metrics::storage_call(self.kind(), started.elapsed().as_secs_f64(), failed);
     }
 
     /// Runs a one-key script: EVALSHA, then EVAL where the node does not know the script.
@@ -250,17 +268,26 @@ impl RedisStore {
         args: &[&str],
     ) -> Result<T, StorageError> {
         let by_hash = script.invocation(false, key, args);
+        let started = std::time::Instant::now();
         match by_hash.query_async(&mut self.conn()).await {
             Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 self.query(&script.invocation(true, key, args)).await
             }
-            result => Ok(result?),
+            result => {
+                let result = result.map_err(StorageError::from);
+                self.record(started, result.is_err());
+                result
+            }
         }
     }
 
     /// Sends commands in one round trip: a pipeline on a single server; on a cluster, where a
     /// pipeline cannot span hash slots, every command at once, each to its own master.
     async fn query_all(&self, cmds: Vec<Cmd>) -> Result<Vec<Value>, StorageError> {
+        self.timed(self.query_all_untimed(cmds)).await
+    }
+
+    async fn query_all_untimed(&self, cmds: Vec<Cmd>) -> Result<Vec<Value>, StorageError> {
         match &self.conn {
             Conn::Single(conn) => {
                 let mut pipe = redis::pipe();
@@ -310,6 +337,101 @@ impl RedisStore {
         keys.sort();
         keys.dedup();
         Ok(keys)
+    }
+}
+
+impl RedisStore {
+    /// The masters of the cluster as the servers see them (`CLUSTER SLOTS`); `None` for one
+    /// server.
+    async fn masters(&self) -> Result<Option<Vec<(String, u16)>>, StorageError> {
+        match &self.conn {
+            Conn::Single(_) => Ok(None),
+            Conn::Cluster(conn) => {
+                let slots = conn
+                    .clone()
+                    .route_command(
+                        redis::cmd("CLUSTER").arg("SLOTS").to_owned(),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+                    )
+                    .await?;
+                Ok(Some(cluster_masters(slots)?))
+            }
+        }
+    }
+
+    /// Runs `cmd` on one server, or on the cluster master at (host, port).
+    async fn on_node(
+        &self,
+        master: Option<&(String, u16)>,
+        cmd: Cmd,
+    ) -> Result<Value, StorageError> {
+        match (&self.conn, master) {
+            (Conn::Cluster(conn), Some((host, port))) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                Ok(conn
+                    .clone()
+                    .route_command(cmd, routing)
+                    .await?
+                    .extract_error()?)
+            }
+            _ => self.query(&cmd).await,
+        }
+    }
+
+    /// What one node says of itself.
+    async fn node_facts(
+        &self,
+        master: Option<&(String, u16)>,
+    ) -> Result<ServerFacts, StorageError> {
+        let info: String =
+            redis::from_redis_value(self.on_node(master, redis::cmd("INFO").to_owned()).await?)?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
+        let mut scripts = Ok(());
+        for source in [
+            RESERVE_SCRIPT,
+            REFUND_SCRIPT,
+            HREPLACE_SCRIPT,
+            HDEL_IF_SCRIPT,
+            HSET_UNTIL_SCRIPT,
+        ] {
+            let load = redis::cmd("SCRIPT").arg("LOAD").arg(source).to_owned();
+            if let Err(err) = self.on_node(master, load).await {
+                scripts = Err(err.to_string());
+                break;
+            }
+        }
+        let save = self
+            .on_node(
+                master,
+                redis::cmd("CONFIG").arg("GET").arg("save").to_owned(),
+            )
+            .await
+            .ok()
+            .and_then(|reply| redis::from_redis_value::<Vec<String>>(reply).ok())
+            .and_then(|pair| pair.get(1).cloned());
+        let aof = field("aof_enabled") == "1";
+        Ok(ServerFacts {
+            node: master
+                .map(|(host, port)| format!("{host}:{port}"))
+                .unwrap_or_default(),
+            version: field("redis_version"),
+            scripts,
+            maxmemory_policy: field("maxmemory_policy"),
+            persistent: match save {
+                Some(save) => Some(aof || !save.trim().is_empty()),
+                None if aof => Some(true),
+                None => None,
+            },
+        })
     }
 }
 
@@ -398,6 +520,21 @@ fn window_arg(window: QuotaWindow) -> &'static str {
 }
 
 impl StorageBackend for RedisStore {
+    fn server_facts(&self) -> BoxFuture<'_, Result<Vec<ServerFacts>, StorageError>> {
+        Box::pin(async move {
+            match self.masters().await? {
+                None => Ok(vec![self.node_facts(None).await?]),
+                Some(masters) => {
+                    let mut facts = Vec::new();
+                    for master in &masters {
+                        facts.push(self.node_facts(Some(master)).await?);
+                    }
+                    Ok(facts)
+                }
+            }
+        })
+    }
+
     fn kind(&self) -> BackendKind {
         match self.conn {
             Conn::Single(_) => BackendKind::Redis,

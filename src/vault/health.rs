@@ -120,14 +120,17 @@ impl KeyVault {
             )
             .await
         {
-            Ok(_) => tracing::warn!(
-                %pool,
-                service,
-                key_id,
-                reason = reason.as_str(),
-                seconds = length.as_secs(),
-                "benched a pool key"
-            ),
+            Ok(_) => {
+                crate::metrics::pool_bench(reason);
+                tracing::warn!(
+                    %pool,
+                    service,
+                    key_id,
+                    reason = reason.as_str(),
+                    seconds = length.as_secs(),
+                    "benched a pool key"
+                );
+            }
             Err(err) => {
                 tracing::warn!(%pool, service, key_id, error = %err, "cannot bench a pool key")
             }

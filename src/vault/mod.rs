@@ -145,6 +145,12 @@ impl KeyVault {
         self.inner.storage.ping().await
     }
 
+    /// What each Redis server (every master of a cluster) says of itself: version, scripts,
+    /// eviction policy, persistence. Empty for the embedded store.
+    pub async fn server_facts(&self) -> Result<Vec<storage::ServerFacts>, storage::StorageError> {
+        self.inner.storage.server_facts().await
+    }
+
     /// The storage backend, for the crate's own modules outside the vault.
     pub(crate) fn backend(&self) -> &dyn StorageBackend {
         self.inner.storage.as_ref()

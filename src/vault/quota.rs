@@ -105,17 +105,23 @@ impl KeyVault {
             )
             .await
         {
-            Ok(reservation) if reservation.admitted => Ok(QuotaPermit {
-                vault: self.clone(),
-                counter: Some(key),
-                count: reservation.count,
-                limit,
-            }),
-            Ok(reservation) => Err(LimitReached {
-                current: reservation.count,
-                limit,
-                resets_in: self.ttl(&key).await,
-            }),
+            Ok(reservation) if reservation.admitted => {
+                crate::metrics::quota_check(true);
+                Ok(QuotaPermit {
+                    vault: self.clone(),
+                    counter: Some(key),
+                    count: reservation.count,
+                    limit,
+                })
+            }
+            Ok(reservation) => {
+                crate::metrics::quota_check(false);
+                Err(LimitReached {
+                    current: reservation.count,
+                    limit,
+                    resets_in: self.ttl(&key).await,
+                })
+            }
             Err(err) => {
                 tracing::warn!(error = %err, tool, "quota reservation failed; allowing (fail-open)");
                 Ok(unrecorded())

@@ -116,6 +116,24 @@ impl KeyVault {
         channel_id: Option<u64>,
         fallback_to_pool: bool,
     ) -> Option<ResolvedKey> {
+        let started = std::time::Instant::now();
+        let resolved = self
+            .resolve(user_id, service, channel_id, fallback_to_pool)
+            .await;
+        crate::metrics::resolution(
+            resolved.as_ref().map(ResolvedKey::source),
+            started.elapsed().as_secs_f64(),
+        );
+        resolved
+    }
+
+    async fn resolve(
+        &self,
+        user_id: Option<u64>,
+        service: &str,
+        channel_id: Option<u64>,
+        fallback_to_pool: bool,
+    ) -> Option<ResolvedKey> {
         if let Err(err) = validate_service_id(service) {
             tracing::warn!(error = %err, "key resolution refused");
             return None;

@@ -323,6 +323,7 @@ impl KeyVault {
         match result {
             Ok(opened) => Some(opened),
             Err(err) => {
+                crate::metrics::value_unopened();
                 tracing::warn!(owner, service, key_id, error = %err, "a stored key does not open; skipping it");
                 None
             }

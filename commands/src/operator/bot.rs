@@ -20,6 +20,20 @@ pub async fn run(mut config: Config) -> Result<ExitCode, Error> {
     let vault = KeyVault::open(config).await?;
     if let Err(err) = vault.ping().await {
         tracing::warn!(error = %err, "the key store does not answer yet; keys resolve from the environment until it does");
+    } else {
+        match vault.server_facts().await {
+            Ok(facts) => {
+                if let Some(old) = facts.iter().find(|node| !node.version_ok()) {
+                    return Err(Error::RedisTooOld(old.too_old()));
+                }
+                for risk in facts.iter().flat_map(|node| node.risks()) {
+                    tracing::warn!("{risk}");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read what the Redis servers say of themselves (INFO)")
+            }
+        }
     }
     bot::run(settings, vault, Vec::new(), shutdown).await?;
     Ok(ExitCode::SUCCESS)

@@ -15,8 +15,36 @@ use stargazer_keys::{Config, ConfigError, KeyStore, Keyring, db, storage};
 use super::{Error, kek_label};
 
 /// Runs every check and prints one line for each; exit status 1 when one failed.
-pub async fn run(config: Result<Config, ConfigError>) -> Result<ExitCode, Error> {
-    let mut report = Report::default();
+/// Options of `doctor`.
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Print every check as JSON, for monitoring: [{"status", "check", "detail"}], status one
+    /// of ok, fail, warn, skip
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs every check and prints the report.
+pub async fn run(
+    config: Result<Config, ConfigError>,
+    args: &DoctorArgs,
+) -> Result<ExitCode, Error> {
+    let mut report = Report {
+        json: args.json.then(Vec::new),
+        ..Report::default()
+    };
+    let code = checks(&mut report, config).await?;
+    if let Some(entries) = &report.json {
+        let mut out = io::stdout().lock();
+        writeln!(out, "{}", serde_json::Value::Array(entries.clone()))?;
+    }
+    Ok(code)
+}
+
+async fn checks(
+    report: &mut Report,
+    config: Result<Config, ConfigError>,
+) -> Result<ExitCode, Error> {
     let config = match config {
         Ok(config) => {
             report.ok("settings: every setting parses")?;
@@ -40,7 +68,7 @@ pub async fn run(config: Result<Config, ConfigError>) -> Result<ExitCode, Error>
     // Before the database opens: opening it makes a loose file private.
     let uses_sqlite = config.database_url.is_none() || config.redis_urls.is_empty();
     if uses_sqlite {
-        check_files(&mut report, &config)?;
+        check_files(report, &config)?;
     } else {
         report.skip(
             "files",
@@ -54,12 +82,12 @@ pub async fn run(config: Result<Config, ConfigError>) -> Result<ExitCode, Error>
             ))?;
             true
         }
-        None => check_database(&mut report, &config)?,
+        None => check_database(report, &config)?,
     };
-    let keyring = check_master_key(&mut report, &config)?;
-    check_data_keys(&mut report, &config, database_opens, keyring).await?;
-    check_storage(&mut report, &config).await?;
-    check_legacy_values(&mut report, &config).await?;
+    let keyring = check_master_key(report, &config)?;
+    check_data_keys(report, &config, database_opens, keyring).await?;
+    check_storage(report, &config).await?;
+    check_legacy_values(report, &config).await?;
     Ok(report.exit_code())
 }
 
@@ -267,10 +295,13 @@ async fn check_storage(report: &mut Report, config: &Config) -> io::Result<()> {
     })
     .await;
     match answer {
-        Ok(Ok(())) => report.ok(format_args!(
-            "storage: {target} answers PING ({} ms)",
-            started.elapsed().as_millis()
-        )),
+        Ok(Ok(())) => {
+            report.ok(format_args!(
+                "storage: {target} answers PING ({} ms)",
+                started.elapsed().as_millis()
+            ))?;
+            check_redis_servers(report, config, limit).await
+        }
         Ok(Err(err)) => report.fail(
             "storage",
             format_args!("{target} does not answer PING: {err}"),
@@ -283,6 +314,45 @@ async fn check_storage(report: &mut Report, config: &Config) -> io::Result<()> {
             ),
         ),
     }
+}
+
+/// The version, the scripts, the eviction policy and the persistence of every Redis server.
+async fn check_redis_servers(
+    report: &mut Report,
+    config: &Config,
+    limit: Duration,
+) -> io::Result<()> {
+    let facts = tokio::time::timeout(limit, async {
+        storage::connect(config).await?.server_facts().await
+    })
+    .await;
+    let facts = match facts {
+        Ok(Ok(facts)) => facts,
+        Ok(Err(err)) => return report.fail("redis", format_args!("cannot read INFO: {err}")),
+        Err(_) => return report.fail("redis", "INFO did not answer in time"),
+    };
+    for node in facts {
+        if node.version_ok() {
+            report.ok(format_args!(
+                "redis: {} is Redis {}",
+                node.name(),
+                node.version
+            ))?;
+        } else {
+            report.fail("redis", node.too_old())?;
+        }
+        match &node.scripts {
+            Ok(()) => report.ok(format_args!("redis: the scripts load on {}", node.name()))?,
+            Err(err) => report.fail(
+                "redis",
+                format_args!("the scripts do not load on {}: {err}", node.name()),
+            )?,
+        }
+        for risk in node.risks() {
+            report.warn("redis", risk)?;
+        }
+    }
+    Ok(())
 }
 
 /// "Redis at host:port", or the cluster's nodes; never the password a URL may hold.
@@ -342,6 +412,8 @@ async fn check_legacy_values(report: &mut Report, config: &Config) -> io::Result
 #[derive(Debug, Default)]
 struct Report {
     failed: bool,
+    /// With `--json`, the checks so far, printed at the end instead of line by line.
+    json: Option<Vec<serde_json::Value>>,
 }
 
 impl Report {
@@ -354,11 +426,25 @@ impl Report {
         self.line("FAIL", format_args!("{what}: {why}"))
     }
 
+    fn warn(&mut self, what: &str, why: impl Display) -> io::Result<()> {
+        self.line("warn", format_args!("{what}: {why}"))
+    }
+
     fn skip(&mut self, what: &str, why: impl Display) -> io::Result<()> {
         self.line("skip", format_args!("{what}: {why}"))
     }
 
-    fn line(&self, status: &str, text: impl Display) -> io::Result<()> {
+    fn line(&mut self, status: &str, text: impl Display) -> io::Result<()> {
+        if let Some(entries) = &mut self.json {
+            let text = text.to_string();
+            let (check, detail) = text.split_once(": ").unwrap_or((text.as_str(), ""));
+            entries.push(serde_json::json!({
+                "status": status.trim().to_lowercase(),
+                "check": check,
+                "detail": detail,
+            }));
+            return Ok(());
+        }
         let mut out = io::stdout().lock();
         writeln!(out, "{status} {text}")?;
         out.flush()

@@ -49,6 +49,9 @@ pub enum Error {
     /// The vault cannot be opened with these settings.
     #[error(transparent)]
     OpenVault(#[from] OpenVaultError),
+    /// A Redis server is too old for what the bot needs.
+    #[error("{0}")]
+    RedisTooOld(String),
     /// The bot stopped on an error.
     #[error(transparent)]
     Bot(#[from] stargazer_keys_commands::bot::BotError),

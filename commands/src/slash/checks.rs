@@ -155,7 +155,12 @@ where
                 .await
                 .map_err(CommandError::from)?;
         }
-        _ => reply::ephemeral(ctx, refusal.on_command()).await?,
+        _ => {
+            let command = ctx.command().qualified_name.clone();
+            metrics::counter!("stargazer_command_refusals_total", "command" => command)
+                .increment(1);
+            reply::ephemeral(ctx, refusal.on_command()).await?;
+        }
     }
     Ok(false)
 }

@@ -116,6 +116,7 @@ pub async fn ask<U: Send + Sync + 'static, E>(
     ctx.has_sent_initial_response.store(true, Ordering::SeqCst);
     let submitted = futures_util::StreamExt::next(&mut submits).await;
     let Some(mut interaction) = submitted else {
+        metrics::counter!("stargazer_modal_timeouts_total").increment(1);
         tracing::debug!("a secret-entry modal was not submitted before its timeout");
         return Ok(None);
     };
