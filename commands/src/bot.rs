@@ -337,7 +337,7 @@ async fn check_token(http: &serenity::Http) -> Result<(), BotError> {
                 return Err(BotError::TokenRefused);
             }
             Err(err) => {
-                let cause = err.to_string();
+                let cause = causes(&err);
                 if failing {
                     tracing::debug!(
                         cause,
@@ -357,6 +357,22 @@ async fn check_token(http: &serenity::Http) -> Result<(), BotError> {
             }
         }
     }
+}
+
+/// An error and its sources, `: `-joined (serenity's own sentence for a failed request is only
+/// "Error while sending HTTP request."; the cause, such as a failed DNS lookup, is beneath).
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string().trim_end_matches('.').to_owned();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(next.trim_end_matches('.')) {
+            text.push_str(": ");
+            text.push_str(next.trim_end_matches('.'));
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// How long one try to reach Discord may take.
