@@ -240,7 +240,7 @@ fn a_database_url_for_another_machine_requires_tls_unless_told_otherwise() {
         SslMode::Require
     );
     assert_eq!(
-        mode("postgres://bot:pw@127.0.0.1:5432/keys"),
+        mode("postgres://bot:pw@127.0.0.1:15432/keys"),
         SslMode::Prefer
     );
     assert_eq!(mode("postgres://bot:pw@localhost/keys"), SslMode::Prefer);

@@ -1290,21 +1290,15 @@ async fn the_bot_binary_connects_registers_and_stops_cleanly_on_sigterm() {
     bounded(async {
         let fake = FakeDiscord::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stargazer-keys"))
-            .arg("bot")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DISCORD_TOKEN", fake.token())
-            .env("DISCORD_HTTP_PROXY", fake.http_url())
-            .env("DISCORD_GUILD_ID", GUILD.to_string())
-            .env("RUST_LOG", "trace")
-            .current_dir(dir.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let child = bot_binary(
+            dir.path(),
+            &[
+                ("DISCORD_TOKEN", fake.token().to_owned()),
+                ("DISCORD_HTTP_PROXY", fake.http_url()),
+                ("DISCORD_GUILD_ID", GUILD.to_string()),
+                ("RUST_LOG", "trace".to_owned()),
+            ],
+        );
         fake.wait_registered(Duration::from_secs(30))
             .await
             .expect("the binary registers");
@@ -1377,20 +1371,14 @@ async fn the_bot_binary_stops_on_sigterm_while_discord_does_not_answer() {
             }
         });
         let dir = tempfile::tempdir().unwrap();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stargazer-keys"))
-            .arg("bot")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DISCORD_TOKEN", "abc.def.ghi")
-            .env("DISCORD_HTTP_PROXY", format!("http://{address}"))
-            .env("RUST_LOG", "info")
-            .current_dir(dir.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = bot_binary(
+            dir.path(),
+            &[
+                ("DISCORD_TOKEN", "abc.def.ghi".to_owned()),
+                ("DISCORD_HTTP_PROXY", format!("http://{address}")),
+                ("RUST_LOG", "info".to_owned()),
+            ],
+        );
         let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
         // Started: the key store is open and the client is asking for the gateway.
         let mut seen = String::new();

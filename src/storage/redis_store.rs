@@ -307,24 +307,17 @@ impl RedisStore {
         }
     }
 
-    /// Every key matching `pattern` on one server, or on every master of a cluster.
+    /// Every key matching `pattern` on one server, or on every master of a cluster (the
+    /// masters as the servers see them, not as the client last did: a master the client has
+    /// dropped must fail the scan, not shorten it).
     async fn scan_keys(&self, pattern: &str) -> Result<Vec<String>, StorageError> {
-        let mut keys = match &self.conn {
-            Conn::Single(_) => scan_node(self.conn(), None, pattern).await?,
-            Conn::Cluster(conn) => {
-                // The masters as the servers see them, not as the client last did: a master
-                // the client has dropped must fail the scan, not shorten it.
-                let slots = conn
-                    .clone()
-                    .route_command(
-                        redis::cmd("CLUSTER").arg("SLOTS").to_owned(),
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
-                    )
-                    .await?;
+        let mut keys = match self.masters().await? {
+            None => self.scan_node(None, pattern).await?,
+            Some(masters) => {
                 let pages = join_all(
-                    cluster_masters(slots)?
-                        .into_iter()
-                        .map(|master| scan_node(self.conn(), Some(master), pattern)),
+                    masters
+                        .iter()
+                        .map(|master| self.scan_node(Some(master), pattern)),
                 )
                 .await;
                 let mut keys = Vec::new();
@@ -337,6 +330,33 @@ impl RedisStore {
         keys.sort();
         keys.dedup();
         Ok(keys)
+    }
+
+    /// Every key matching `pattern` on one node: a single server (`master` = `None`) or the
+    /// cluster master at this (host, port). SCAN cursors belong to one node, so each node is
+    /// walked on its own.
+    async fn scan_node(
+        &self,
+        master: Option<&(String, u16)>,
+        pattern: &str,
+    ) -> Result<Vec<String>, StorageError> {
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let page = self.on_node(master, scan).await?;
+            let (next, batch): (u64, Vec<String>) = redis::from_redis_value(page)?;
+            keys.extend(batch);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
     }
 }
 
@@ -432,42 +452,6 @@ impl RedisStore {
                 None => None,
             },
         })
-    }
-}
-
-/// Every key matching `pattern` on one node: a single server (`master` = `None`) or the
-/// cluster master at this (host, port). SCAN cursors belong to one node, so each node is
-/// walked on its own.
-async fn scan_node(
-    mut conn: Conn,
-    master: Option<(String, u16)>,
-    pattern: &str,
-) -> Result<Vec<String>, StorageError> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let mut scan = redis::cmd("SCAN");
-        scan.arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000);
-        let page = match (&mut conn, &master) {
-            (Conn::Cluster(conn), Some((host, port))) => {
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                    host: host.clone(),
-                    port: *port,
-                });
-                conn.route_command(scan, routing).await?.extract_error()?
-            }
-            (conn, _) => scan.query_async(conn).await?,
-        };
-        let (next, batch): (u64, Vec<String>) = redis::from_redis_value(page)?;
-        keys.extend(batch);
-        if next == 0 {
-            return Ok(keys);
-        }
-        cursor = next;
     }
 }
 

@@ -291,16 +291,17 @@ async fn check_storage(report: &mut Report, config: &Config) -> io::Result<()> {
     let limit = (config.redis_connect_timeout + config.redis_response_timeout) * 2;
     let started = Instant::now();
     let answer = tokio::time::timeout(limit, async {
-        storage::connect(config).await?.ping().await
+        let store = storage::connect(config).await?;
+        store.ping().await.map(|()| store)
     })
     .await;
     match answer {
-        Ok(Ok(())) => {
+        Ok(Ok(store)) => {
             report.ok(format_args!(
                 "storage: {target} answers PING ({} ms)",
                 started.elapsed().as_millis()
             ))?;
-            check_redis_servers(report, config, limit).await
+            check_redis_servers(report, store.as_ref(), limit).await
         }
         Ok(Err(err)) => report.fail(
             "storage",
@@ -319,13 +320,10 @@ async fn check_storage(report: &mut Report, config: &Config) -> io::Result<()> {
 /// The version, the scripts, the eviction policy and the persistence of every Redis server.
 async fn check_redis_servers(
     report: &mut Report,
-    config: &Config,
+    store: &dyn storage::StorageBackend,
     limit: Duration,
 ) -> io::Result<()> {
-    let facts = tokio::time::timeout(limit, async {
-        storage::connect(config).await?.server_facts().await
-    })
-    .await;
+    let facts = tokio::time::timeout(limit, store.server_facts()).await;
     let facts = match facts {
         Ok(Ok(facts)) => facts,
         Ok(Err(err)) => return report.fail("redis", format_args!("cannot read INFO: {err}")),
