@@ -20,8 +20,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-/// Longest service id.
-pub const MAX_SERVICE_ID_LEN: usize = 32;
+use crate::ids::{InvalidServiceId, ServiceId};
+
 /// Most autocomplete suggestions Discord accepts.
 pub const MAX_SUGGESTIONS: usize = 25;
 
@@ -29,7 +29,7 @@ pub const MAX_SUGGESTIONS: usize = 25;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Service {
     /// The id used in commands and storage keys (`brave`).
-    pub id: String,
+    pub id: ServiceId,
     /// The name users see (`Brave Search`).
     pub display_name: String,
     /// Where a user gets a key.
@@ -41,6 +41,31 @@ pub struct Service {
     /// How to check a key with the service before saving it, if it can be checked.
     #[serde(default)]
     pub check: Option<KeyCheckSpec>,
+    /// What a user types to save a key (set in code: Gitea's token and base URL).
+    #[serde(skip)]
+    pub form: KeyForm,
+}
+
+/// What the key-entry form (a modal, the CLI's stdin) asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyForm {
+    /// The API key alone.
+    #[default]
+    ApiKey,
+    /// An access token, and the base URL of the user's own server (empty for the default):
+    /// saved together as one value (Gitea's `{"token","base_url"}`).
+    TokenAndBaseUrl,
+}
+
+/// One input of a key-entry form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormField {
+    /// The label (`Brave Search API key`).
+    pub label: String,
+    /// The hint shown in the empty input.
+    pub placeholder: &'static str,
+    /// Whether the form needs a value.
+    pub required: bool,
 }
 
 /// A cheap authenticated GET that tells whether the service accepts a key: 401 or 403 means
@@ -105,14 +130,45 @@ impl KeyCheckSpec {
 }
 
 impl Service {
-    /// A service with no sign-up URL and no extra variables.
-    pub fn new(id: impl Into<String>, display_name: impl Into<String>) -> Self {
+    /// A service with no sign-up URL and no extra variables, whose form asks for an API key.
+    pub fn new(id: ServiceId, display_name: impl Into<String>) -> Self {
         Self {
-            id: id.into(),
+            id,
             display_name: display_name.into(),
             signup_url: None,
             env: Vec::new(),
             check: None,
+            form: KeyForm::ApiKey,
+        }
+    }
+
+    /// Sets what the key-entry form asks for.
+    pub fn form(mut self, form: KeyForm) -> Self {
+        self.form = form;
+        self
+    }
+
+    /// The inputs of the key-entry form, in order.
+    pub fn form_fields(&self) -> Vec<FormField> {
+        const PLACEHOLDER: &str = "Paste it here. It is stored encrypted and never shown again.";
+        match self.form {
+            KeyForm::ApiKey => vec![FormField {
+                label: format!("{} API key", self.display_name),
+                placeholder: PLACEHOLDER,
+                required: true,
+            }],
+            KeyForm::TokenAndBaseUrl => vec![
+                FormField {
+                    label: "Access token".to_owned(),
+                    placeholder: PLACEHOLDER,
+                    required: true,
+                },
+                FormField {
+                    label: "Base URL (leave empty for the default)".to_owned(),
+                    placeholder: "https://gitea.example.com",
+                    required: false,
+                },
+            ],
         }
     }
 
@@ -137,10 +193,7 @@ impl Service {
     /// Every environment variable checked for this service, in order: `{ID}_API_KEY`, then the
     /// service's own.
     pub fn env_vars(&self) -> Vec<String> {
-        let mut vars = vec![format!(
-            "{}_API_KEY",
-            self.id.to_ascii_uppercase().replace('-', "_")
-        )];
+        let mut vars = vec![self.id.env_var()];
         for var in &self.env {
             if !vars.contains(var) {
                 vars.push(var.clone());
@@ -154,8 +207,8 @@ impl Service {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogueError {
     /// The id has characters or a length that cannot be a service id.
-    #[error("{0:?} is not a valid service name: use 1 to 32 lowercase letters, digits, '-' or '_'")]
-    InvalidId(String),
+    #[error(transparent)]
+    InvalidId(#[from] InvalidServiceId),
     /// The file cannot be read or parsed.
     #[error("STARGAZER_SERVICES_FILE {path}: {reason}")]
     File {
@@ -166,25 +219,20 @@ pub enum CatalogueError {
     },
 }
 
-/// Checks that `id` can be a service id: 1 to 32 of `a-z`, `0-9`, `-`, `_`.
-pub fn validate_service_id(id: &str) -> Result<(), CatalogueError> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_SERVICE_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        let shown: String = id.chars().take(40).collect();
-        Err(CatalogueError::InvalidId(shown))
-    }
+/// A service the catalogue does not have: the one sentence the commands, the CLI and the
+/// core show for it. It names what was asked for (at most 40 characters, with control and bidi
+/// characters escaped) and every service there is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("there is no service called `{name}`; the services are: {known}")]
+pub struct UnknownService {
+    name: String,
+    known: String,
 }
 
 /// The services that take keys, by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalogue {
-    services: BTreeMap<String, Service>,
+    services: BTreeMap<ServiceId, Service>,
 }
 
 #[derive(Deserialize)]
@@ -204,24 +252,24 @@ impl Catalogue {
     /// The built-in services.
     pub fn builtin() -> Self {
         let services = [
-            Service::new("openrouter", "OpenRouter")
+            Service::new(ServiceId::from_static("openrouter"), "OpenRouter")
                 .signup_url("https://openrouter.ai/keys")
                 .check(KeyCheckSpec::bearer(
                     "https://openrouter.ai/api/v1/auth/key",
                 )),
-            Service::new("openai", "OpenAI")
+            Service::new(ServiceId::from_static("openai"), "OpenAI")
                 .signup_url("https://platform.openai.com/api-keys")
                 .check(KeyCheckSpec::bearer("https://api.openai.com/v1/models")),
-            Service::new("anthropic", "Anthropic")
+            Service::new(ServiceId::from_static("anthropic"), "Anthropic")
                 .signup_url("https://console.anthropic.com/settings/keys")
                 .check(
                     KeyCheckSpec::new("https://api.anthropic.com/v1/models", "x-api-key", "")
                         .header("anthropic-version", "2023-06-01"),
                 ),
-            Service::new("gemini", "Google Gemini")
+            Service::new(ServiceId::from_static("gemini"), "Google Gemini")
                 .signup_url("https://aistudio.google.com/app/apikey")
                 .env_var("GOOGLE_API_KEY"),
-            Service::new("brave", "Brave Search")
+            Service::new(ServiceId::from_static("brave"), "Brave Search")
                 .signup_url("https://brave.com/search/api/")
                 .env_var("BRAVE_SEARCH_API_KEY")
                 .check(KeyCheckSpec::new(
@@ -229,11 +277,11 @@ impl Catalogue {
                     "X-Subscription-Token",
                     "",
                 )),
-            Service::new("youtube", "YouTube Data API")
+            Service::new(ServiceId::from_static("youtube"), "YouTube Data API")
                 .signup_url("https://console.cloud.google.com/apis/library/youtube.googleapis.com"),
-            Service::new("elevenlabs", "ElevenLabs")
+            Service::new(ServiceId::from_static("elevenlabs"), "ElevenLabs")
                 .signup_url("https://elevenlabs.io/app/settings/api-keys"),
-            Service::new("github", "GitHub")
+            Service::new(ServiceId::from_static("github"), "GitHub")
                 .signup_url("https://github.com/settings/tokens")
                 .env_var("GITHUB_TOKEN")
                 .check(
@@ -241,9 +289,10 @@ impl Catalogue {
                         .header("User-Agent", "stargazer-keys")
                         .header("Accept", "application/vnd.github+json"),
                 ),
-            Service::new("gitea", "Gitea")
+            Service::new(ServiceId::from_static("gitea"), "Gitea")
                 .signup_url("https://git.neko.li/user/settings/applications")
-                .env_var("GITEA_TOKEN"),
+                .env_var("GITEA_TOKEN")
+                .form(KeyForm::TokenAndBaseUrl),
         ];
         Self {
             services: services.into_iter().map(|s| (s.id.clone(), s)).collect(),
@@ -251,15 +300,13 @@ impl Catalogue {
     }
 
     /// Adds (or replaces) a service.
-    pub fn with_service(mut self, service: Service) -> Result<Self, CatalogueError> {
-        self.insert(service)?;
-        Ok(self)
+    pub fn with_service(mut self, service: Service) -> Self {
+        self.insert(service);
+        self
     }
 
-    fn insert(&mut self, service: Service) -> Result<(), CatalogueError> {
-        validate_service_id(&service.id)?;
+    fn insert(&mut self, service: Service) {
         self.services.insert(service.id.clone(), service);
-        Ok(())
     }
 
     /// Adds the services of an operator's TOML file (`[[service]]` tables).
@@ -272,7 +319,7 @@ impl Catalogue {
         let file: CatalogueFile =
             toml::from_str(&text).map_err(|err| fail(err.message().to_owned()))?;
         for service in file.service {
-            self.insert(service).map_err(|err| fail(err.to_string()))?;
+            self.insert(service);
         }
         Ok(())
     }
@@ -280,6 +327,22 @@ impl Catalogue {
     /// The service with this id.
     pub fn get(&self, id: &str) -> Option<&Service> {
         self.services.get(id)
+    }
+
+    /// The service named `name`, or the sentence that says there is none.
+    pub fn lookup(&self, name: &str) -> Result<&Service, UnknownService> {
+        self.get(name).ok_or_else(|| {
+            let shown: String = name.chars().take(40).collect();
+            UnknownService {
+                name: crate::secret::escaped(&shown).replace('`', "'"),
+                known: self.ids().collect::<Vec<_>>().join(", "),
+            }
+        })
+    }
+
+    /// Every service id, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.services.keys().map(ServiceId::as_str)
     }
 
     /// Every service, by id.
@@ -311,24 +374,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn service_ids_are_restricted_to_safe_characters() {
-        assert!(validate_service_id("brave").is_ok());
-        assert!(validate_service_id("open-router_2").is_ok());
-        for bad in [
-            "",
-            "Brave",
-            "a:b",
-            "a*",
-            "{a}",
-            "a b",
-            "ключ",
-            &"a".repeat(33),
-        ] {
-            assert!(validate_service_id(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
     fn a_check_url_moves_to_another_origin_with_its_path_and_query() {
         let brave = Catalogue::builtin()
             .get("brave")
@@ -344,6 +389,23 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_service_is_named_escaped_with_every_service_there_is() {
+        let catalogue = Catalogue::builtin();
+        assert_eq!(
+            catalogue.lookup("brave").unwrap().display_name,
+            "Brave Search"
+        );
+        let err = catalogue.lookup("bra`ve\u{202e}").unwrap_err().to_string();
+        assert!(
+            err.starts_with("there is no service called `bra've"),
+            "{err}"
+        );
+        assert!(err.ends_with("the services are: anthropic, brave, elevenlabs, gemini, gitea, github, openai, openrouter, youtube"), "{err}");
+        let err = catalogue.lookup("x\u{202e}y").unwrap_err().to_string();
+        assert!(err.contains("`x\\u{202e}y`"), "{err}");
+    }
+
+    #[test]
     fn env_vars_start_with_the_conventional_name() {
         let catalogue = Catalogue::builtin();
         assert_eq!(
@@ -356,9 +418,8 @@ mod tests {
     fn suggestions_put_prefix_matches_first_and_stop_at_25() {
         let mut catalogue = Catalogue::builtin();
         for i in 0..40 {
-            catalogue = catalogue
-                .with_service(Service::new(format!("svc{i}"), format!("Service {i}")))
-                .unwrap();
+            let id = ServiceId::new(&format!("svc{i}")).unwrap();
+            catalogue = catalogue.with_service(Service::new(id, format!("Service {i}")));
         }
         assert_eq!(catalogue.suggest("").len(), MAX_SUGGESTIONS);
         assert_eq!(catalogue.suggest("open")[0].id, "openai");

@@ -23,6 +23,8 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::ids::KeyId;
+
 /// Length in bytes of a master key and of a data key.
 pub const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
@@ -34,8 +36,6 @@ const V4_AAD_LABEL: &[u8] = b"stargazer-keys/v4";
 const DEK_AAD_LABEL: &[u8] = b"stargazer-keys/dek/v1";
 const KEK_ID_LABEL: &[u8] = b"stargazer-keys/kek-id/v1";
 const KEY_ID_LABEL: &[u8] = b"stargazer-keys/pool-key-id/v1";
-/// Hex digits in a pool key id.
-const KEY_ID_HEX_LEN: usize = 12;
 
 /// Base64 that accepts the padded and the unpadded form alike (key files, `v2:` values).
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
@@ -429,7 +429,7 @@ impl DataKey {
 
     /// The pool key id of `secret`: the first 12 hex digits of HMAC-SHA256 over it, keyed by a
     /// key derived from this data key. Stable across master-key rotations; reveals nothing.
-    pub fn key_id(&self, secret: &[u8]) -> String {
+    pub fn key_id(&self, secret: &[u8]) -> KeyId {
         let mut derive =
             <Hmac<Sha256> as Mac>::new_from_slice(self.bytes.as_ref()).expect("HMAC takes any key");
         derive.update(KEY_ID_LABEL);
@@ -438,9 +438,7 @@ impl DataKey {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(fingerprint_key.as_ref())
             .expect("HMAC takes any key");
         mac.update(secret);
-        let mut id = hex::encode(mac.finalize().into_bytes());
-        id.truncate(KEY_ID_HEX_LEN);
-        id
+        KeyId::from_fingerprint(&mac.finalize().into_bytes())
     }
 }
 

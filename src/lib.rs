@@ -17,6 +17,7 @@ pub mod data_keys;
 pub mod db;
 pub mod gitea;
 pub mod health;
+pub mod ids;
 mod key_cache;
 pub mod key_check;
 pub mod key_store;
@@ -30,11 +31,15 @@ pub mod storage;
 pub mod testkit;
 pub mod vault;
 
-pub use catalogue::{Catalogue, KeyCheckSpec, Service};
+pub use catalogue::{Catalogue, FormField, KeyCheckSpec, KeyForm, Service, UnknownService};
 pub use config::{Config, ConfigError, QuotaWindow};
 pub use crypto::{KekId, Keyring, MasterKey, OpenError};
 pub use data_keys::{Checkpoint, DataKeyError, DataKeyStore, Erasure, RotationReport};
 pub use health::{Bench, BenchReason, KeyOutcome};
+pub use ids::{
+    IntoServiceId, IntoToolName, InvalidKeyId, InvalidServiceId, InvalidToolName, KeyId, PoolField,
+    ServiceId, ToolName,
+};
 pub use key_check::KeyCheck;
 pub use key_store::KeyStore;
 pub use messages::{default_key_limit_error, missing_api_key_error};

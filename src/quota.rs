@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::ids::{InvalidToolName, ToolName};
 use crate::storage::StorageError;
 use crate::vault::KeyVault;
 
@@ -13,31 +14,6 @@ use crate::vault::KeyVault;
 pub const QUOTA_TTL_SECS: u64 = 86_400;
 /// The privilege bit that lifts the shared-key limit (BYPASS_RATELIMIT).
 pub const BYPASS_RATELIMIT_BIT: u32 = 12;
-
-/// Longest tool name.
-pub const MAX_TOOL_NAME_LEN: usize = 100;
-
-/// A tool name that cannot name a counter.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{0:?} is not a valid tool name: use 1 to 100 characters without spaces, ':' or any of *?[]\\"
-)]
-pub struct InvalidToolName(pub String);
-
-/// Checks a tool name: 1 to 100 characters, no whitespace or control characters, and none of
-/// `:` (the key separator) or `*?[]\` (SCAN patterns).
-pub fn validate_tool_name(tool: &str) -> Result<(), InvalidToolName> {
-    let ok = !tool.is_empty()
-        && tool.chars().count() <= MAX_TOOL_NAME_LEN
-        && !tool.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || matches!(c, ':' | '*' | '?' | '[' | ']' | '\\')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(InvalidToolName(tool.chars().take(40).collect()))
-    }
-}
 
 /// The result of a quota check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +41,7 @@ pub struct LimitReached {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolUsage {
     /// The tool.
-    pub tool: String,
+    pub tool: ToolName,
     /// Uses counted in the current window.
     pub count: u64,
     /// The tool's daily limit.

@@ -41,7 +41,7 @@ async fn draws(fx: &Fixture, times: usize) -> Vec<(KeySource, String)> {
 /// Adds `secret` to `pool` and returns the resolved form a caller would hold for it.
 /// The key id of a key drawn from a pool.
 fn pool_key_id(key: &ResolvedKey) -> String {
-    key.pool_key().expect("a pool key").key_id.clone()
+    key.pool_key().expect("a pool key").key_id.to_string()
 }
 
 async fn pooled(fx: &Fixture, pool: Pool, secret: &str) -> ResolvedKey {
@@ -243,7 +243,7 @@ contract!(
             .await
             .unwrap();
         for key in listed {
-            let expected = usage[&key.key_id];
+            let expected = usage[key.key_id.as_str()];
             assert_eq!(
                 (key.uses_today, key.failures_today),
                 (expected.uses, expected.failures)

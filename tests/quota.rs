@@ -6,6 +6,7 @@ mod support;
 use support::*;
 
 use std::ops::RangeInclusive;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,8 @@ use stargazer_keys::messages::human_duration;
 use stargazer_keys::quota::ToolUsage;
 use stargazer_keys::testkit::RedisServer;
 use stargazer_keys::{
-    Catalogue, KeyVault, LimitCheck, LimitReached, QuotaPermit, Service, default_key_limit_error,
-    missing_api_key_error,
+    Catalogue, KeyVault, LimitCheck, LimitReached, QuotaPermit, Service, ServiceId, ToolName,
+    default_key_limit_error, missing_api_key_error,
 };
 use tokio::sync::Barrier;
 
@@ -701,7 +702,7 @@ contract!(
         assert_eq!(
             usage,
             [ToolUsage {
-                tool: "image_gen".into(),
+                tool: ToolName::from_str("image_gen").expect("a valid tool name"),
                 count: 0,
                 limit: 20,
                 resets_in: None
@@ -898,9 +899,8 @@ fn the_missing_key_message_names_the_service_its_signup_page_and_the_command() {
 
 #[test]
 fn the_missing_key_message_for_a_service_without_signup_page_skips_it() {
-    let catalogue = Catalogue::builtin()
-        .with_service(Service::new("x", "X"))
-        .expect("a valid service");
+    let catalogue =
+        Catalogue::builtin().with_service(Service::new(ServiceId::from_static("x"), "X"));
 
     assert_eq!(
         catalogue.missing_api_key_error("x"),
@@ -956,7 +956,7 @@ fn the_limit_message_for_a_service_without_signup_page_skips_it() {
     assert_eq!(
         default_key_limit_error(
             "web_search",
-            &Service::new("x", "X"),
+            &Service::new(ServiceId::from_static("x"), "X"),
             20,
             20,
             Some(THREE_HOURS_TWELVE)

@@ -54,8 +54,8 @@ async fn store_some_keys(vault: &KeyVault) -> Stored {
         .await
         .unwrap();
     Stored {
-        global: (global.key_id, stored.global.1),
-        channel: (channel.key_id, stored.channel.1),
+        global: (global.key_id.to_string(), stored.global.1),
+        channel: (channel.key_id.to_string(), stored.channel.1),
         ..stored
     }
 }

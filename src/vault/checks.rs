@@ -1,4 +1,4 @@
-//! Syntax checks of what users type: secrets, pool fields and key ids.
+//! The syntax check of a secret a user types (ids are checked by their types: `crate::ids`).
 
 use super::KeyError;
 
@@ -56,38 +56,6 @@ pub fn check_secret(secret: &str) -> Result<&str, KeyError> {
     Ok(secret)
 }
 
-/// Checks a pool field named for removal: a key id, or any other field a pool holds (planted
-/// by hand, or left by `migrate`), so that every entry can be removed. Only empty, overlong or
-/// control-character fields are refused, echoing nothing that could be a key.
-pub fn check_pool_field(field: &str) -> Result<(), KeyError> {
-    if check_key_id(field).is_ok()
-        || (!field.is_empty() && field.len() <= 200 && !field.chars().any(char::is_control))
-    {
-        Ok(())
-    } else {
-        check_key_id(field)
-    }
-}
-
-/// Checks that `key_id` has the form of a pool key id (12 lowercase hex digits).
-pub fn check_key_id(key_id: &str) -> Result<(), KeyError> {
-    if key_id.len() == 12
-        && key_id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        Ok(())
-    } else {
-        // Echo only what looks like a mistyped key id: a key pasted here must not come back.
-        let shown = if key_id.len() <= 16 && key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            key_id.to_owned()
-        } else {
-            crate::secret::mask(key_id)
-        };
-        Err(KeyError::InvalidKeyId(shown))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,12 +93,5 @@ mod tests {
             check_secret(&"x".repeat(4_001)),
             Err(KeyError::KeyTooLong(4_001))
         ));
-    }
-
-    #[test]
-    fn key_ids_must_be_twelve_hex_digits() {
-        assert!(check_key_id("0123456789ab").is_ok());
-        assert!(check_key_id("0123456789AB").is_err());
-        assert!(check_key_id("*").is_err());
     }
 }

@@ -1,8 +1,9 @@
 //! Why a vault operation failed, as sentences a user or operator can act on.
 
-use crate::catalogue::CatalogueError;
+use crate::catalogue::{CatalogueError, UnknownService};
 use crate::config::ConfigError;
 use crate::data_keys::DataKeyError;
+use crate::ids::{InvalidKeyId, InvalidServiceId};
 use crate::storage::StorageError;
 
 use super::MAX_SECRET_LEN;
@@ -12,11 +13,11 @@ use super::MAX_SECRET_LEN;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The service is not in the catalogue.
-    #[error("there is no service called {0:?}; pick one from the list")]
-    UnknownService(String),
+    #[error(transparent)]
+    UnknownService(#[from] UnknownService),
     /// The service name cannot be a service id.
     #[error(transparent)]
-    InvalidService(#[from] CatalogueError),
+    InvalidService(#[from] InvalidServiceId),
     /// The key is empty (or only whitespace).
     #[error("the key is empty: paste the key itself")]
     EmptyKey,
@@ -37,8 +38,8 @@ pub enum KeyError {
     #[error("the key is {0} characters long; the limit is {MAX_SECRET_LEN}")]
     KeyTooLong(usize),
     /// A pool key id that cannot be one.
-    #[error("{0:?} is not a key id: key ids are 12 hex digits, as the pool listing shows them")]
-    InvalidKeyId(String),
+    #[error(transparent)]
+    InvalidKeyId(#[from] InvalidKeyId),
     /// A Gitea base URL that may not be used.
     #[error(transparent)]
     InvalidBaseUrl(#[from] crate::gitea::BaseUrlError),

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{KeyError, KeyVault, Pool, PoolKeyRef, ResolvedKey, check_pool_field};
-use crate::catalogue::validate_service_id;
+use super::{KeyError, KeyVault, Pool, PoolKeyRef, ResolvedKey};
 use crate::health::{Bench, KeyOutcome, KeyUsage, Strike, USAGE_TTL_SECS, live_benches, unix_ms};
+use crate::ids::{IntoServiceId, PoolField};
 use crate::storage::Layout;
 
 impl KeyVault {
@@ -34,7 +34,12 @@ impl KeyVault {
     /// }
     /// # }
     /// ```
-    pub async fn report_key_outcome(&self, service: &str, key: &ResolvedKey, outcome: KeyOutcome) {
+    pub async fn report_key_outcome(
+        &self,
+        service: impl IntoServiceId,
+        key: &ResolvedKey,
+        outcome: KeyOutcome,
+    ) {
         if let Some(pooled) = key.pool_key() {
             self.report(service, pooled, outcome, None).await;
         }
@@ -51,7 +56,7 @@ impl KeyVault {
     pub async fn report_key_outcome_by(
         &self,
         user_id: u64,
-        service: &str,
+        service: impl IntoServiceId,
         key: &PoolKeyRef,
         outcome: KeyOutcome,
     ) {
@@ -60,19 +65,19 @@ impl KeyVault {
 
     async fn report(
         &self,
-        service: &str,
+        service: impl IntoServiceId,
         key: &PoolKeyRef,
         outcome: KeyOutcome,
         reporter: Option<u64>,
     ) {
-        let (pool, key_id) = (key.pool, key.key_id.as_str());
-        if validate_service_id(service).is_err() || check_pool_field(key_id).is_err() {
-            tracing::warn!(
-                service,
-                "a key outcome names no valid service or key id; ignored"
-            );
-            return;
-        }
+        let service = match service.into_service_id() {
+            Ok(service) => service,
+            Err(err) => {
+                tracing::warn!(error = %err, "a key outcome names no valid service; ignored");
+                return;
+            }
+        };
+        let (service, pool, key_id) = (service.as_str(), key.pool, key.key_id.as_str());
         let now = OffsetDateTime::now_utc();
         let mut increments = vec![(Layout::pool_uses_field(key_id), 1)];
         if outcome.is_key_failure() {
@@ -195,13 +200,13 @@ impl KeyVault {
     pub async fn pool_key_benches(
         &self,
         pool: Pool,
-        service: &str,
+        service: impl IntoServiceId,
     ) -> Result<BTreeMap<String, Bench>, KeyError> {
-        validate_service_id(service)?;
+        let service = service.into_service_id()?;
         let entries = self
             .inner
             .storage
-            .hgetall(&pool.bench_key(&self.inner.layout, service))
+            .hgetall(&pool.bench_key(&self.inner.layout, &service))
             .await?;
         Ok(live_benches(&entries))
     }
@@ -211,17 +216,17 @@ impl KeyVault {
     pub async fn clear_pool_key_bench(
         &self,
         pool: Pool,
-        service: &str,
+        service: impl IntoServiceId,
         key_id: &str,
     ) -> Result<bool, KeyError> {
-        validate_service_id(service)?;
-        check_pool_field(key_id)?;
-        let key = pool.bench_key(&self.inner.layout, service);
+        let service = service.into_service_id()?;
+        let key_id = PoolField::new(key_id)?;
+        let key = pool.bench_key(&self.inner.layout, &service);
         let was_live = self
-            .pool_key_benches(pool, service)
+            .pool_key_benches(pool, &service)
             .await?
-            .contains_key(key_id);
-        self.inner.storage.hdel(&key, key_id).await?;
+            .contains_key(key_id.as_str());
+        self.inner.storage.hdel(&key, &key_id).await?;
         Ok(was_live)
     }
 
@@ -229,12 +234,12 @@ impl KeyVault {
     pub async fn pool_key_usage_today(
         &self,
         pool: Pool,
-        service: &str,
+        service: impl IntoServiceId,
     ) -> Result<BTreeMap<String, KeyUsage>, KeyError> {
-        validate_service_id(service)?;
+        let service = service.into_service_id()?;
         let key = pool.usage_key(
             &self.inner.layout,
-            service,
+            &service,
             OffsetDateTime::now_utc().date(),
         );
         let mut usage: BTreeMap<String, KeyUsage> = BTreeMap::new();

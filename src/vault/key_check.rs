@@ -6,10 +6,11 @@ use crate::key_check::KeyCheck;
 use crate::key_check::request;
 
 impl KeyVault {
-    /// Checks `secret` with `service` when checks are on (`STARGAZER_VALIDATE_KEYS`) and the
-    /// catalogue says how. `Err(KeyRejected)` only when the service answered 401 or 403.
-    /// [`KeyVault::set_user_api_key`] and [`KeyVault::add_pool_key`] call it before storing.
-    pub async fn check_key(&self, service: &str, secret: &str) -> Result<KeyCheck, KeyError> {
+    /// Asks `service` over the network whether it accepts `secret`, when checks are on
+    /// (`STARGAZER_VALIDATE_KEYS`) and the catalogue says how. `Err(KeyRejected)` only when the
+    /// service answered 401 or 403. [`KeyVault::set_user_api_key`] and
+    /// [`KeyVault::add_pool_key`] call it before storing.
+    pub async fn probe_key(&self, service: &str, secret: &str) -> Result<KeyCheck, KeyError> {
         if !self.config().validate_keys {
             return Ok(KeyCheck::NotChecked);
         }

@@ -8,6 +8,7 @@ use std::future::Future;
 use super::{KeyVault, PoolKeyRef, ResolvedKey};
 use crate::catalogue::Service;
 use crate::health::KeyOutcome;
+use crate::ids::{IntoServiceId, IntoToolName};
 use crate::messages::default_key_limit_error;
 use crate::quota::BYPASS_RATELIMIT_BIT;
 
@@ -97,8 +98,8 @@ impl KeyVault {
     pub async fn with_api_key<T, Err, F, Fut>(
         &self,
         caller: &Caller,
-        service: &str,
-        tool: &str,
+        service: impl IntoServiceId,
+        tool: impl IntoToolName,
         call: F,
     ) -> Result<T, KeyUseError<Err>>
     where
@@ -116,8 +117,8 @@ impl KeyVault {
     pub async fn with_api_key_reporting<T, Err, F, Fut>(
         &self,
         caller: &Caller,
-        service: &str,
-        tool: &str,
+        service: impl IntoServiceId,
+        tool: impl IntoToolName,
         call: F,
     ) -> Result<T, KeyUseError<Err>>
     where
@@ -132,8 +133,8 @@ impl KeyVault {
     async fn use_key<T, Err, F, Fut>(
         &self,
         caller: &Caller,
-        service: &str,
-        tool: &str,
+        service: impl IntoServiceId,
+        tool: impl IntoToolName,
         call: F,
         classify: impl FnOnce(&Err) -> KeyOutcome,
     ) -> Result<T, KeyUseError<Err>>
@@ -141,12 +142,25 @@ impl KeyVault {
         F: FnOnce(ResolvedKey) -> Fut,
         Fut: Future<Output = Result<T, Err>>,
     {
-        if let Err(err) = crate::quota::validate_tool_name(tool) {
-            tracing::error!(error = %err, "a key was asked for with a bad tool name; refused");
-            return Err(KeyUseError::InvalidTool(format!(
-                "This command is misconfigured ({err}), so it did not run; tell the bot's operator."
-            )));
-        }
+        let tool = match tool.into_tool_name() {
+            Ok(tool) => tool,
+            Err(err) => {
+                tracing::error!(error = %err, "a key was asked for with a bad tool name; refused");
+                return Err(KeyUseError::InvalidTool(format!(
+                    "This command is misconfigured ({err}), so it did not run; tell the bot's operator."
+                )));
+            }
+        };
+        let service = match service.into_service_id() {
+            Ok(service) => service,
+            Err(err) => {
+                tracing::error!(error = %err, "a key was asked for with a bad service id; refused");
+                return Err(KeyUseError::MissingKey(format!(
+                    "This command is misconfigured ({err}), so it did not run; tell the bot's operator."
+                )));
+            }
+        };
+        let (service, tool) = (&service, &tool);
         let user = caller.user_id;
         let resolve = self.get_user_api_key(Some(user), service, caller.channel_id, true);
         // The quota gate's two reads go out with the resolution, in the same round trip,
@@ -197,7 +211,7 @@ impl KeyVault {
                     .catalogue()
                     .get(service)
                     .cloned()
-                    .unwrap_or_else(|| Service::new(service, service));
+                    .unwrap_or_else(|| Service::new(service.clone(), service.as_str()));
                 return Err(KeyUseError::LimitReached(default_key_limit_error(
                     tool,
                     &entry,
@@ -214,7 +228,7 @@ impl KeyVault {
             match &result {
                 // Counting a use benches nothing: off the path of the call.
                 Ok(_) => {
-                    let (vault, service) = (self.clone(), service.to_owned());
+                    let (vault, service) = (self.clone(), service.clone());
                     tokio::spawn(async move {
                         vault
                             .report_key_outcome_by(user, &service, &pooled, KeyOutcome::Success)

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::catalogue::{Catalogue, validate_service_id};
+use crate::catalogue::{Catalogue, Service};
 use crate::config::Config;
 use crate::crypto::DataKey;
+use crate::ids::IntoServiceId;
 use crate::key_store::KeyStore;
 use crate::storage::{self, BackendKind, Layout, StorageBackend};
 
@@ -33,7 +34,7 @@ mod resolve;
 mod sealing;
 mod user_keys;
 
-pub use checks::{MAX_SECRET_LEN, check_key_id, check_pool_field, check_secret};
+pub use checks::{MAX_SECRET_LEN, check_secret};
 pub use error::{KeyError, OpenVaultError};
 pub use key_use::{Caller, KeyFailure, KeyUseError};
 pub use migrate::{LegacyHash, MigrationReport};
@@ -166,15 +167,10 @@ impl KeyVault {
         &self.inner.data_keys
     }
 
-    // ----- validation -------------------------------------------------------------------
-
-    /// Checks that `service` is in the catalogue.
-    pub fn check_service(&self, service: &str) -> Result<(), KeyError> {
-        validate_service_id(service)?;
-        if self.inner.catalogue.get(service).is_none() {
-            return Err(KeyError::UnknownService(service.to_owned()));
-        }
-        Ok(())
+    /// The catalogue's entry for `service`: [`KeyError::InvalidService`] for text that cannot
+    /// be a service id, [`KeyError::UnknownService`] for an id the catalogue lacks.
+    pub fn known_service(&self, service: impl IntoServiceId) -> Result<&Service, KeyError> {
+        Ok(self.inner.catalogue.lookup(&service.into_service_id()?)?)
     }
 }
 

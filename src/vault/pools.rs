@@ -4,15 +4,14 @@ use rand::seq::SliceRandom;
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 
-use crate::catalogue::validate_service_id;
 use crate::health::{Bench, live_benches};
+use crate::ids::{IntoServiceId, KeyId, PoolField, ServiceId};
 use crate::key_check::KeyCheck;
 use crate::secret::ApiKey;
 use crate::storage::ResolveRequest;
 
 use super::{
-    KeyError, KeyOrigin, KeyVault, Payload, Pool, PoolKeyRef, ResolvedKey, WriteMode, check_key_id,
-    check_pool_field, masked_value,
+    KeyError, KeyOrigin, KeyVault, Payload, Pool, PoolKeyRef, ResolvedKey, WriteMode, masked_value,
 };
 
 /// How many random entries one resolution draws from each pool.
@@ -22,9 +21,9 @@ pub(super) const POOL_SAMPLE: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolKeyInfo {
     /// The service id.
-    pub service: String,
-    /// The key id (the hash field).
-    pub key_id: String,
+    pub service: ServiceId,
+    /// The key id (the hash field: a [`KeyId`] unless planted by hand or left by `migrate`).
+    pub key_id: PoolField,
     /// `…last4`, or `None` when the stored value does not open.
     pub masked: Option<String>,
     /// Who added it (unknown for values written by the original bot).
@@ -43,9 +42,9 @@ pub struct PoolKeyInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolKeyChoice {
     /// The service id.
-    pub service: String,
+    pub service: ServiceId,
     /// The key id.
-    pub key_id: String,
+    pub key_id: PoolField,
     /// `…last4`, or `None` when the stored value does not open.
     pub masked: Option<String>,
 }
@@ -53,8 +52,8 @@ pub struct PoolKeyChoice {
 /// What adding a pool key did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolAdd {
-    /// The key id.
-    pub key_id: String,
+    /// The key id (of the entry already there, when the pool held the key).
+    pub key_id: PoolField,
     /// `…last4`.
     pub masked: String,
     /// False when the pool already held this key (nothing changed).
@@ -69,11 +68,11 @@ impl KeyVault {
     pub async fn add_pool_key(
         &self,
         pool: Pool,
-        service: &str,
+        service: impl IntoServiceId,
         secret: &str,
         contributor: u64,
     ) -> Result<PoolAdd, KeyError> {
-        self.check_service(service)?;
+        let service = &self.known_service(service)?.id;
         let value = self.checked_value(service, secret, true)?;
         let secret = value.as_str();
         // Found by its secret, not only by its id: a rekey keeps ids that a new data key would
@@ -88,7 +87,7 @@ impl KeyVault {
         }
         // Before the key goes to its service to be checked.
         self.check_pool_room(pool, service).await?;
-        let check = self.check_key(service, secret).await?;
+        let check = self.probe_key(service, secret).await?;
         let owner = pool.owner_id();
         let hash = pool.storage_key(&self.inner.layout, service);
         let payload = Payload::encode(secret, Some(OffsetDateTime::now_utc()), Some(contributor));
@@ -99,11 +98,11 @@ impl KeyVault {
                     &self.seal_context(&owner, service, Some(&key_id)),
                     payload.expose_secret().as_bytes(),
                 );
-                (key_id, sealed)
+                (key_id.to_string(), sealed)
             })
             .await?;
         Ok(PoolAdd {
-            key_id,
+            key_id: PoolField::new(&key_id)?,
             masked: masked_value(service, secret),
             added,
             check,
@@ -114,9 +113,9 @@ impl KeyVault {
     pub(super) async fn pool_field_holding(
         &self,
         pool: Pool,
-        service: &str,
+        service: &ServiceId,
         secret: &str,
-    ) -> Result<Option<String>, KeyError> {
+    ) -> Result<Option<PoolField>, KeyError> {
         let owner = pool.owner_id();
         let entries = self
             .inner
@@ -124,7 +123,9 @@ impl KeyVault {
             .hgetall(&pool.storage_key(&self.inner.layout, service))
             .await?;
         for (field, value) in entries {
-            if let Some((payload, _)) = self.open_value(&owner, service, Some(&field), &value).await
+            if let Ok(field) = PoolField::new(&field)
+                && let Some((payload, _)) =
+                    self.open_value(&owner, service, Some(&field), &value).await
                 && bool::from(subtle::ConstantTimeEq::ct_eq(
                     payload.key.expose().as_bytes(),
                     secret.as_bytes(),
@@ -138,7 +139,11 @@ impl KeyVault {
 
     /// Refuses an add to a pool that holds `STARGAZER_POOL_MAX_KEYS` keys for the service.
     /// (Two adds racing at the cap may both pass: the cap bounds work, it is not a quota.)
-    pub(super) async fn check_pool_room(&self, pool: Pool, service: &str) -> Result<(), KeyError> {
+    pub(super) async fn check_pool_room(
+        &self,
+        pool: Pool,
+        service: &ServiceId,
+    ) -> Result<(), KeyError> {
         let max = self.inner.config.pool_max_keys;
         let held = self
             .inner
@@ -148,7 +153,7 @@ impl KeyVault {
         if held >= max {
             return Err(KeyError::PoolFull {
                 pool: pool.to_string(),
-                service: service.to_owned(),
+                service: service.to_string(),
                 max,
             });
         }
@@ -161,30 +166,30 @@ impl KeyVault {
     pub async fn remove_pool_key(
         &self,
         pool: Pool,
-        service: &str,
+        service: impl IntoServiceId,
         key_id: &str,
     ) -> Result<bool, KeyError> {
-        validate_service_id(service)?;
-        check_pool_field(key_id)?;
+        let service = &service.into_service_id()?;
+        let key_id = PoolField::new(key_id)?;
         let removed = self
             .inner
             .storage
-            .hdel(&pool.storage_key(&self.inner.layout, service), key_id)
+            .hdel(&pool.storage_key(&self.inner.layout, service), &key_id)
             .await?;
         if !removed {
             // Not in the pool and not a key id: perhaps a key pasted by mistake. Refuse it
             // without echoing it.
-            check_key_id(key_id)?;
+            KeyId::new(&key_id)?;
             return Ok(false);
         }
         if let Err(err) = self
             .inner
             .storage
-            .hdel(&pool.bench_key(&self.inner.layout, service), key_id)
+            .hdel(&pool.bench_key(&self.inner.layout, service), &key_id)
             .await
         {
             // A stale bench entry expires on its own.
-            tracing::debug!(%pool, service, key_id, error = %err, "cannot clear a removed key's bench");
+            tracing::debug!(%pool, %service, %key_id, error = %err, "cannot clear a removed key's bench");
         }
         Ok(removed)
     }
@@ -211,7 +216,10 @@ impl KeyVault {
             let benches = self.pool_key_benches(pool, &service).await?;
             let usage = self.pool_key_usage_today(pool, &service).await?;
             for (key_id, value) in entries {
-                let used = usage.get(&key_id).copied().unwrap_or_default();
+                let Some(key_id) = listable(&key_id) else {
+                    continue;
+                };
+                let used = usage.get(key_id.as_str()).copied().unwrap_or_default();
                 let opened = self
                     .open_value(&owner, &service, Some(&key_id), &value)
                     .await;
@@ -224,7 +232,7 @@ impl KeyVault {
                     added_at: opened.and_then(|(p, _)| p.at),
                     uses_today: used.uses,
                     failures_today: used.failures,
-                    bench: benches.get(&key_id).copied(),
+                    bench: benches.get(key_id.as_str()).copied(),
                     key_id,
                 });
             }
@@ -233,12 +241,9 @@ impl KeyVault {
     }
 
     /// The one service named (checked), or every service of the catalogue.
-    pub(super) fn services_named(&self, service: Option<&str>) -> Result<Vec<String>, KeyError> {
+    pub(super) fn services_named(&self, service: Option<&str>) -> Result<Vec<ServiceId>, KeyError> {
         Ok(match service {
-            Some(service) => {
-                validate_service_id(service)?;
-                vec![service.to_owned()]
-            }
+            Some(service) => vec![ServiceId::new(service)?],
             None => self.inner.catalogue.iter().map(|s| s.id.clone()).collect(),
         })
     }
@@ -267,6 +272,7 @@ impl KeyVault {
             for (key_id, value) in entries
                 .into_iter()
                 .filter(|(key_id, _)| key_id.starts_with(id_prefix))
+                .filter_map(|(key_id, value)| Some((listable(&key_id)?, value)))
                 .take(limit - choices.len())
             {
                 let opened = self
@@ -283,24 +289,35 @@ impl KeyVault {
     }
 
     /// A random key of the global pool for `service`; `None` (logged) on any failure.
-    pub async fn get_pool_api_key(&self, service: &str) -> Option<ApiKey> {
+    pub async fn get_pool_api_key(&self, service: impl IntoServiceId) -> Option<ApiKey> {
         self.draw_from_pool(Pool::Global, service)
             .await
             .map(|r| r.key)
     }
 
     /// A random key of a channel's pool for `service`; `None` (logged) on any failure.
-    pub async fn get_channel_pool_api_key(&self, channel_id: u64, service: &str) -> Option<ApiKey> {
+    pub async fn get_channel_pool_api_key(
+        &self,
+        channel_id: u64,
+        service: impl IntoServiceId,
+    ) -> Option<ApiKey> {
         self.draw_from_pool(Pool::Channel(channel_id), service)
             .await
             .map(|r| r.key)
     }
 
-    pub(super) async fn draw_from_pool(&self, pool: Pool, service: &str) -> Option<ResolvedKey> {
-        if let Err(err) = validate_service_id(service) {
-            tracing::warn!(error = %err, "pool draw refused");
-            return None;
-        }
+    pub(super) async fn draw_from_pool(
+        &self,
+        pool: Pool,
+        service: impl IntoServiceId,
+    ) -> Option<ResolvedKey> {
+        let service = &match service.into_service_id() {
+            Ok(service) => service,
+            Err(err) => {
+                tracing::warn!(error = %err, "pool draw refused");
+                return None;
+            }
+        };
         let request = ResolveRequest {
             user: None,
             pools: vec![pool.storage_key(&self.inner.layout, service)],
@@ -315,7 +332,7 @@ impl KeyVault {
                     .await
             }
             Err(err) => {
-                tracing::warn!(%pool, service, error = %err, "cannot draw from the pool");
+                tracing::warn!(%pool, %service, error = %err, "cannot draw from the pool");
                 None
             }
         }
@@ -329,7 +346,7 @@ impl KeyVault {
     pub(super) async fn usable_in(
         &self,
         pool: Pool,
-        service: &str,
+        service: &ServiceId,
         entries: Vec<(String, String)>,
         bench_entries: &[(String, String)],
     ) -> Option<ResolvedKey> {
@@ -349,7 +366,7 @@ impl KeyVault {
         let whole = async {
             let held = self.inner.storage.hlen(&hash).await?;
             if held > self.inner.config.pool_max_keys {
-                tracing::warn!(%pool, service, held, "a pool holds more keys than STARGAZER_POOL_MAX_KEYS; not reading it whole");
+                tracing::warn!(%pool, %service, held, "a pool holds more keys than STARGAZER_POOL_MAX_KEYS; not reading it whole");
                 return Ok(Vec::new());
             }
             self.inner.storage.hgetall(&hash).await
@@ -361,7 +378,7 @@ impl KeyVault {
                     .await
             }
             Err(err) => {
-                tracing::warn!(%pool, service, error = %err, "cannot read a pool whole");
+                tracing::warn!(%pool, %service, error = %err, "cannot read a pool whole");
                 None
             }
         }
@@ -371,7 +388,7 @@ impl KeyVault {
     pub(super) async fn first_that_opens(
         &self,
         pool: Pool,
-        service: &str,
+        service: &ServiceId,
         mut entries: Vec<(String, String)>,
         bench_entries: &[(String, String)],
     ) -> Option<ResolvedKey> {
@@ -380,12 +397,16 @@ impl KeyVault {
             let drawn = entries.len();
             entries.retain(|(key_id, _)| !benched.contains_key(key_id));
             if drawn > 0 && entries.is_empty() {
-                tracing::debug!(%pool, service, "every key drawn from the pool is benched");
+                tracing::debug!(%pool, %service, "every key drawn from the pool is benched");
             }
         }
         entries.shuffle(&mut rand::thread_rng());
         let owner = pool.owner_id();
         for (key_id, value) in entries {
+            // A field no caller could name again cannot be counted or benched: not drawn.
+            let Ok(key_id) = PoolField::new(&key_id) else {
+                continue;
+            };
             if let Some((payload, _)) = self
                 .open_value(&owner, service, Some(&key_id), &value)
                 .await
@@ -398,4 +419,16 @@ impl KeyVault {
         }
         None
     }
+}
+
+/// A field of a pool as a listing shows it; a field no one could name to remove it (a control
+/// character, over 200 characters) is left out, logged.
+fn listable(field: &str) -> Option<PoolField> {
+    let listed = PoolField::new(field).ok();
+    if listed.is_none() {
+        tracing::warn!(
+            "a pool holds a field that cannot be named (control characters, or too long); not listed"
+        );
+    }
+    listed
 }

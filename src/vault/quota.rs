@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use super::KeyVault;
+use crate::ids::{IntoToolName, ToolName};
 use crate::quota::{
     BYPASS_RATELIMIT_BIT, LimitCheck, LimitReached, QUOTA_TTL_SECS, QuotaPermit, ToolUsage,
-    UsageError, validate_tool_name,
+    UsageError,
 };
 
 impl KeyVault {
@@ -20,19 +21,28 @@ impl KeyVault {
     pub async fn check_default_key_limit(
         &self,
         user_id: u64,
-        tool: &str,
+        tool: impl IntoToolName,
         daily_limit: Option<u32>,
     ) -> LimitCheck {
+        let tool = match tool.into_tool_name() {
+            Ok(tool) => tool,
+            Err(err) => {
+                tracing::warn!(error = %err, "quota check on a bad tool name; allowing");
+                let limit = daily_limit.unwrap_or(self.config().default_daily_limit);
+                return LimitCheck {
+                    allowed: limit > 0,
+                    current: 0,
+                    limit,
+                };
+            }
+        };
+        let tool = tool.as_str();
         let limit = daily_limit.unwrap_or_else(|| self.daily_limit(tool));
         let allowed = |current| LimitCheck {
             allowed: current < u64::from(limit),
             current,
             limit,
         };
-        if let Err(err) = validate_tool_name(tool) {
-            tracing::warn!(error = %err, "quota check on a bad tool name; allowing");
-            return allowed(0);
-        }
         match self
             .inner
             .storage
@@ -53,11 +63,15 @@ impl KeyVault {
 
     /// Counts one use of a shared key: INCR and EXPIRE in one MULTI. Errors are logged and
     /// swallowed, so counting never breaks the call that just succeeded.
-    pub async fn increment_default_key_usage(&self, user_id: u64, tool: &str) {
-        if let Err(err) = validate_tool_name(tool) {
-            tracing::warn!(error = %err, "not counting a use of a bad tool name");
-            return;
-        }
+    pub async fn increment_default_key_usage(&self, user_id: u64, tool: impl IntoToolName) {
+        let tool = match tool.into_tool_name() {
+            Ok(tool) => tool,
+            Err(err) => {
+                tracing::warn!(error = %err, "not counting a use of a bad tool name");
+                return;
+            }
+        };
+        let tool = tool.as_str();
         let key = self.inner.layout.usage_key(user_id, tool);
         if let Err(err) = self
             .inner
@@ -74,9 +88,23 @@ impl KeyVault {
     pub async fn reserve_default_key_use(
         &self,
         user_id: u64,
-        tool: &str,
+        tool: impl IntoToolName,
         daily_limit: Option<u32>,
     ) -> Result<QuotaPermit, LimitReached> {
+        let tool = match tool.into_tool_name() {
+            Ok(tool) => tool,
+            Err(err) => {
+                // A host bot's bug, not a storage fault: refuse rather than admit uncounted
+                // calls.
+                tracing::error!(error = %err, "quota reservation on a bad tool name; refused");
+                return Err(LimitReached {
+                    current: 0,
+                    limit: 0,
+                    resets_in: None,
+                });
+            }
+        };
+        let tool = tool.as_str();
         let limit = daily_limit.unwrap_or_else(|| self.daily_limit(tool));
         let unrecorded = || QuotaPermit {
             vault: self.clone(),
@@ -84,15 +112,6 @@ impl KeyVault {
             count: 0,
             limit,
         };
-        if let Err(err) = validate_tool_name(tool) {
-            // A host bot's bug, not a storage fault: refuse rather than admit uncounted calls.
-            tracing::error!(error = %err, "quota reservation on a bad tool name; refused");
-            return Err(LimitReached {
-                current: 0,
-                limit: 0,
-                resets_in: None,
-            });
-        }
         let key = self.inner.layout.usage_key(user_id, tool);
         match self
             .inner
@@ -134,11 +153,11 @@ impl KeyVault {
     /// tool in a day are (the seed's "count only successes"), later ones count as uses, so
     /// calls made to fail cannot use a shared key without end. Fail-open: when storage fails,
     /// the use is given back.
-    pub async fn record_default_key_failure(&self, user_id: u64, tool: &str) -> bool {
-        if validate_tool_name(tool).is_err() {
+    pub async fn record_default_key_failure(&self, user_id: u64, tool: impl IntoToolName) -> bool {
+        let Ok(tool) = tool.into_tool_name() else {
             return true;
-        }
-        let key = self.inner.layout.failures_key(user_id, tool);
+        };
+        let key = self.inner.layout.failures_key(user_id, &tool);
         match self
             .inner
             .storage
@@ -147,16 +166,20 @@ impl KeyVault {
         {
             Ok(failures) => failures <= u64::from(self.config().daily_failure_refunds),
             Err(err) => {
-                tracing::warn!(error = %err, tool, "cannot count a failed shared-key call; giving its use back");
+                tracing::warn!(error = %err, %tool, "cannot count a failed shared-key call; giving its use back");
                 true
             }
         }
     }
 
     /// When the user's window for `tool` resets, when storage knows.
-    pub async fn default_key_limit_resets_in(&self, user_id: u64, tool: &str) -> Option<Duration> {
-        validate_tool_name(tool).ok()?;
-        self.ttl(&self.inner.layout.usage_key(user_id, tool)).await
+    pub async fn default_key_limit_resets_in(
+        &self,
+        user_id: u64,
+        tool: impl IntoToolName,
+    ) -> Option<Duration> {
+        let tool = tool.into_tool_name().ok()?;
+        self.ttl(&self.inner.layout.usage_key(user_id, &tool)).await
     }
 
     async fn ttl(&self, key: &str) -> Option<Duration> {
@@ -217,10 +240,7 @@ impl KeyVault {
         tool: Option<&str>,
     ) -> Result<Vec<ToolUsage>, UsageError> {
         let tools = match tool {
-            Some(tool) => {
-                validate_tool_name(tool)?;
-                vec![tool.to_owned()]
-            }
+            Some(tool) => vec![ToolName::new(tool)?],
             None => {
                 let prefix = self.inner.layout.usage_key(user_id, "");
                 self.inner
@@ -228,7 +248,7 @@ impl KeyVault {
                     .scan(&self.inner.layout.usage_keys_pattern(user_id))
                     .await?
                     .into_iter()
-                    .filter_map(|key| key.strip_prefix(&prefix).map(str::to_owned))
+                    .filter_map(|key| ToolName::new(key.strip_prefix(&prefix)?).ok())
                     .collect()
             }
         };
@@ -256,13 +276,13 @@ impl KeyVault {
     pub async fn reset_default_key_usage(
         &self,
         user_id: u64,
-        tool: &str,
+        tool: impl IntoToolName,
     ) -> Result<bool, UsageError> {
-        validate_tool_name(tool)?;
+        let tool = tool.into_tool_name()?;
         Ok(self
             .inner
             .storage
-            .del(&self.inner.layout.usage_key(user_id, tool))
+            .del(&self.inner.layout.usage_key(user_id, &tool))
             .await?)
     }
 }

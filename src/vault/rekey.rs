@@ -250,7 +250,7 @@ impl KeyVault {
             .inner
             .catalogue
             .iter()
-            .map(|service| service.id.clone());
+            .map(|service| service.id.to_string());
         let kinds: Vec<HashKind> = match Owner::parse(owner) {
             Some(Owner::User(user_id)) => vec![HashKind::UserKeys { user_id }],
             Some(Owner::GlobalPool) => services

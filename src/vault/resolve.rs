@@ -4,7 +4,7 @@ use std::fmt;
 
 use rand::seq::SliceRandom;
 
-use crate::catalogue::validate_service_id;
+use crate::ids::{IntoServiceId, PoolField, ServiceId};
 use crate::secret::ApiKey;
 use crate::storage::{Owner, ResolveRequest};
 
@@ -99,7 +99,7 @@ pub struct PoolKeyRef {
     /// The pool.
     pub pool: Pool,
     /// The key id.
-    pub key_id: String,
+    pub key_id: PoolField,
 }
 
 impl KeyVault {
@@ -112,13 +112,20 @@ impl KeyVault {
     pub async fn get_user_api_key(
         &self,
         user_id: Option<u64>,
-        service: &str,
+        service: impl IntoServiceId,
         channel_id: Option<u64>,
         fallback_to_pool: bool,
     ) -> Option<ResolvedKey> {
         let started = std::time::Instant::now();
+        let service = match service.into_service_id() {
+            Ok(service) => service,
+            Err(err) => {
+                tracing::warn!(error = %err, "key resolution refused");
+                return None;
+            }
+        };
         let resolved = self
-            .resolve(user_id, service, channel_id, fallback_to_pool)
+            .resolve(user_id, &service, channel_id, fallback_to_pool)
             .await;
         crate::metrics::resolution(
             resolved.as_ref().map(ResolvedKey::source),
@@ -130,14 +137,10 @@ impl KeyVault {
     async fn resolve(
         &self,
         user_id: Option<u64>,
-        service: &str,
+        service: &ServiceId,
         channel_id: Option<u64>,
         fallback_to_pool: bool,
     ) -> Option<ResolvedKey> {
-        if let Err(err) = validate_service_id(service) {
-            tracing::warn!(error = %err, "key resolution refused");
-            return None;
-        }
         let hints = &self.inner.own_key_hints;
         if let Some(user_id) = user_id
             && fallback_to_pool
@@ -153,7 +156,7 @@ impl KeyVault {
                     hints.remember(user_id, service, false);
                 }
                 Err(err) => {
-                    tracing::warn!(service, error = %err, "key storage unavailable; falling back to the environment");
+                    tracing::warn!(%service, error = %err, "key storage unavailable; falling back to the environment");
                     return self.env_resolved(service);
                 }
             }
@@ -164,7 +167,7 @@ impl KeyVault {
             pools.push(Pool::Global);
         }
         let request = ResolveRequest {
-            user: user_id.map(|id| (self.inner.layout.user_keys_key(id), service.to_owned())),
+            user: user_id.map(|id| (self.inner.layout.user_keys_key(id), service.to_string())),
             pools: pools
                 .iter()
                 .map(|pool| pool.storage_key(&self.inner.layout, service))
@@ -193,7 +196,7 @@ impl KeyVault {
                 }
             }
             Err(err) => {
-                tracing::warn!(service, error = %err, "key storage unavailable; falling back to the environment");
+                tracing::warn!(%service, error = %err, "key storage unavailable; falling back to the environment");
             }
         }
         self.env_resolved(service)
@@ -215,7 +218,7 @@ impl KeyVault {
     }
 
     /// The environment tier of resolution.
-    pub(super) fn env_resolved(&self, service: &str) -> Option<ResolvedKey> {
+    pub(super) fn env_resolved(&self, service: &ServiceId) -> Option<ResolvedKey> {
         self.env_key(service).map(|key| ResolvedKey {
             key,
             origin: KeyOrigin::Env,
@@ -224,10 +227,11 @@ impl KeyVault {
 
     /// The operator's key for `service` from the environment: `{SERVICE}_API_KEY`, then the
     /// service's own variables. A value with commas is a list: one is picked at random.
-    pub fn env_key(&self, service: &str) -> Option<ApiKey> {
-        let vars = match self.inner.catalogue.get(service) {
+    pub fn env_key(&self, service: impl IntoServiceId) -> Option<ApiKey> {
+        let service = service.into_service_id().ok()?;
+        let vars = match self.inner.catalogue.get(&service) {
             Some(entry) => entry.env_vars(),
-            None => crate::catalogue::Service::new(service, service).env_vars(),
+            None => vec![service.env_var()],
         };
         vars.iter().find_map(|var| {
             let value = self.inner.config.env.get(var)?;

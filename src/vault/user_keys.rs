@@ -3,8 +3,9 @@
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 
-use crate::catalogue::validate_service_id;
+use crate::catalogue::KeyForm;
 use crate::data_keys::Checkpoint;
+use crate::ids::{IntoServiceId, ServiceId};
 use crate::key_check::KeyCheck;
 use crate::storage::Owner;
 
@@ -16,7 +17,7 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserKeyInfo {
     /// The service id.
-    pub service: String,
+    pub service: ServiceId,
     /// The service's display name.
     pub display_name: String,
     /// `…last4`, or `None` when the stored value does not open.
@@ -47,13 +48,14 @@ impl KeyVault {
     pub async fn set_user_api_key(
         &self,
         user_id: u64,
-        service: &str,
+        service: impl IntoServiceId,
         secret: &str,
     ) -> Result<UserKeyInfo, KeyError> {
-        self.check_service(service)?;
+        let entry = self.known_service(service)?;
+        let service = &entry.id;
         let value = self.checked_value(service, secret, false)?;
         let secret = value.as_str();
-        let check = self.check_key(service, secret).await?;
+        let check = self.probe_key(service, secret).await?;
         let owner = Owner::User(user_id).id();
         let now = OffsetDateTime::now_utc();
         let hash = self.inner.layout.user_keys_key(user_id);
@@ -63,12 +65,12 @@ impl KeyVault {
                 &self.seal_context(&owner, service, None),
                 payload.expose_secret().as_bytes(),
             );
-            (service.to_owned(), sealed)
+            (service.to_string(), sealed)
         })
         .await?;
         Ok(UserKeyInfo {
-            service: service.to_owned(),
-            display_name: self.inner.catalogue.display_name(service).to_owned(),
+            service: service.clone(),
+            display_name: entry.display_name.clone(),
             masked: Some(masked_value(service, secret)),
             set_at: Some(truncate_to_seconds(now)),
             check,
@@ -90,13 +92,38 @@ impl KeyVault {
         }
     }
 
-    /// Removes the user's key for `service`; returns whether there was one.
-    pub async fn remove_user_api_key(&self, user_id: u64, service: &str) -> Result<bool, KeyError> {
-        validate_service_id(service)?;
+    /// Stores the user's key from the values of the service's key-entry form
+    /// ([`crate::Service::form_fields`], in order; an input left empty is an empty string):
+    /// the API key, or Gitea's token and base URL.
+    pub async fn set_user_key_from_form(
+        &self,
+        user_id: u64,
+        service: impl IntoServiceId,
+        values: &[&str],
+    ) -> Result<UserKeyInfo, KeyError> {
+        let entry = self.known_service(service)?;
+        let first = values.first().copied().unwrap_or_default();
+        match entry.form {
+            KeyForm::ApiKey => self.set_user_api_key(user_id, &entry.id, first).await,
+            KeyForm::TokenAndBaseUrl => {
+                let base_url = values.get(1).copied();
+                self.set_gitea_credentials(user_id, first, base_url).await
+            }
+        }
+    }
+
+    /// Removes the user's key for `service` (known to the catalogue or not); returns whether
+    /// there was one.
+    pub async fn remove_user_api_key(
+        &self,
+        user_id: u64,
+        service: impl IntoServiceId,
+    ) -> Result<bool, KeyError> {
+        let service = service.into_service_id()?;
         Ok(self
             .inner
             .storage
-            .hdel(&self.inner.layout.user_keys_key(user_id), service)
+            .hdel(&self.inner.layout.user_keys_key(user_id), &service)
             .await?)
     }
 
@@ -109,7 +136,11 @@ impl KeyVault {
             .await?;
         let owner = Owner::User(user_id).id();
         let mut keys = Vec::with_capacity(entries.len());
-        for (service, value) in entries {
+        for (field, value) in entries {
+            let Ok(service) = ServiceId::new(&field) else {
+                tracing::warn!("a user's key hash holds a field that is no service id; skipped");
+                continue;
+            };
             let opened = self.open_value(&owner, &service, None, &value).await;
             keys.push(UserKeyInfo {
                 display_name: self.inner.catalogue.display_name(&service).to_owned(),

@@ -13,7 +13,7 @@ use stargazer_keys::{ApiKey, Checkpoint, Config, KeyError, KeyVault, Pool};
 use zeroize::Zeroizing;
 
 use super::{
-    Error, check_service, open_existing_vault, open_vault, parse_id, print, rfc3339, table,
+    Error, known_service, open_existing_vault, open_vault, parse_id, print, rfc3339, table,
 };
 
 /// Most bytes read from stdin: far more than any key, and a wrong pipe (a whole file) is
@@ -221,6 +221,7 @@ pub async fn pool(config: &Config, command: PoolCommand) -> Result<ExitCode, Err
 }
 
 async fn user_set(config: &Config, args: &UserSetArgs) -> Result<ExitCode, Error> {
+    // Refused before the database is opened (or made).
     let base_url = match args.base_url.as_deref() {
         Some(_) if args.service != GITEA_SERVICE => {
             return Err(Error::BaseUrlNotForService(args.service.clone()));
@@ -233,19 +234,16 @@ async fn user_set(config: &Config, args: &UserSetArgs) -> Result<ExitCode, Error
         None => None,
     };
     let vault = open_vault(config).await?;
-    check_service(&vault, &args.service)?;
+    let service = &known_service(&vault, &args.service)?.id;
     let secret = read_secret()?;
+    // A value typed alone may be Gitea's JSON {"token","base_url"}: saved as typed, checked.
     let info = match &base_url {
         Some(url) => {
             vault
                 .set_gitea_credentials(args.user, &secret, Some(url))
                 .await?
         }
-        None => {
-            vault
-                .set_user_api_key(args.user, &args.service, &secret)
-                .await?
-        }
+        None => vault.set_user_api_key(args.user, service, &secret).await?,
     };
     let instance = base_url
         .map(|url| format!(" (for {url})"))
@@ -286,7 +284,7 @@ async fn user_list(config: &Config, args: &UserListArgs) -> Result<ExitCode, Err
         .into_iter()
         .map(|key| {
             vec![
-                key.service,
+                key.service.to_string(),
                 key.display_name,
                 key.masked.unwrap_or_else(|| "unreadable".to_owned()),
                 rfc3339(key.set_at).unwrap_or_else(|| "unknown".to_owned()),
@@ -324,7 +322,7 @@ fn removed_or_unknown(
         other => other?,
     };
     if !removed {
-        check_service(vault, service)?;
+        known_service(vault, service)?;
     }
     Ok(removed)
 }
@@ -366,7 +364,7 @@ async fn user_forget(config: &Config, args: &UserForgetArgs) -> Result<ExitCode,
 
 async fn pool_add(config: &Config, args: &PoolAddArgs) -> Result<ExitCode, Error> {
     let vault = open_vault(config).await?;
-    check_service(&vault, &args.service)?;
+    known_service(&vault, &args.service)?;
     let secret = read_secret()?;
     let pool = pool_of(args.channel);
     let added = vault
@@ -393,7 +391,7 @@ async fn pool_add(config: &Config, args: &PoolAddArgs) -> Result<ExitCode, Error
 async fn pool_list(config: &Config, args: &PoolListArgs) -> Result<ExitCode, Error> {
     let vault = open_existing_vault(config).await?;
     if let Some(service) = &args.service {
-        check_service(&vault, service)?;
+        known_service(&vault, service)?;
     }
     let pool = pool_of(args.channel);
     let keys = vault.list_pool_keys(pool, args.service.as_deref()).await?;
@@ -426,8 +424,8 @@ async fn pool_list(config: &Config, args: &PoolListArgs) -> Result<ExitCode, Err
         .into_iter()
         .map(|key| {
             vec![
-                key.key_id,
-                key.service,
+                key.key_id.to_string(),
+                key.service.to_string(),
                 key.masked.unwrap_or_else(|| "unreadable".to_owned()),
                 key.contributor.map_or("-".to_owned(), |id| id.to_string()),
                 rfc3339(key.added_at).unwrap_or_else(|| "unknown".to_owned()),
@@ -483,7 +481,7 @@ async fn pool_remove(config: &Config, args: &PoolRemoveArgs) -> Result<ExitCode,
 /// answer (source `none`), not an error.
 pub async fn resolve(config: &Config, args: &ResolveArgs) -> Result<ExitCode, Error> {
     let vault = open_existing_vault(config).await?;
-    check_service(&vault, &args.service)?;
+    known_service(&vault, &args.service)?;
     let fallback_to_pool = !args.no_pools;
     // Gitea values may be JSON {"token", "base_url"}: resolve them as the Gitea tools do.
     let found: Option<(&str, ApiKey, Option<String>)> = if args.service == GITEA_SERVICE {

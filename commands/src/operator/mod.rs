@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use stargazer_keys::quota::UsageError;
 use stargazer_keys::vault::OpenVaultError;
-use stargazer_keys::{Config, ConfigError, DataKeyError, KeyError, KeyVault};
+use stargazer_keys::{Config, ConfigError, DataKeyError, KeyError, KeyVault, Service};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -64,17 +64,9 @@ pub enum Error {
     /// A usage counter cannot be read or reset.
     #[error(transparent)]
     Usage(#[from] UsageError),
-    /// The service is not in the catalogue.
-    #[error("there is no service called {service:?}; the services are: {known}")]
-    UnknownService {
-        /// What was asked for (at most 40 characters of it).
-        service: String,
-        /// The catalogue's service ids, comma-separated.
-        known: String,
-    },
     /// A tool name that cannot be one.
-    #[error("{0}")]
-    InvalidTool(String),
+    #[error(transparent)]
+    InvalidTool(#[from] stargazer_keys::InvalidToolName),
     /// `--base-url` given for a service other than Gitea.
     #[error("--base-url is only for --service gitea, not {0:?}")]
     BaseUrlNotForService(String),
@@ -132,16 +124,9 @@ pub async fn open_existing_vault(config: &Config) -> Result<KeyVault, Error> {
     open_vault(config).await
 }
 
-/// Checks that `service` is in the vault's catalogue; the refusal lists the services.
-pub fn check_service(vault: &KeyVault, service: &str) -> Result<(), Error> {
-    if vault.catalogue().get(service).is_some() {
-        return Ok(());
-    }
-    let known: Vec<&str> = vault.catalogue().iter().map(|s| s.id.as_str()).collect();
-    Err(Error::UnknownService {
-        service: service.chars().take(40).collect(),
-        known: known.join(", "),
-    })
+/// The catalogue's entry for `service`; the refusal lists the services.
+pub fn known_service<'a>(vault: &'a KeyVault, service: &str) -> Result<&'a Service, Error> {
+    Ok(vault.catalogue().lookup(service).map_err(KeyError::from)?)
 }
 
 /// Parses a Discord id (user, channel) for clap: a whole number from 1 to 2^64 - 1. Clap

@@ -3,9 +3,8 @@
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
-use stargazer_keys::Config;
 use stargazer_keys::messages::human_duration;
-use stargazer_keys::quota::validate_tool_name;
+use stargazer_keys::{Config, ToolName};
 
 use super::{Error, open_existing_vault, parse_id, print, table};
 
@@ -60,13 +59,9 @@ pub async fn run(config: &Config, command: UsageCommand) -> Result<ExitCode, Err
 }
 
 async fn show(config: &Config, args: &ShowArgs) -> Result<ExitCode, Error> {
-    if let Some(tool) = &args.tool {
-        check_tool(tool)?;
-    }
+    let tool = args.tool.as_deref().map(ToolName::new).transpose()?;
     let vault = open_existing_vault(config).await?;
-    let usage = vault
-        .default_key_usage(args.user, args.tool.as_deref())
-        .await?;
+    let usage = vault.default_key_usage(args.user, tool.as_deref()).await?;
     if args.json {
         let usage: Vec<Value> = usage
             .iter()
@@ -91,7 +86,7 @@ async fn show(config: &Config, args: &ShowArgs) -> Result<ExitCode, Error> {
         .into_iter()
         .map(|tool| {
             vec![
-                tool.tool,
+                tool.tool.to_string(),
                 tool.count.to_string(),
                 tool.limit.to_string(),
                 tool.resets_in
@@ -103,9 +98,9 @@ async fn show(config: &Config, args: &ShowArgs) -> Result<ExitCode, Error> {
 }
 
 async fn reset(config: &Config, args: &ResetArgs) -> Result<ExitCode, Error> {
-    check_tool(&args.tool)?;
+    let tool = ToolName::new(&args.tool)?;
     let vault = open_existing_vault(config).await?;
-    let had_count = vault.reset_default_key_usage(args.user, &args.tool).await?;
+    let had_count = vault.reset_default_key_usage(args.user, &tool).await?;
     print(&if had_count {
         format!("Reset the {} count of user {} to 0.", args.tool, args.user)
     } else {
@@ -114,9 +109,4 @@ async fn reset(config: &Config, args: &ResetArgs) -> Result<ExitCode, Error> {
             args.user, args.tool
         )
     })
-}
-
-/// Tool names are part of a storage key: the core's rule decides.
-fn check_tool(tool: &str) -> Result<(), Error> {
-    validate_tool_name(tool).map_err(|err| Error::InvalidTool(err.to_string()))
 }

@@ -21,7 +21,7 @@ pub async fn service<U: HasKeyVault, E>(
         .map(|s| {
             serenity::AutocompleteChoice::new(
                 format!("{} ({})", s.display_name, s.id),
-                s.id.clone(),
+                s.id.as_str(),
             )
         })
         .collect();
@@ -45,7 +45,10 @@ pub async fn own_service<U: HasKeyVault, E>(
         .take(MAX_SUGGESTIONS)
         .map(|k| {
             let masked = k.masked.unwrap_or_else(|| "unreadable".to_owned());
-            serenity::AutocompleteChoice::new(format!("{} ({masked})", k.display_name), k.service)
+            serenity::AutocompleteChoice::new(
+                format!("{} ({masked})", k.display_name),
+                k.service.as_str(),
+            )
         })
         .collect();
     serenity::CreateAutocompleteResponse::new().set_choices(choices)
@@ -73,7 +76,7 @@ async fn pool_key_ids<U: HasKeyVault, E>(
                     k.key_id,
                     vault.catalogue().display_name(&k.service)
                 ),
-                k.key_id,
+                k.key_id.as_str(),
             )
         })
         .collect();

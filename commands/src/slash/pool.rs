@@ -173,11 +173,11 @@ async fn add<U: HasKeyVault, E: From<CommandError>>(
         return Ok(());
     };
     let vault = ctx.data().key_vault();
-    let service = match super::user::known_service(vault, service) {
-        Ok(service) => service,
+    let entry = match super::user::known_service(vault, service) {
+        Ok(entry) => entry,
         Err(why) => return reply::ephemeral(ctx, &why).await,
     };
-    let name = vault.catalogue().display_name(&service).to_owned();
+    let (service, name) = (&entry.id, entry.display_name.as_str());
     let title = match pool {
         Pool::Global => format!("Global pool: {name} key"),
         Pool::Channel(_) => format!("Channel pool: {name} key"),
@@ -196,7 +196,7 @@ async fn add<U: HasKeyVault, E: From<CommandError>>(
     }
     let secret = submitted.values.first().map_or("", |v| v.as_str());
     let text = match vault
-        .add_pool_key(pool, &service, secret, ctx.author().id.get())
+        .add_pool_key(pool, service, secret, ctx.author().id.get())
         .await
     {
         Ok(added) if added.added => with_note(
@@ -206,7 +206,7 @@ async fn add<U: HasKeyVault, E: From<CommandError>>(
                 added.key_id,
                 pool_name(pool)
             ),
-            added.check.note(&name),
+            added.check.note(name),
         ),
         Ok(added) => format!(
             "That {name} key is already in {} (id `{}`), so nothing changed.",

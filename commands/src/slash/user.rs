@@ -7,8 +7,7 @@
 use std::fmt::Write as _;
 
 use poise::serenity_prelude as serenity;
-use stargazer_keys::gitea::GITEA_SERVICE;
-use stargazer_keys::{KeySource, KeyVault};
+use stargazer_keys::{KeyError, KeySource, KeyVault, Service, ServiceId};
 
 use super::modal::{self, Input};
 use super::{autocomplete, reply};
@@ -19,21 +18,11 @@ const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The service named by `service`, or the sentence that says it is unknown (checked in memory,
 /// so a modal can still be the first response).
-pub(crate) fn known_service(vault: &KeyVault, service: &str) -> Result<String, String> {
-    let service = service.trim().to_lowercase();
-    match vault.check_service(&service) {
-        Ok(()) => Ok(service),
-        Err(_) => Err(format!(
-            "There is no service called `{}`. Pick one from the list: start typing in the `service` option.",
-            reply::escaped(
-                &service
-                    .chars()
-                    .take(40)
-                    .collect::<String>()
-                    .replace('`', "'")
-            )
-        )),
-    }
+pub(crate) fn known_service<'a>(vault: &'a KeyVault, service: &str) -> Result<&'a Service, String> {
+    vault
+        .catalogue()
+        .lookup(&service.trim().to_lowercase())
+        .map_err(|err| CommandError::from(KeyError::from(err)).to_string())
 }
 
 /// Save your own API key for a service; it works for you in every server and DM.
@@ -48,50 +37,39 @@ pub async fn set_user_api_key<U: HasKeyVault, E: From<CommandError>>(
         return Ok(());
     };
     let vault = ctx.data().key_vault();
-    let service = match known_service(vault, &service) {
-        Ok(service) => service,
+    let entry = match known_service(vault, &service) {
+        Ok(entry) => entry,
         Err(why) => return reply::ephemeral(ctx, &why).await,
     };
-    let name = vault.catalogue().display_name(&service).to_owned();
-    let mut inputs = vec![Input {
-        label: if service == GITEA_SERVICE {
-            "Access token".to_owned()
-        } else {
-            format!("{name} API key")
-        },
-        placeholder: "Paste it here. It is stored encrypted and never shown again.",
-        required: true,
-    }];
-    if service == GITEA_SERVICE {
-        inputs.push(Input {
-            label: "Base URL (leave empty for the default)".to_owned(),
-            placeholder: "https://gitea.example.com",
-            required: false,
-        });
-    }
+    let (service, name) = (&entry.id, entry.display_name.as_str());
+    let inputs = entry
+        .form_fields()
+        .into_iter()
+        .map(|field| Input {
+            label: field.label,
+            placeholder: field.placeholder,
+            required: field.required,
+        })
+        .collect();
     let title = format!("Your {name} key");
     let Some(submitted) = modal::ask(actx, &title, inputs, ctx.data().modal_timeout()).await?
     else {
         return Ok(());
     };
-    let user = ctx.author().id.get();
-    let secret = submitted.values.first().map_or("", |v| v.as_str());
-    let saved = if service == GITEA_SERVICE {
-        let base_url = submitted.values.get(1).map(|v| v.as_str());
-        vault.set_gitea_credentials(user, secret, base_url).await
-    } else {
-        vault.set_user_api_key(user, &service, secret).await
-    };
+    let values: Vec<&str> = submitted.values.iter().map(|v| v.as_str()).collect();
+    let saved = vault
+        .set_user_key_from_form(ctx.author().id.get(), service, &values)
+        .await;
     let text = match saved {
         Ok(info) => super::pool::with_note(
             format!(
                 "Saved your {name} key ({}). It now works for you in every server and DM; remove it with `/remove_user_api_key service:{service}`.",
                 info.masked.unwrap_or_default()
             ),
-            info.check.note(&name),
+            info.check.note(name),
         ),
         Err(err) => {
-            tracing::info!(service, error = %err, "a key was refused");
+            tracing::info!(%service, error = %err, "a key was refused");
             CommandError::from(err).to_string()
         }
     };
@@ -172,7 +150,7 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
             (id, source)
         }
     });
-    let shared: Vec<(String, Option<KeySource>)> = futures_util::future::join_all(lookups).await;
+    let shared: Vec<(ServiceId, Option<KeySource>)> = futures_util::future::join_all(lookups).await;
     let available: Vec<String> = shared
         .iter()
         .filter(|(_, source)| source.is_some())
