@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use criterion::{criterion_group, criterion_main};
 use rusqlite::{Connection, OptionalExtension};
 use stargazer_keys::KeySource;
-use stargazer_keys::crypto::{SealContext, StoredValue};
+use stargazer_keys::testkit::{SealContext, StoredValue};
 use support::{CHANNEL, Fixture, POOL_USER, SERVICE, USER};
 
 fn select_value(conn: &Connection, key: &str, field: &str) -> Option<String> {

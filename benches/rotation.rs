@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{SamplingMode, Throughput, criterion_group, criterion_main};
-use stargazer_keys::crypto::DataKey;
+use stargazer_keys::testkit::DataKey;
 use stargazer_keys::{DataKeyStore, Keyring, MasterKey};
 use support::rewrap::{OWNERS, copy_prepared, owner, prepare};
 

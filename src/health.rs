@@ -29,7 +29,7 @@ pub const USAGE_TTL_SECS: u64 = 2 * 86_400;
 ///
 /// ```
 /// use std::time::Duration;
-/// use stargazer_keys::health::KeyOutcome;
+/// use stargazer_keys::KeyOutcome;
 /// assert_eq!(
 ///     KeyOutcome::from_http_status(429, Some("2")),
 ///     KeyOutcome::RateLimited { retry_after: Some(Duration::from_secs(2)) }

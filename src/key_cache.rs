@@ -18,7 +18,7 @@ pub(crate) const LEASE: Duration = Duration::from_millis(800);
 
 /// A bounded LRU cache of data keys by owner, with its lease.
 pub(crate) struct KeyCache {
-    cache: Mutex<LruCache<String, Arc<DataKey>>>,
+    cache: Mutex<Entries>,
     /// Bumped (under the cache lock) whenever keys are evicted, so a read that began before an
     /// eviction does not put back the key the eviction removed.
     evictions: AtomicU64,
@@ -27,14 +27,26 @@ pub(crate) struct KeyCache {
     epoch: Instant,
 }
 
+/// The cached keys, least recently promoted first, and a count of lookups.
+struct Entries {
+    lru: LruCache<String, Arc<DataKey>>,
+    lookups: u32,
+}
+
+/// One lookup in this many moves its key to the front of the LRU list. Relinking the list on
+/// every hit writes three nodes scattered in memory and costs more than the rest of the lookup;
+/// a key in use is still promoted long before the cache's other keys push it out.
+const PROMOTE_EVERY: u32 = 8;
+
 impl KeyCache {
     /// An empty cache of at most `capacity` keys, fresh for one [`LEASE`] (nothing is cached
     /// yet, and the caller has just read where its watcher starts).
     pub(crate) fn new(capacity: usize) -> Self {
         let cache = Self {
-            cache: Mutex::new(LruCache::new(
-                NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
-            )),
+            cache: Mutex::new(Entries {
+                lru: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+                lookups: 0,
+            }),
             evictions: AtomicU64::new(0),
             fresh_until_ms: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -59,7 +71,7 @@ impl KeyCache {
         self.now_ms() < self.fresh_until_ms.load(Ordering::Acquire)
     }
 
-    fn lock(&self) -> MutexGuard<'_, LruCache<String, Arc<DataKey>>> {
+    fn lock(&self) -> MutexGuard<'_, Entries> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -68,7 +80,13 @@ impl KeyCache {
         if !self.lease_valid() {
             return None;
         }
-        self.lock().get(owner).cloned()
+        let mut entries = self.lock();
+        entries.lookups = entries.lookups.wrapping_add(1);
+        if entries.lookups.is_multiple_of(PROMOTE_EVERY) {
+            entries.lru.get(owner).cloned()
+        } else {
+            entries.lru.peek(owner).cloned()
+        }
     }
 
     /// The eviction count, read before a key is read from the table.
@@ -81,7 +99,7 @@ impl KeyCache {
     pub(crate) fn put(&self, owner: &str, key: &Arc<DataKey>, evictions: u64) {
         let mut cache = self.lock();
         if self.evictions.load(Ordering::Acquire) == evictions {
-            cache.put(owner.to_owned(), Arc::clone(key));
+            cache.lru.put(owner.to_owned(), Arc::clone(key));
         }
     }
 
@@ -89,7 +107,7 @@ impl KeyCache {
     pub(crate) fn evict<'a>(&self, owners: impl IntoIterator<Item = &'a str>) {
         let mut cache = self.lock();
         for owner in owners {
-            cache.pop(owner);
+            cache.lru.pop(owner);
         }
         self.evictions.fetch_add(1, Ordering::AcqRel);
     }
@@ -97,7 +115,7 @@ impl KeyCache {
     /// Drops every key.
     pub(crate) fn evict_all(&self) {
         let mut cache = self.lock();
-        cache.clear();
+        cache.lru.clear();
         self.evictions.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -2,50 +2,99 @@
 //!
 //! Users keep their own keys (they follow them across channels and servers); admins keep shared
 //! pools, global or per channel. Secrets are sealed with AES-256-GCM under per-owner data keys
-//! that live in SQLite, wrapped by a master key; sealed values live in Redis under the layout of
-//! the original Python bot (or in the same SQLite file when there is no Redis).
+//! that live in SQLite (or PostgreSQL), wrapped by a master key; sealed values live in Redis
+//! under the layout of the original Python bot (or in the same SQLite file when there is no
+//! Redis).
 //!
-//! This crate knows nothing of Discord: `stargazer-keys-commands` builds the slash commands and
-//! the operator binary on it.
+//! Open one [`KeyVault`] from the settings and share it. The call a tool makes is
+//! [`KeyVault::with_api_key`]: it resolves the caller's key (their own, then the channel's
+//! pool, the global pool, the operator's environment), holds a shared key to its daily limit,
+//! runs the call, and counts the use only when the call succeeded.
+//!
+//! ```no_run
+//! use stargazer_keys::{Caller, Config, KeyVault};
+//!
+//! # async fn search(key: &str, query: &str) -> Result<String, std::io::Error> { Ok(String::new()) }
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let vault = KeyVault::open(Config::from_env()?).await?;
+//! let caller = Caller { user_id: 42, channel_id: Some(7), guild_id: Some(1) };
+//! let answer = vault
+//!     .with_api_key(&caller, "brave", "web_search", |resolved| async move {
+//!         search(resolved.key.expose(), "rust").await
+//!     })
+//!     .await;
+//! match answer {
+//!     Ok(text) => println!("{text}"),
+//!     // No key, the daily limit, or the call's own error: each a sentence for the user.
+//!     Err(why) => println!("{why}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The items are re-exported here; the modules [`config`] (settings and the master-key file),
+//! [`db`] (the SQLite file) and [`storage`] (the backends, for a custom one) are public as
+//! namespaces, and `testkit` (feature `testkit`) holds the test fixtures. This crate knows
+//! nothing of Discord: `stargazer-keys-commands` builds the slash commands and the operator
+//! binary on it.
 
 #![warn(missing_docs)]
 
-pub mod catalogue;
+mod catalogue;
 pub mod config;
-pub mod crypto;
-pub mod data_keys;
+mod crypto;
+mod data_keys;
 pub mod db;
-pub mod gitea;
-pub mod health;
-pub mod ids;
+mod gitea;
+mod health;
+mod ids;
 mod key_cache;
-pub mod key_check;
-pub mod key_store;
-pub mod messages;
+mod key_check;
+mod key_store;
+mod messages;
 mod metrics;
-pub mod pg_keys;
-pub mod quota;
-pub mod secret;
+mod pg_keys;
+mod quota;
+mod secret;
 pub mod storage;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod vault;
+mod vault;
 
-pub use catalogue::{Catalogue, FormField, KeyCheckSpec, KeyForm, Service, UnknownService};
-pub use config::{Config, ConfigError, QuotaWindow};
-pub use crypto::{KekId, Keyring, MasterKey, OpenError};
-pub use data_keys::{Checkpoint, DataKeyError, DataKeyStore, Erasure, RotationReport};
-pub use health::{Bench, BenchReason, KeyOutcome};
+// The vault and what its calls take and return.
+pub use vault::{
+    Caller, Forgotten, KeyError, KeyFailure, KeyOrigin, KeySource, KeyUseError, KeyVault,
+    LegacyHash, MAX_SECRET_LEN, MigrationReport, OpenVaultError, Pool, PoolAdd, PoolKeyChoice,
+    PoolKeyInfo, PoolKeyRef, RekeyError, RekeyFailure, RekeyReport, ResolvedKey, UserKeyInfo,
+    check_secret,
+};
+// Names checked where they enter.
 pub use ids::{
     IntoServiceId, IntoToolName, InvalidKeyId, InvalidServiceId, InvalidToolName, KeyId, PoolField,
     ServiceId, ToolName,
 };
-pub use key_check::KeyCheck;
-pub use key_store::KeyStore;
-pub use messages::{default_key_limit_error, missing_api_key_error};
-pub use quota::{LimitCheck, LimitReached, QuotaPermit};
-pub use secret::ApiKey;
-pub use vault::{
-    Caller, Forgotten, KeyError, KeyFailure, KeyOrigin, KeySource, KeyUseError, KeyVault, Pool,
-    PoolKeyRef, RekeyError, RekeyReport, ResolvedKey,
+// The services that take keys.
+pub use catalogue::{
+    Catalogue, CatalogueError, FormField, KeyCheckSpec, KeyForm, MAX_SUGGESTIONS, Service,
+    UnknownService,
 };
+pub use key_check::KeyCheck;
+// Settings.
+pub use config::{Config, ConfigError, QuotaWindow};
+// The shared-key quota and pool key health.
+pub use health::{Bench, BenchReason, KeyOutcome, KeyUsage, parse_retry_after};
+pub use quota::{
+    BYPASS_RATELIMIT_BIT, LimitCheck, LimitReached, QuotaPermit, ToolUsage, UsageError,
+};
+// What users read.
+pub use messages::{default_key_limit_error, human_duration, missing_api_key_error};
+pub use secret::{ApiKey, escaped, mask};
+// Gitea credentials.
+pub use gitea::{BaseUrlError, GITEA_SERVICE, GiteaCredentials, GiteaPolicy, GiteaSource};
+// Master key and data keys.
+pub use crypto::{KekId, Keyring, MasterKey, OpenError};
+pub use data_keys::{
+    Checkpoint, DataKeyError, DataKeyStore, Erasure, KekUsage, RekeyStage, RotationReport,
+};
+pub use key_store::KeyStore;
+pub use pg_keys::{CopyReport, PgDataKeyStore, PgError};

@@ -59,8 +59,8 @@ impl From<SecretString> for ApiKey {
 /// secret is shorter than twelve characters.
 ///
 /// ```
-/// assert_eq!(stargazer_keys::secret::mask("BSAabcdefghijklmnop1234"), "…1234");
-/// assert_eq!(stargazer_keys::secret::mask("short"), "…");
+/// assert_eq!(stargazer_keys::mask("BSAabcdefghijklmnop1234"), "…1234");
+/// assert_eq!(stargazer_keys::mask("short"), "…");
 /// ```
 pub fn mask(secret: &str) -> String {
     let count = secret.chars().count();

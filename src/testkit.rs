@@ -15,6 +15,12 @@
 //! println!("{}", cluster.urls());
 //! ```
 
+/// The sealed-value format and data keys, for tests that open what storage holds with their
+/// own hands (the library opens values only through the vault).
+pub use crate::crypto::{DataKey, SealContext, SealedFormat, StoredValue, UnwrapError};
+/// The PostgreSQL connection settings a `STARGAZER_DATABASE_URL` gives.
+pub use crate::pg_keys::connection_config;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

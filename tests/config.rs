@@ -230,7 +230,7 @@ fn a_check_origin_is_parsed_as_a_url_and_refused_unless_https_or_this_machine() 
 fn a_database_url_for_another_machine_requires_tls_unless_told_otherwise() {
     use tokio_postgres::config::SslMode;
     let mode = |url: &str| {
-        stargazer_keys::pg_keys::connection_config(url)
+        stargazer_keys::testkit::connection_config(url)
             .unwrap()
             .get_ssl_mode()
     };

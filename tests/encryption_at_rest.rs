@@ -12,9 +12,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use rand::RngCore;
 use secrecy::ExposeSecret;
-use stargazer_keys::crypto::{DataKey, SealContext, SealedFormat, StoredValue, UnwrapError};
-use stargazer_keys::data_keys::KekUsage;
+use stargazer_keys::KekUsage;
 use stargazer_keys::storage::{EmbeddedStore, Layout, StorageBackend};
+use stargazer_keys::testkit::{DataKey, SealContext, SealedFormat, StoredValue, UnwrapError};
 use stargazer_keys::{Checkpoint, DataKeyError, DataKeyStore, Keyring, MasterKey, OpenError};
 use tempfile::TempDir;
 

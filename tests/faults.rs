@@ -10,9 +10,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use stargazer_keys::OpenVaultError;
 use stargazer_keys::db::DbError;
 use stargazer_keys::testkit::RedisServer;
-use stargazer_keys::vault::OpenVaultError;
 use stargazer_keys::{Checkpoint, Config, DataKeyError, KeyError, KeySource, KeyVault};
 use support::*;
 

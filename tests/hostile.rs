@@ -12,8 +12,8 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use secrecy::ExposeSecret as _;
-use stargazer_keys::crypto::{DataKey, SealContext, StoredValue};
-use stargazer_keys::gitea::GiteaPolicy;
+use stargazer_keys::GiteaPolicy;
+use stargazer_keys::testkit::{DataKey, SealContext, StoredValue};
 use stargazer_keys::{Config, KeyError, MasterKey, OpenError, Pool};
 use support::*;
 

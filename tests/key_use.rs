@@ -133,7 +133,7 @@ contract!(
             .add_pool_key(Pool::Global, "brave", &secret("pooled"), ADMIN)
             .await
             .unwrap();
-        let bypass = 1u64 << stargazer_keys::quota::BYPASS_RATELIMIT_BIT;
+        let bypass = 1u64 << stargazer_keys::BYPASS_RATELIMIT_BIT;
         fx.storage()
             .set(&fx.vault.layout().privileges_key(USER), &bypass.to_string())
             .await

@@ -11,9 +11,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
-use stargazer_keys::crypto::{DataKey, SealContext, StoredValue};
 use stargazer_keys::storage::ResolveReply;
 use stargazer_keys::testkit::RedisServer;
+use stargazer_keys::testkit::{DataKey, SealContext, StoredValue};
 use stargazer_keys::{ApiKey, Config, DataKeyStore, KeyVault, Keyring, MasterKey, Pool};
 use support::*;
 use tracing::field::{Field, Visit};

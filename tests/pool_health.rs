@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stargazer_keys::health::KeyUsage;
+use stargazer_keys::KeyUsage;
 use stargazer_keys::{
     BenchReason, KeyCheck, KeyError, KeyOrigin, KeyOutcome, KeySource, Pool, PoolKeyRef,
     ResolvedKey,

@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stargazer_keys::messages::human_duration;
-use stargazer_keys::quota::ToolUsage;
+use stargazer_keys::ToolUsage;
+use stargazer_keys::human_duration;
 use stargazer_keys::testkit::RedisServer;
 use stargazer_keys::{
     Catalogue, KeyVault, LimitCheck, LimitReached, QuotaPermit, Service, ServiceId, ToolName,

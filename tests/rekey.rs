@@ -7,8 +7,8 @@ mod support;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use stargazer_keys::crypto::{DataKey, SealContext, StoredValue};
-use stargazer_keys::data_keys::RekeyStage;
+use stargazer_keys::RekeyStage;
+use stargazer_keys::testkit::{DataKey, SealContext, StoredValue};
 use stargazer_keys::{KeySource, KeyVault, Pool, RekeyError};
 use support::*;
 

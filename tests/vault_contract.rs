@@ -3,7 +3,7 @@
 
 mod support;
 
-use stargazer_keys::gitea::GiteaSource;
+use stargazer_keys::GiteaSource;
 use stargazer_keys::testkit::RedisServer;
 use stargazer_keys::{KeyError, KeySource, Pool};
 use support::*;

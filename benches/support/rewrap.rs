@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use stargazer_keys::MasterKey;
-use stargazer_keys::crypto::DataKey;
+use stargazer_keys::testkit::DataKey;
 
 /// How many data keys.
 pub const OWNERS: u64 = 100_000;

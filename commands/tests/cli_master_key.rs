@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use secrecy::ExposeSecret as _;
-use stargazer_keys::crypto::{SealContext, StoredValue};
 use stargazer_keys::testkit::RedisServer;
+use stargazer_keys::testkit::{SealContext, StoredValue};
 use stargazer_keys::{DataKeyStore, Keyring, MasterKey};
 
 mod support;

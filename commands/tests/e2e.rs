@@ -15,10 +15,8 @@ use base64::Engine as _;
 use poise::serenity_prelude::Permissions;
 use stargazer_keys::testkit::{LogCapture, RedisServer};
 use stargazer_keys::{Config, KeySource, KeyVault, Pool};
-use stargazer_keys_commands::bot::{self, BotError, BotSettings};
-use stargazer_keys_commands::testkit::{
-    Callback, Caller, CommandScope, FakeDiscord, InteractionHandle, SlashCommand,
-};
+use stargazer_keys_commands::bot::{self, BotSettings};
+use stargazer_keys_commands::testkit::{Caller, CommandScope, FakeDiscord, SlashCommand, TestBot};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
@@ -95,13 +93,19 @@ enum Store {
     Embedded,
 }
 
+/// The production bot (`bot::run`) on a fake Discord, with its vault and stores.
 struct Bot {
-    fake: FakeDiscord,
+    bot: TestBot,
     vault: KeyVault,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), BotError>>,
     redis: Option<RedisServer>,
     _dir: TempDir,
+}
+
+impl std::ops::Deref for Bot {
+    type Target = TestBot;
+    fn deref(&self) -> &TestBot {
+        &self.bot
+    }
 }
 
 impl Bot {
@@ -155,19 +159,31 @@ impl Bot {
         let config = Config::from_vars(vars).expect("valid settings");
         let settings = BotSettings::from_config(&config).expect("valid bot settings");
         let vault = KeyVault::open(config).await.expect("open the vault");
+        let vault_for_bot = vault.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(bot::run(
-            settings,
-            vault.clone(),
-            vec![web_search_example::web_search()],
-            async {
-                let _ = stopped.await;
+        let task = tokio::spawn(async move {
+            let run = bot::run(
+                settings,
+                vault_for_bot,
+                vec![web_search_example::web_search()],
+                async {
+                    let _ = stopped.await;
+                },
+            );
+            if let Err(err) = run.await {
+                eprintln!("the bot stopped: {err}");
+            }
+        });
+        let bot = TestBot::running(
+            fake,
+            move || {
+                let _ = stop.send(());
             },
-        ));
-        let registered = fake
-            .wait_registered(Duration::from_secs(30))
-            .await
-            .expect("the bot registers its commands");
+            task,
+            WAIT,
+        )
+        .await;
+        let registered = bot.fake.registered_commands();
         let global = env
             .iter()
             .any(|(k, v)| *k == "DISCORD_GUILD_ID" && v.is_empty());
@@ -178,48 +194,11 @@ impl Bot {
         };
         assert_eq!(registered[0].scope, expected);
         Bot {
-            fake,
+            bot,
             vault,
-            stop: Some(stop),
-            task,
             redis,
             _dir: dir,
         }
-    }
-
-    async fn slash(&self, caller: &Caller, command: SlashCommand) -> InteractionHandle {
-        self.fake
-            .slash(caller, command)
-            .await
-            .expect("inject the command")
-    }
-
-    /// Runs a command and returns the bot's first answer to it.
-    async fn answer(&self, caller: &Caller, command: SlashCommand) -> Callback {
-        self.slash(caller, command)
-            .await
-            .callback(WAIT)
-            .await
-            .expect("the bot answers")
-    }
-
-    /// Runs a command that shows a modal, submits `values`, and returns the answer to the
-    /// submit.
-    async fn through_modal(
-        &self,
-        caller: &Caller,
-        command: SlashCommand,
-        values: &[&str],
-    ) -> Callback {
-        let modal = self.answer(caller, command).await;
-        assert!(modal.is_modal(), "expected a modal first, got {modal:?}");
-        self.fake
-            .submit_modal(caller, &modal, values)
-            .await
-            .expect("submit the modal")
-            .callback(WAIT)
-            .await
-            .expect("the bot answers the submit")
     }
 
     /// Asserts that no secret appears in anything the bot sent to Discord, in what it
@@ -252,37 +231,8 @@ impl Bot {
         }
     }
 
-    /// Asserts that every message answer the bot gave is ephemeral.
-    fn assert_every_reply_ephemeral(&self) {
-        for callback in self.fake.callbacks() {
-            if matches!(callback.kind, 4 | 5) {
-                assert!(
-                    callback.is_ephemeral(),
-                    "a reply is visible to everyone: {callback:?}"
-                );
-            }
-        }
-        for followup in self.fake.followups() {
-            if followup.body.get("content").is_some() && followup.body.get("flags").is_some() {
-                assert!(
-                    followup.is_ephemeral(),
-                    "a follow-up is visible to everyone: {followup:?}"
-                );
-            }
-        }
-    }
-
-    async fn stop(mut self) {
-        let problems = self.fake.problems();
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let ended = tokio::time::timeout(WAIT, &mut self.task).await;
-        assert!(ended.is_ok(), "the bot did not shut down within {WAIT:?}");
-        assert!(
-            problems.is_empty(),
-            "the fake Discord reported: {problems:#?}"
-        );
+    async fn stop(self) {
+        self.bot.stop().await;
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use poise::serenity_prelude as serenity;
 use serde_json::json;
 use stargazer_keys_commands::testkit::{
-    Caller, CommandScope, FakeDiscord, FakeError, FollowupKind, SlashCommand,
+    Caller, CommandScope, FakeDiscord, FakeError, FollowupKind, SlashCommand, TestBot,
 };
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -196,94 +196,27 @@ async fn pins(ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// A running bot connected to a fresh fake Discord.
-struct Bot {
-    fake: FakeDiscord,
-    shards: std::sync::Arc<serenity::ShardManager>,
-    client: tokio::task::JoinHandle<()>,
+/// Starts a fresh fake Discord and the bot on it, and waits for its registration in the guild.
+async fn start_bot() -> TestBot {
+    start_bot_registering(CommandScope::Guild(GUILD)).await
 }
 
-impl Bot {
-    /// Starts the fake and the bot, as production builds it, and waits for its registration.
-    async fn start() -> Self {
-        Self::start_registering(CommandScope::Guild(GUILD)).await
-    }
-
-    /// Starts the fake and the bot, registering the commands in `scope`.
-    async fn start_registering(scope: CommandScope) -> Self {
-        let fake = FakeDiscord::start().await.expect("start the fake Discord");
-        let framework = poise::Framework::builder()
-            .options(poise::FrameworkOptions {
-                commands: vec![
-                    ping(),
-                    pool(),
-                    set_key(),
-                    set_gitea(),
-                    forget(),
-                    slow(),
-                    pins(),
-                ],
-                ..Default::default()
-            })
-            // The builder overwrites `FrameworkOptions::initialize_owners` with its own flag.
-            .initialize_owners(false)
-            .setup(move |ctx, _ready, framework| {
-                Box::pin(async move {
-                    let commands = &framework.options().commands;
-                    match scope {
-                        CommandScope::Guild(guild) => {
-                            let guild = serenity::GuildId::new(guild);
-                            poise::builtins::register_in_guild(ctx, commands, guild).await?;
-                        }
-                        CommandScope::Global => {
-                            poise::builtins::register_globally(ctx, commands).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .build();
-        let http = serenity::HttpBuilder::new(fake.token())
-            .proxy(fake.http_url())
-            .ratelimiter_disabled(true)
-            .build();
-        let mut client = serenity::ClientBuilder::new_with_http(
-            http,
-            serenity::GatewayIntents::non_privileged(),
-        )
-        .framework(framework)
-        .await
-        .expect("build the serenity client");
-        let shards = client.shard_manager.clone();
-        let client = tokio::spawn(async move {
-            if let Err(e) = client.start().await {
-                eprintln!("the client stopped: {e}");
-            }
-        });
-        fake.wait_registered(WAIT)
-            .await
-            .expect("the bot registers its commands");
-        Self {
-            fake,
-            shards,
-            client,
-        }
-    }
-
-    /// Stops the bot, after checking the fake found nothing wrong.
-    async fn stop(self) {
-        let problems = self.fake.problems();
-        self.stop_with_problems().await;
-        assert!(
-            problems.is_empty(),
-            "the fake Discord reported: {problems:#?}"
-        );
-    }
-
-    async fn stop_with_problems(self) {
-        self.shards.shutdown_all().await;
-        let _ = tokio::time::timeout(WAIT, self.client).await;
-    }
+/// Starts a fresh fake Discord and the bot on it, registering the commands in `scope`.
+async fn start_bot_registering(scope: CommandScope) -> TestBot {
+    let fake = FakeDiscord::start().await.expect("start the fake Discord");
+    let options = poise::FrameworkOptions {
+        commands: vec![
+            ping(),
+            pool(),
+            set_key(),
+            set_gitea(),
+            forget(),
+            slow(),
+            pins(),
+        ],
+        ..Default::default()
+    };
+    TestBot::start_poise(fake, options, (), scope, WAIT).await
 }
 
 fn alice() -> Caller {
@@ -302,7 +235,7 @@ async fn bounded(body: impl Future<Output = ()>) {
 #[tokio::test]
 async fn the_bot_registers_its_commands_in_the_guild() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let registrations = bot.fake.registered_commands();
         assert_eq!(registrations.len(), 1);
         let registration = &registrations[0];
@@ -368,7 +301,7 @@ async fn the_bot_registers_its_commands_in_the_guild() {
 #[tokio::test]
 async fn ping_replies_pong_ephemerally() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let ping = bot
             .fake
             .slash(&alice(), SlashCommand::new("ping"))
@@ -386,7 +319,7 @@ async fn ping_replies_pong_ephemerally() {
 #[tokio::test]
 async fn ping_works_in_a_dm_when_registered_globally() {
     bounded(async {
-        let bot = Bot::start_registering(CommandScope::Global).await;
+        let bot = start_bot_registering(CommandScope::Global).await;
         let dm = Caller::in_dm(ALICE, "alice", 1_100_000_000_000_000_009);
         let ping = bot
             .fake
@@ -404,7 +337,7 @@ async fn ping_works_in_a_dm_when_registered_globally() {
 #[tokio::test]
 async fn a_guild_command_cannot_be_invoked_from_a_dm() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let dm = Caller::in_dm(ALICE, "alice", 1_100_000_000_000_000_009);
         let fake = std::panic::AssertUnwindSafe(&bot.fake);
         let refused =
@@ -422,7 +355,7 @@ async fn a_guild_command_cannot_be_invoked_from_a_dm() {
 #[tokio::test]
 async fn a_subcommand_in_a_group_gets_its_options() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let admin = alice().with_permissions(serenity::Permissions::MANAGE_CHANNELS);
         let add = SlashCommand::new("pool channel add")
             .option("service", "brave")
@@ -448,7 +381,7 @@ async fn a_subcommand_in_a_group_gets_its_options() {
 #[tokio::test]
 async fn a_member_without_the_permission_is_refused() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let add = SlashCommand::new("pool channel add").option("service", "brave");
         let reply = bot
             .fake
@@ -475,7 +408,7 @@ async fn a_member_without_the_permission_is_refused() {
 #[tokio::test]
 async fn a_deferred_reply_is_completed_by_its_first_followup() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let slow = bot
             .fake
             .slash(&alice(), SlashCommand::new("slow"))
@@ -499,7 +432,7 @@ async fn a_deferred_reply_is_completed_by_its_first_followup() {
 #[tokio::test]
 async fn autocomplete_answers_with_matching_choices() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         // poise runs the command's checks for autocomplete too: only an admin gets suggestions.
         let admin = alice().with_permissions(serenity::Permissions::MANAGE_CHANNELS);
         let typing = SlashCommand::new("pool channel add").focused("service", "g");
@@ -521,7 +454,7 @@ async fn autocomplete_answers_with_matching_choices() {
 #[tokio::test]
 async fn a_poise_modal_round_trip_ends_in_an_ephemeral_followup() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let command = bot
             .fake
             .slash(&alice(), SlashCommand::new("set_key"))
@@ -562,7 +495,7 @@ async fn a_poise_modal_round_trip_ends_in_an_ephemeral_followup() {
 #[tokio::test]
 async fn a_quick_modal_submit_is_answered_directly() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let command = bot
             .fake
             .slash(&alice(), SlashCommand::new("set_gitea"))
@@ -598,7 +531,7 @@ async fn a_quick_modal_submit_is_answered_directly() {
 #[tokio::test]
 async fn a_button_press_updates_the_message() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let command = bot
             .fake
             .slash(&alice(), SlashCommand::new("forget"))
@@ -627,7 +560,7 @@ async fn a_button_press_updates_the_message() {
 #[tokio::test]
 async fn pressing_a_button_that_is_not_there_is_an_error() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let ping = bot
             .fake
             .slash(&alice(), SlashCommand::new("ping"))
@@ -658,7 +591,7 @@ async fn an_unparsable_fixture_is_caught_before_it_is_sent() {
 #[tokio::test]
 async fn a_route_the_fake_lacks_is_reported() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let reply = bot
             .fake
             .slash(&alice(), SlashCommand::new("pins"))
@@ -695,7 +628,7 @@ async fn a_route_the_fake_lacks_is_reported() {
 #[tokio::test]
 async fn waiting_for_a_reply_that_never_comes_times_out_with_what_the_fake_saw() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         let ping = bot
             .fake
             .slash(&alice(), SlashCommand::new("ping"))
@@ -720,7 +653,7 @@ async fn waiting_for_a_reply_that_never_comes_times_out_with_what_the_fake_saw()
 #[tokio::test]
 async fn the_bot_resumes_after_a_gateway_reconnect() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         bot.fake.request_reconnect();
         let reply = bot
             .fake
@@ -744,7 +677,7 @@ async fn the_bot_resumes_after_a_gateway_reconnect() {
 #[tokio::test]
 async fn a_dispatch_after_a_gap_in_the_sequence_numbers_is_still_handled() {
     bounded(async {
-        let bot = Bot::start().await;
+        let bot = start_bot().await;
         bot.fake.skip_sequence_numbers(5);
         let reply = bot
             .fake

@@ -1355,10 +1355,7 @@ async fn a_rekey_killed_partway_loses_nothing_and_a_second_run_finishes(backend:
     let vault = dep.vault().await;
     let owner = CROWD_USER.to_string();
     let stage = vault.data_keys().rekey_stage(&owner).await.unwrap();
-    assert!(matches!(
-        stage,
-        stargazer_keys::data_keys::RekeyStage::Moving { .. }
-    ));
+    assert!(matches!(stage, stargazer_keys::RekeyStage::Moving { .. }));
     drop(vault);
     let doctor = dep.cli(&["doctor"], "").await;
     assert!(

@@ -24,7 +24,7 @@ impl KeyVault {
     /// caller: storage errors are logged.
     ///
     /// ```no_run
-    /// # use stargazer_keys::{KeyVault, health::KeyOutcome};
+    /// # use stargazer_keys::{KeyOutcome, KeyVault};
     /// # async fn demo(vault: KeyVault) {
     /// if let Some(key) = vault.get_user_api_key(Some(42), "brave", Some(7), true).await {
     ///     // ... call the service with key.key.expose(), get status 429 with Retry-After: 30 ...

@@ -6,7 +6,7 @@
 /// data-key cache, no lock: a stale hint (the key was removed elsewhere) or one evicted from a
 /// full set costs one more round trip, never a wrong key.
 pub(super) struct OwnKeyHints {
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
     sets: Box<[HintSet]>,
 }
 
@@ -21,7 +21,7 @@ impl OwnKeyHints {
     pub(super) fn new(pairs: usize) -> Self {
         let sets = (pairs.max(8) / 4).next_power_of_two();
         Self {
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             sets: (0..sets).map(|_| HintSet::default()).collect(),
         }
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use stargazer_keys::data_keys::KekUsage;
+use stargazer_keys::KekUsage;
 use stargazer_keys::{Config, ConfigError, KeyStore, Keyring, db, storage};
 
 use super::{Error, kek_label};

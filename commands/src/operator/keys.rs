@@ -7,9 +7,9 @@ use std::io::{self, IsTerminal as _, Read as _};
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
-use stargazer_keys::gitea::{GITEA_SERVICE, GiteaPolicy, GiteaSource};
-use stargazer_keys::vault::MigrationReport;
+use stargazer_keys::MigrationReport;
 use stargazer_keys::{ApiKey, Checkpoint, Config, KeyError, KeyVault, Pool};
+use stargazer_keys::{GITEA_SERVICE, GiteaPolicy, GiteaSource};
 use zeroize::Zeroizing;
 
 use super::{

@@ -13,8 +13,8 @@ use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use stargazer_keys::quota::UsageError;
-use stargazer_keys::vault::OpenVaultError;
+use stargazer_keys::OpenVaultError;
+use stargazer_keys::UsageError;
 use stargazer_keys::{Config, ConfigError, DataKeyError, KeyError, KeyVault, Service};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -79,7 +79,7 @@ pub enum Error {
     #[error(
         "stdin holds more than {} KiB, but a key is at most {} characters: pipe the key alone; nothing was changed",
         keys::STDIN_LIMIT / 1024,
-        stargazer_keys::vault::MAX_SECRET_LEN
+        stargazer_keys::MAX_SECRET_LEN
     )]
     SecretTooLarge,
     /// Bytes on stdin that are not text.

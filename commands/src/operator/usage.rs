@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
-use stargazer_keys::messages::human_duration;
+use stargazer_keys::human_duration;
 use stargazer_keys::{Config, ToolName};
 
 use super::{Error, open_existing_vault, parse_id, print, table};

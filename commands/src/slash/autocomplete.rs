@@ -2,8 +2,8 @@
 //! validates the value again on use (the user can type anything).
 
 use poise::serenity_prelude as serenity;
+use stargazer_keys::MAX_SUGGESTIONS;
 use stargazer_keys::Pool;
-use stargazer_keys::catalogue::MAX_SUGGESTIONS;
 
 use crate::{Context, HasKeyVault};
 

@@ -57,7 +57,7 @@ pub fn fit(text: &str) -> String {
     out
 }
 
-pub use stargazer_keys::secret::escaped;
+pub use stargazer_keys::escaped;
 
 /// A Discord timestamp that each reader sees in their own time zone, e.g. `<t:1700000000:D>`.
 pub fn date(at: Option<OffsetDateTime>) -> String {

@@ -69,6 +69,7 @@
 //! # }
 //! ```
 
+mod bot;
 mod gateway;
 mod payloads;
 mod records;
@@ -86,6 +87,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use bot::TestBot;
 pub use payloads::{Caller, FALLBACK_COMMAND_ID, OptionValue, SlashCommand, validate_interaction};
 pub use records::{
     Callback, CommandRegistration, CommandScope, Followup, FollowupKind, ModalInput,
