@@ -350,18 +350,17 @@ impl KeyVault {
         entries: Vec<(String, String)>,
         bench_entries: &[(String, String)],
     ) -> Option<ResolvedKey> {
-        let full_draw = entries.len() >= POOL_SAMPLE;
-        let drawn: std::collections::HashSet<String> =
-            entries.iter().map(|(key_id, _)| key_id.clone()).collect();
         if let Some(found) = self
-            .first_that_opens(pool, service, entries, bench_entries)
+            .first_that_opens(pool, service, &entries, bench_entries)
             .await
         {
             return Some(found);
         }
-        if !full_draw {
+        if entries.len() < POOL_SAMPLE {
             return None;
         }
+        let drawn: std::collections::HashSet<&str> =
+            entries.iter().map(|(key_id, _)| key_id.as_str()).collect();
         let hash = pool.storage_key(&self.inner.layout, service);
         let whole = async {
             let held = self.inner.storage.hlen(&hash).await?;
@@ -373,8 +372,8 @@ impl KeyVault {
         };
         match whole.await {
             Ok(mut rest) => {
-                rest.retain(|(key_id, _)| !drawn.contains(key_id));
-                self.first_that_opens(pool, service, rest, bench_entries)
+                rest.retain(|(key_id, _)| !drawn.contains(key_id.as_str()));
+                self.first_that_opens(pool, service, &rest, bench_entries)
                     .await
             }
             Err(err) => {
@@ -389,9 +388,10 @@ impl KeyVault {
         &self,
         pool: Pool,
         service: &ServiceId,
-        mut entries: Vec<(String, String)>,
+        entries: &[(String, String)],
         bench_entries: &[(String, String)],
     ) -> Option<ResolvedKey> {
+        let mut entries: Vec<&(String, String)> = entries.iter().collect();
         if !bench_entries.is_empty() {
             let benched = live_benches(bench_entries);
             let drawn = entries.len();
@@ -404,11 +404,11 @@ impl KeyVault {
         let owner = pool.owner_id();
         for (key_id, value) in entries {
             // A field no caller could name again cannot be counted or benched: not drawn.
-            let Ok(key_id) = PoolField::new(&key_id) else {
+            let Ok(key_id) = PoolField::new(key_id) else {
                 continue;
             };
             if let Some((payload, _)) = self
-                .open_value(&owner, service, Some(&key_id), &value)
+                .open_value(&owner, service, Some(&key_id), value)
                 .await
             {
                 return Some(ResolvedKey {
