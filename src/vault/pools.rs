@@ -407,9 +407,7 @@ impl KeyVault {
             let Ok(key_id) = PoolField::new(key_id) else {
                 continue;
             };
-            if let Some((payload, _)) = self
-                .open_value(&owner, service, Some(&key_id), value)
-                .await
+            if let Some((payload, _)) = self.open_value(&owner, service, Some(&key_id), value).await
             {
                 return Some(ResolvedKey {
                     key: payload.key,
