@@ -65,8 +65,8 @@ mod vault;
 pub use vault::{
     Caller, Forgotten, KeyError, KeyFailure, KeyOrigin, KeySource, KeyUseError, KeyVault,
     LegacyHash, MAX_SECRET_LEN, MigrationReport, OpenVaultError, Pool, PoolAdd, PoolKeyChoice,
-    PoolKeyInfo, PoolKeyRef, RekeyError, RekeyFailure, RekeyReport, ResolvedKey, UserKeyInfo,
-    check_secret,
+    PoolKeyInfo, PoolKeyRef, RekeyError, RekeyFailure, RekeyReport, ResolvedKey, SharedKeyChoice,
+    UserKeyInfo, check_secret,
 };
 // Names checked where they enter.
 pub use ids::{

@@ -40,6 +40,17 @@ impl Catalogue {
     }
 }
 
+impl Catalogue {
+    /// The message for a user who turned shared keys off (for `service`, or for every service)
+    /// and has no key of their own: what they chose, and the two commands that fix it.
+    pub fn shared_keys_off_error(&self, service: &str) -> String {
+        let name = self.display_name(service);
+        format!(
+            "You turned shared keys off, so your calls use only your own {name} key, and you have none saved. Add yours with `/set_user_api_key service:{service}`, or let your calls use shared keys again with `/shared_keys use:True service:{service}`."
+        )
+    }
+}
+
 /// The message when a user has spent the daily limit of shared-key uses of `tool`, which
 /// uses `service`: the count, the limit, when it resets (when known), and the command that
 /// lifts the limit.

@@ -75,11 +75,17 @@ impl KeyContext {
         &self.vault
     }
 
-    /// The key for `service`: the user's own, this channel's pool, the global pool, or the
-    /// operator's environment.
+    /// The key for `service`: the user's own, this channel's pool, this server's pool, the
+    /// global pool, or the operator's environment.
     pub async fn api_key(&self, service: &str) -> Option<ResolvedKey> {
         self.vault
-            .get_user_api_key(Some(self.user_id), service, self.channel_id, true)
+            .get_user_api_key_in(
+                Some(self.user_id),
+                service,
+                self.channel_id,
+                self.guild_id,
+                true,
+            )
             .await
     }
 

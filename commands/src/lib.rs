@@ -41,11 +41,11 @@ pub use error::{CommandError, UserFacing, on_error};
 pub use slash::modal;
 pub use slash::pool::{
     pool, pool_add, pool_channel, pool_channel_add, pool_channel_list, pool_channel_remove,
-    pool_list, pool_remove,
+    pool_list, pool_remove, pool_server, pool_server_add, pool_server_list, pool_server_remove,
 };
 // Defined in the core since the key-use flow moved there; re-exported for sibling modules.
 pub use slash::user::{
-    forget_my_api_keys, list_user_api_keys, remove_user_api_key, set_user_api_key,
+    forget_my_api_keys, list_user_api_keys, remove_user_api_key, set_user_api_key, shared_keys,
 };
 pub use stargazer_keys::{KeyFailure, KeyUseError};
 
@@ -82,6 +82,7 @@ pub fn commands<U: HasKeyVault, E: From<CommandError> + UserFacing + 'static>()
         remove_user_api_key(),
         list_user_api_keys(),
         forget_my_api_keys(),
+        shared_keys(),
         pool(),
     ]
 }

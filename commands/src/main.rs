@@ -80,9 +80,10 @@ enum Command {
     /// Show which key a user would get for a service, and where it comes from
     ///
     /// Resolves as the bot does: the user's own key, then the channel's pool (with
-    /// --channel), then the global pool (both skipped with --no-pools), then the operator's
-    /// environment ({SERVICE}_API_KEY and the service's own variables). Prints the source
-    /// (user, channel_pool, global_pool, env, or none) and the key, masked unless --reveal.
+    /// --channel), the server's pool (with --guild), then the global pool (all skipped with
+    /// --no-pools), then the operator's environment ({SERVICE}_API_KEY and the service's own
+    /// variables). Prints the source (user, channel_pool, guild_pool, global_pool, env, or
+    /// none) and the key, masked unless --reveal.
     /// With --json: {"source": ..., "key": <masked key, the key with --reveal, or null>}.
     /// Finding no key is an answer, not an error: the exit status is 0.
     Resolve(keys::ResolveArgs),

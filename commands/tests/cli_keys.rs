@@ -237,6 +237,107 @@ fn resolution_falls_through_the_tiers_against_redis() {
 }
 
 #[test]
+fn a_server_pool_is_added_listed_resolved_and_removed_with_guild() {
+    let setup = Setup::keyed();
+    let added = setup.run_with_stdin(
+        &["pool", "add", "--service", "brave", "--guild", "88"],
+        format!("{CHANNEL_KEY}\n"),
+    );
+    assert_eq!(added.code, Some(0), "{added:#?}");
+    assert!(added.stdout.contains("the pool of server 88"), "{added:#?}");
+    assert_eq!(setup.add_pool_key("brave", None, GLOBAL_KEY).code, Some(0));
+
+    let in_server = |user: &str| {
+        setup.resolve(&[
+            "--user",
+            user,
+            "--service",
+            "brave",
+            "--channel",
+            "77",
+            "--guild",
+            "88",
+        ])
+    };
+    assert_eq!(
+        in_server("2"),
+        json!({"source": "guild_pool", "key": "…3333"})
+    );
+    assert_eq!(
+        for_user(&setup, "2"),
+        json!({"source": "global_pool", "key": "…5555"}),
+        "without --guild, no server pool"
+    );
+    let listed = setup.json(&["pool", "list", "--guild", "88", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        setup.json(&["pool", "list", "--guild", "89", "--json"]),
+        json!([])
+    );
+    let key_id = listed[0]["key_id"].as_str().unwrap();
+    setup.ok(&[
+        "pool",
+        "remove",
+        "--service",
+        "brave",
+        "--guild",
+        "88",
+        "--key-id",
+        key_id,
+    ]);
+    assert_eq!(
+        in_server("2"),
+        json!({"source": "global_pool", "key": "…5555"})
+    );
+    let both = setup.run(&["pool", "list", "--guild", "88", "--channel", "77"]);
+    assert_eq!(both.code, Some(2), "{both:#?}");
+    assert!(both.stderr.contains("cannot be used with"), "{both:#?}");
+}
+
+#[test]
+fn user_shared_keys_off_stops_the_fall_through_for_that_user() {
+    let mut setup = Setup::keyed();
+    setup.set("BRAVE_API_KEY", ENV_KEY);
+    assert_eq!(setup.add_pool_key("brave", None, GLOBAL_KEY).code, Some(0));
+    let off = setup.ok(&[
+        "user",
+        "shared-keys",
+        "--user",
+        "2",
+        "--service",
+        "brave",
+        "off",
+    ]);
+    assert_eq!(
+        off,
+        "Shared keys are off for user 2's Brave Search calls.\n"
+    );
+    assert_eq!(
+        for_user(&setup, "2"),
+        json!({"source": "none", "key": null}),
+        "no pool, not the operator's key"
+    );
+    assert_eq!(
+        for_user(&setup, "3"),
+        json!({"source": "global_pool", "key": "…5555"})
+    );
+    assert_eq!(setup.set_user_key("2", "brave", USER_KEY).code, Some(0));
+    assert_eq!(
+        for_user(&setup, "2"),
+        json!({"source": "user", "key": "…1111"})
+    );
+    setup.ok(&["user", "remove", "--user", "2", "--service", "brave"]);
+    let on = setup.ok(&["user", "shared-keys", "--user", "2", "on"]);
+    assert_eq!(on, "Shared keys are on for all of user 2's calls.\n");
+    assert_eq!(
+        for_user(&setup, "2"),
+        json!({"source": "global_pool", "key": "…5555"})
+    );
+    let bad = setup.run(&["user", "shared-keys", "--user", "2", "maybe"]);
+    assert_eq!(bad.code, Some(2), "{bad:#?}");
+}
+
+#[test]
 fn user_and_pool_keys_round_trip_through_redis() {
     let redis = RedisServer::start().unwrap();
     let setup = Setup::with_redis(&redis, "cli-keys-round-trip");

@@ -267,6 +267,11 @@ fn moderator() -> Caller {
         .with_permissions(Permissions::VIEW_CHANNEL | Permissions::MANAGE_CHANNELS)
 }
 
+fn server_manager() -> Caller {
+    Caller::in_guild(BOB, "bob", GUILD, CHANNEL)
+        .with_permissions(Permissions::VIEW_CHANNEL | Permissions::MANAGE_GUILD)
+}
+
 fn set_key(service: &str) -> SlashCommand {
     SlashCommand::new("set_user_api_key").option("service", service)
 }
@@ -747,6 +752,100 @@ async fn channel_pools_need_manage_channels_in_that_channel_and_a_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_pools_need_manage_server_and_serve_every_channel_of_the_server() {
+    bounded(async {
+        let bot = Bot::start().await;
+        for caller in [alice(), moderator()] {
+            let refused = bot
+                .answer(
+                    &caller,
+                    SlashCommand::new("pool server add").option("service", "brave"),
+                )
+                .await;
+            assert!(!refused.is_modal(), "Manage Channels is not Manage Server");
+            assert!(refused.is_ephemeral());
+            assert_eq!(
+                refused.content(),
+                Some(
+                    "You need the Manage Server permission in this server to manage its key pool."
+                )
+            );
+        }
+
+        let key = secret("server");
+        let added = bot
+            .through_modal(
+                &server_manager(),
+                SlashCommand::new("pool server add").option("service", "brave"),
+                &[&key],
+            )
+            .await;
+        assert!(
+            added.content().unwrap().ends_with("to this server's pool."),
+            "{added:?}"
+        );
+        for channel in [CHANNEL, OTHER_CHANNEL] {
+            assert_eq!(
+                bot.vault
+                    .get_user_api_key_in(Some(ALICE), "brave", Some(channel), Some(GUILD), true)
+                    .await
+                    .map(|r| (r.source(), r.key.expose().to_owned())),
+                Some((KeySource::GuildPool, key.clone())),
+                "every channel of the server"
+            );
+        }
+        let shown = bot
+            .answer(&alice(), SlashCommand::new("list_user_api_keys"))
+            .await;
+        assert!(
+            shown
+                .content()
+                .unwrap()
+                .contains("Brave Search (this server's pool)"),
+            "{shown:?}"
+        );
+
+        let key_id = bot
+            .vault
+            .list_pool_keys(Pool::Guild(GUILD), None)
+            .await
+            .unwrap()[0]
+            .key_id
+            .clone();
+        let listed = bot
+            .answer(&server_manager(), SlashCommand::new("pool server list"))
+            .await;
+        assert!(listed.content().unwrap().contains(key_id.as_str()));
+        let refused = bot
+            .answer(&alice(), SlashCommand::new("pool server list"))
+            .await;
+        assert!(!refused.content().unwrap().contains(key_id.as_str()));
+        let removed = bot
+            .answer(
+                &server_manager(),
+                SlashCommand::new("pool server remove")
+                    .option("service", "brave")
+                    .option("key_id", key_id.as_str()),
+            )
+            .await;
+        assert_eq!(
+            removed.content().unwrap(),
+            format!("Removed the Brave Search key `{key_id}` from this server's pool.")
+        );
+        assert!(
+            bot.vault
+                .get_user_api_key_in(Some(ALICE), "brave", Some(CHANNEL), Some(GUILD), true)
+                .await
+                .is_none()
+        );
+        bot.assert_no_leak(&[&key]);
+        bot.assert_every_reply_ephemeral();
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channel_pools_are_refused_in_direct_messages_even_to_bot_admins() {
     bounded(async {
         // Registered globally, as in production, so the commands exist in DMs.
@@ -762,6 +861,18 @@ async fn channel_pools_are_refused_in_direct_messages_even_to_bot_admins() {
             assert_eq!(
                 reply.content(),
                 Some("Channel pools exist only in server channels, and this is a direct message.")
+            );
+        }
+        for command in [
+            SlashCommand::new("pool server add").option("service", "brave"),
+            SlashCommand::new("pool server list"),
+        ] {
+            let reply = bot.answer(&in_dm, command).await;
+            assert!(!reply.is_modal());
+            assert!(reply.is_ephemeral());
+            assert_eq!(
+                reply.content(),
+                Some("Server pools exist only in servers, and this is a direct message.")
             );
         }
         // The user's own keys work in DMs.
@@ -1012,6 +1123,125 @@ async fn the_example_command_never_limits_the_users_own_key() {
             );
         }
         assert_eq!(usage(&bot.vault, ALICE).await, 0);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_command_resolves_through_all_five_tiers_in_order() {
+    bounded(async {
+        let brave = fake_brave().await;
+        let env_key = secret("env");
+        let bot = Bot::start_with(
+            Store::SharedRedis,
+            &[
+                ("BRAVE_API_BASE_URL", brave),
+                ("BRAVE_API_KEY", env_key.clone()),
+            ],
+        )
+        .await;
+        let (own, channel, server, global) = (
+            secret("own"),
+            secret("channel"),
+            secret("server"),
+            secret("global"),
+        );
+        bot.vault
+            .set_user_api_key(ALICE, "brave", &own)
+            .await
+            .unwrap();
+        let mut tiers = Vec::new();
+        for (pool, key) in [
+            (Pool::Channel(CHANNEL), &channel),
+            (Pool::Guild(GUILD), &server),
+            (Pool::Global, &global),
+        ] {
+            let add = bot.vault.add_pool_key(pool, "brave", key, ADMIN).await;
+            tiers.push((pool, add.unwrap().key_id, key));
+        }
+        let used = |key: &str| format!("(key {})", &key[key.len() - 4..]);
+
+        let text = web_search(&bot, &alice(), "tiers").await;
+        assert!(text.contains(&used(&own)), "the user's own key: {text}");
+        assert!(bot.vault.remove_user_api_key(ALICE, "brave").await.unwrap());
+        for (pool, key_id, key) in &tiers {
+            let text = web_search(&bot, &alice(), "tiers").await;
+            assert!(text.contains(&used(key)), "{pool} answers next: {text}");
+            assert!(
+                bot.vault
+                    .remove_pool_key(*pool, "brave", key_id)
+                    .await
+                    .unwrap()
+            );
+        }
+        let text = web_search(&bot, &alice(), "tiers").await;
+        assert!(
+            text.contains(&used(&env_key)),
+            "the environment last: {text}"
+        );
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_keys_off_stops_the_fall_through_and_the_message_says_how_to_undo_it() {
+    bounded(async {
+        let brave = fake_brave().await;
+        let bot = Bot::start_with(Store::SharedRedis, &[("BRAVE_API_BASE_URL", brave)]).await;
+        let shared = secret("shared");
+        bot.vault
+            .add_pool_key(Pool::Guild(GUILD), "brave", &shared, ADMIN)
+            .await
+            .unwrap();
+        let used = format!("(key {})", &shared[shared.len() - 4..]);
+        assert!(web_search(&bot, &alice(), "before").await.contains(&used));
+
+        let off = bot
+            .answer(
+                &alice(),
+                SlashCommand::new("shared_keys")
+                    .option("use", false)
+                    .option("service", "brave"),
+            )
+            .await;
+        assert!(off.is_ephemeral());
+        assert_eq!(
+            off.content(),
+            Some("Shared keys are off for your Brave Search calls: they use only your own Brave Search key. Turn them back on with `/shared_keys use:True service:brave`.")
+        );
+        let refused = web_search(&bot, &alice(), "after").await;
+        assert!(!refused.contains(&used), "{refused}");
+        assert!(
+            refused.starts_with("You turned shared keys off, so your calls use only your own Brave Search key, and you have none saved."),
+            "{refused}"
+        );
+        assert!(refused.contains("`/shared_keys use:True service:brave`"), "{refused}");
+        assert!(
+            web_search(&bot, &bob(), "others").await.contains(&used),
+            "another user's calls still use shared keys"
+        );
+        let listed = bot
+            .answer(&alice(), SlashCommand::new("list_user_api_keys"))
+            .await;
+        assert!(
+            listed
+                .content()
+                .unwrap()
+                .contains("You turned shared keys off for Brave Search"),
+            "{listed:?}"
+        );
+
+        let on = bot
+            .answer(
+                &alice(),
+                SlashCommand::new("shared_keys").option("use", true),
+            )
+            .await;
+        assert!(on.content().unwrap().starts_with("Your calls may use shared keys again"));
+        assert!(web_search(&bot, &alice(), "again").await.contains(&used));
+        bot.assert_every_reply_ephemeral();
         bot.stop().await;
     })
     .await;

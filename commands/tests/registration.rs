@@ -53,25 +53,31 @@ fn the_top_level_commands_are_the_designed_ones() {
             "list_user_api_keys",
             "pool",
             "remove_user_api_key",
-            "set_user_api_key"
+            "set_user_api_key",
+            "shared_keys"
         ]
     );
 }
 
 #[test]
-fn pool_has_add_remove_list_and_the_channel_group_with_the_same() {
+fn pool_has_add_remove_list_and_the_channel_and_server_groups_with_the_same() {
     let commands = registration();
     let pool = named(&commands, "pool");
-    assert_eq!(option_names(pool), ["add", "remove", "list", "channel"]);
+    assert_eq!(
+        option_names(pool),
+        ["add", "remove", "list", "channel", "server"]
+    );
     let options = pool["options"].as_array().unwrap();
     for leaf in ["add", "remove", "list"] {
         assert_eq!(named(options, leaf)["type"], 1, "{leaf} is a subcommand");
     }
-    let channel = named(options, "channel");
-    assert_eq!(channel["type"], 2, "channel is a subcommand group");
-    assert_eq!(option_names(channel), ["add", "remove", "list"]);
-    for leaf in channel["options"].as_array().unwrap() {
-        assert_eq!(leaf["type"], 1);
+    for group in ["channel", "server"] {
+        let group = named(options, group);
+        assert_eq!(group["type"], 2, "{group} is a subcommand group");
+        assert_eq!(option_names(group), ["add", "remove", "list"]);
+        for leaf in group["options"].as_array().unwrap() {
+            assert_eq!(leaf["type"], 1);
+        }
     }
 }
 

@@ -343,6 +343,13 @@ impl StorageBackend for EmbeddedStore {
                 Some((key, field)) => hget(conn, key, field)?,
                 None => None,
             };
+            let user_settings = match &request.user_settings {
+                Some((key, fields)) => fields
+                    .iter()
+                    .map(|field| hget(conn, key, field))
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            };
             let pools = request
                 .pools
                 .iter()
@@ -355,6 +362,7 @@ impl StorageBackend for EmbeddedStore {
                 .collect::<Result<_, _>>()?;
             Ok(ResolveReply {
                 user,
+                user_settings,
                 pools,
                 pool_benches,
             })

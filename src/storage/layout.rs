@@ -17,6 +17,8 @@ pub enum Owner {
     GlobalPool,
     /// A channel's pool: `pool:channel:{id}`.
     ChannelPool(u64),
+    /// A server's pool: `pool:guild:{id}`.
+    GuildPool(u64),
 }
 
 impl Owner {
@@ -29,6 +31,7 @@ impl Owner {
             Owner::User(user_id) => itoa::Buffer::new().format(*user_id).to_owned(),
             Owner::GlobalPool => "pool:global".to_owned(),
             Owner::ChannelPool(channel_id) => format!("pool:channel:{channel_id}"),
+            Owner::GuildPool(guild_id) => format!("pool:guild:{guild_id}"),
         }
     }
 
@@ -41,8 +44,11 @@ impl Owner {
         if id == "pool:global" {
             return Some(Owner::GlobalPool);
         }
-        match id.strip_prefix("pool:channel:") {
-            Some(channel) => number(channel).map(Owner::ChannelPool),
+        if let Some(channel) = id.strip_prefix("pool:channel:") {
+            return number(channel).map(Owner::ChannelPool);
+        }
+        match id.strip_prefix("pool:guild:") {
+            Some(guild) => number(guild).map(Owner::GuildPool),
             None => number(id).map(Owner::User),
         }
     }
@@ -53,6 +59,7 @@ impl Owner {
             HashKind::UserKeys { user_id } => Owner::User(*user_id),
             HashKind::GlobalPool { .. } => Owner::GlobalPool,
             HashKind::ChannelPool { channel_id, .. } => Owner::ChannelPool(*channel_id),
+            HashKind::GuildPool { guild_id, .. } => Owner::GuildPool(*guild_id),
         }
     }
 }
@@ -74,6 +81,13 @@ pub enum HashKind {
     ChannelPool {
         /// The channel.
         channel_id: u64,
+        /// The service.
+        service: String,
+    },
+    /// `{p}:guild_api_pool:{guild_id}:{service}`
+    GuildPool {
+        /// The server.
+        guild_id: u64,
         /// The service.
         service: String,
     },
@@ -115,6 +129,11 @@ impl Layout {
         format!("{}:channel_api_pool:{channel_id}:{service}", self.prefix)
     }
 
+    /// The hash of a server's pool of a service: field = key id.
+    pub fn guild_pool_key(&self, guild_id: u64, service: &str) -> String {
+        format!("{}:guild_api_pool:{guild_id}:{service}", self.prefix)
+    }
+
     /// The bench of the global pool of a service: field = key id, value =
     /// `{until, unix ms};{reason}`. Readers ignore entries whose time has passed; writers
     /// prune them, and the hash expires with its latest entry.
@@ -128,6 +147,11 @@ impl Layout {
             "{}:pool_key_bench:channel:{channel_id}:{service}",
             self.prefix
         )
+    }
+
+    /// The bench of a server's pool of a service (as [`Layout::global_pool_bench_key`]).
+    pub fn guild_pool_bench_key(&self, guild_id: u64, service: &str) -> String {
+        format!("{}:pool_key_bench:guild:{guild_id}:{service}", self.prefix)
     }
 
     /// One UTC day's use counters of the global pool of a service: fields `{key_id}:uses` and
@@ -155,6 +179,16 @@ impl Layout {
         )
     }
 
+    /// One UTC day's use counters of a server's pool of a service (as
+    /// [`Layout::global_pool_usage_key`]).
+    pub fn guild_pool_usage_key(&self, guild_id: u64, service: &str, day: time::Date) -> String {
+        format!(
+            "{}:pool_key_usage:guild:{guild_id}:{service}:{}",
+            self.prefix,
+            day_text(day)
+        )
+    }
+
     /// The field of a pool key's use counter in a usage hash.
     pub fn pool_uses_field(key_id: &str) -> String {
         format!("{key_id}:uses")
@@ -163,6 +197,22 @@ impl Layout {
     /// The field of a pool key's failure counter in a usage hash.
     pub fn pool_failures_field(key_id: &str) -> String {
         format!("{key_id}:failures")
+    }
+
+    /// A user's settings: field `shared_keys:{service}` or `shared_keys:*` (every service), value
+    /// `off` (calls use only the user's own key) or `on`; the service's field wins over `*`.
+    ///
+    /// The key is `{{p}:user_api_keys:{user_id}}:settings`: the hash tag puts it in the Redis
+    /// Cluster slot of the user's keys (the prefix holds no braces), so the resolution that
+    /// reads both never depends on a second master.
+    pub fn user_settings_key(&self, user_id: u64) -> String {
+        format!("{{{}}}:settings", self.user_keys_key(user_id))
+    }
+
+    /// The field of a user's settings hash that says whether `service` (or `*`) may use shared
+    /// keys.
+    pub fn shared_keys_field(service: &str) -> String {
+        format!("shared_keys:{service}")
     }
 
     /// The shared-key use counter of a user and tool.
@@ -195,6 +245,14 @@ impl Layout {
         )
     }
 
+    /// The strikes of a server's pool of a service (as [`Layout::global_pool_strikes_key`]).
+    pub fn guild_pool_strikes_key(&self, guild_id: u64, service: &str) -> String {
+        format!(
+            "{}:pool_key_strikes:guild:{guild_id}:{service}",
+            self.prefix
+        )
+    }
+
     /// The marker `migrate` leaves once it has run: `refuse`, so that every process stops
     /// reading values in the original bot's formats.
     pub fn legacy_values_key(&self) -> String {
@@ -207,11 +265,12 @@ impl Layout {
     }
 
     /// SCAN patterns matching every hash that holds sealed values.
-    pub fn sealed_hash_patterns(&self) -> [String; 3] {
+    pub fn sealed_hash_patterns(&self) -> [String; 4] {
         [
             format!("{}:user_api_keys:*", self.prefix),
             format!("{}:global_api_pool:*", self.prefix),
             format!("{}:channel_api_pool:*", self.prefix),
+            format!("{}:guild_api_pool:*", self.prefix),
         ]
     }
 
@@ -224,6 +283,7 @@ impl Layout {
                 channel_id,
                 service,
             } => self.channel_pool_key(*channel_id, service),
+            HashKind::GuildPool { guild_id, service } => self.guild_pool_key(*guild_id, service),
         }
     }
 
@@ -237,6 +297,13 @@ impl Layout {
         }
         if let Some(service) = rest.strip_prefix("global_api_pool:") {
             return Some(HashKind::GlobalPool {
+                service: service.to_owned(),
+            });
+        }
+        if let Some(guild) = rest.strip_prefix("guild_api_pool:") {
+            let (guild, service) = guild.split_once(':')?;
+            return Some(HashKind::GuildPool {
+                guild_id: guild.parse().ok()?,
                 service: service.to_owned(),
             });
         }

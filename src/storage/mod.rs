@@ -97,6 +97,8 @@ pub enum BackendKind {
 pub struct ResolveRequest {
     /// The user's hash and the field (service id) to read, when a user is known.
     pub user: Option<(String, String)>,
+    /// The user's settings hash and the fields of it to read (HMGET), when a user is known.
+    pub user_settings: Option<(String, Vec<String>)>,
     /// Pool hashes to draw from, in order of preference.
     pub pools: Vec<String>,
     /// How many distinct random entries to draw from each pool.
@@ -111,6 +113,8 @@ pub struct ResolveRequest {
 pub struct ResolveReply {
     /// The user's sealed value, if any.
     pub user: Option<String>,
+    /// The requested fields of the user's settings hash, in order.
+    pub user_settings: Vec<Option<String>>,
     /// For each requested pool, its random (field, value) draw.
     pub pools: Vec<Vec<(String, String)>>,
     /// For each requested bench hash, its (field, value) entries.

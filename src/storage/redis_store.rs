@@ -656,10 +656,15 @@ impl StorageBackend for RedisStore {
         request: &'a ResolveRequest,
     ) -> BoxFuture<'a, Result<ResolveReply, StorageError>> {
         Box::pin(async move {
-            let mut cmds = Vec::with_capacity(1 + request.pools.len() + request.pool_benches.len());
+            let mut cmds = Vec::with_capacity(2 + request.pools.len() + request.pool_benches.len());
             if let Some((key, field)) = &request.user {
                 let mut cmd = redis::cmd("HGET");
                 cmd.arg(key).arg(field);
+                cmds.push(cmd);
+            }
+            if let Some((key, fields)) = &request.user_settings {
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(key).arg(fields);
                 cmds.push(cmd);
             }
             for pool in &request.pools {
@@ -678,6 +683,10 @@ impl StorageBackend for RedisStore {
             if request.user.is_some() {
                 let value = replies.next().unwrap_or(Value::Nil);
                 reply.user = redis::from_redis_value(value)?;
+            }
+            if request.user_settings.is_some() {
+                let value = replies.next().unwrap_or(Value::Nil);
+                reply.user_settings = redis::from_redis_value(value)?;
             }
             for _ in &request.pools {
                 let value = replies.next().unwrap_or(Value::Nil);

@@ -50,9 +50,28 @@ impl KeyVault {
         channel_id: Option<u64>,
         fallback_to_pool: bool,
     ) -> Option<GiteaCredentials> {
+        self.get_gitea_credentials_in(user_id, channel_id, None, fallback_to_pool)
+            .await
+    }
+
+    /// [`KeyVault::get_gitea_credentials`] for a call made in a server, whose pool is tried
+    /// after the channel's.
+    pub async fn get_gitea_credentials_in(
+        &self,
+        user_id: Option<u64>,
+        channel_id: Option<u64>,
+        guild_id: Option<u64>,
+        fallback_to_pool: bool,
+    ) -> Option<GiteaCredentials> {
         let policy = self.gitea_policy();
         if let Some(resolved) = self
-            .get_user_api_key(user_id, GITEA_SERVICE, channel_id, fallback_to_pool)
+            .get_user_api_key_in(
+                user_id,
+                GITEA_SERVICE,
+                channel_id,
+                guild_id,
+                fallback_to_pool,
+            )
             .await
             && let Some((token, base_url)) =
                 policy.parse_value(resolved.key.expose(), resolved.source().is_shared())

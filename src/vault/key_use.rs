@@ -5,6 +5,7 @@
 use std::fmt;
 use std::future::Future;
 
+use super::resolve::Resolution;
 use super::{KeyVault, PoolKeyRef, ResolvedKey};
 use crate::catalogue::Service;
 use crate::health::KeyOutcome;
@@ -162,7 +163,13 @@ impl KeyVault {
         };
         let (service, tool) = (&service, &tool);
         let user = caller.user_id;
-        let resolve = self.get_user_api_key(Some(user), service, caller.channel_id, true);
+        let resolve = self.resolution(
+            Some(user),
+            service,
+            caller.channel_id,
+            caller.guild_id,
+            true,
+        );
         // The quota gate's two reads go out with the resolution, in the same round trip,
         // unless the user is known to have their own key (or is a bot admin): then no gate.
         let speculate = !self.config().admin_user_ids.contains(&user)
@@ -178,6 +185,11 @@ impl KeyVault {
             (resolved, Some(gate))
         } else {
             (resolve.await, None)
+        };
+        let (resolved, shared_keys_off) = match resolved {
+            Resolution::Found(key) => (Some(key), false),
+            Resolution::SharedKeysOff => (None, true),
+            Resolution::Nothing => (None, false),
         };
         let applies = match &resolved {
             Some(resolved) if resolved.source().is_shared() => match &gate {
@@ -199,9 +211,11 @@ impl KeyVault {
             None => None,
         };
         let Some(resolved) = resolved else {
-            return Err(KeyUseError::MissingKey(
-                self.catalogue().missing_api_key_error(service),
-            ));
+            return Err(KeyUseError::MissingKey(if shared_keys_off {
+                self.catalogue().shared_keys_off_error(service)
+            } else {
+                self.catalogue().missing_api_key_error(service)
+            }));
         };
         let permit = match reservation {
             None => None,

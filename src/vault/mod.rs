@@ -32,6 +32,7 @@ mod quota;
 mod rekey;
 mod resolve;
 mod sealing;
+mod shared_keys;
 mod user_keys;
 
 pub use checks::{MAX_SECRET_LEN, check_secret};
@@ -42,6 +43,7 @@ pub use pool::Pool;
 pub use pools::{PoolAdd, PoolKeyChoice, PoolKeyInfo};
 pub use rekey::{RekeyError, RekeyFailure, RekeyReport};
 pub use resolve::{KeyOrigin, KeySource, PoolKeyRef, ResolvedKey};
+pub use shared_keys::SharedKeyChoice;
 pub use user_keys::{Forgotten, UserKeyInfo};
 
 use hints::OwnKeyHints;

@@ -6,25 +6,39 @@ use crate::storage::{Layout, Owner};
 
 use super::KeySource;
 
-/// A shared pool of keys: the whole bot's, or one channel's.
+/// A shared pool of keys: the whole bot's, one server's, or one channel's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pool {
     /// The global pool (bot admins).
     Global,
     /// One channel's pool (members who manage that channel).
     Channel(u64),
+    /// One server's pool (members who manage that server).
+    Guild(u64),
 }
 
 impl Pool {
+    /// The pools a call in `channel_id` of `guild_id` may draw from, in the order they are
+    /// tried: the channel's, the server's, the global pool.
+    pub fn resolution_order(channel_id: Option<u64>, guild_id: Option<u64>) -> Vec<Pool> {
+        let mut pools = Vec::with_capacity(3);
+        pools.extend(channel_id.map(Pool::Channel));
+        pools.extend(guild_id.map(Pool::Guild));
+        pools.push(Pool::Global);
+        pools
+    }
+
     /// Whose data key seals the pool's values.
     pub fn owner(&self) -> Owner {
         match self {
             Pool::Global => Owner::GlobalPool,
             Pool::Channel(id) => Owner::ChannelPool(*id),
+            Pool::Guild(id) => Owner::GuildPool(*id),
         }
     }
 
-    /// The owner id of the pool's data key: `pool:global` or `pool:channel:{id}`.
+    /// The owner id of the pool's data key: `pool:global`, `pool:channel:{id}` or
+    /// `pool:guild:{id}`.
     pub fn owner_id(&self) -> String {
         self.owner().id()
     }
@@ -33,6 +47,7 @@ impl Pool {
         match self {
             Pool::Global => layout.global_pool_key(service),
             Pool::Channel(id) => layout.channel_pool_key(*id, service),
+            Pool::Guild(id) => layout.guild_pool_key(*id, service),
         }
     }
 
@@ -41,6 +56,7 @@ impl Pool {
         match self {
             Pool::Global => layout.global_pool_bench_key(service),
             Pool::Channel(id) => layout.channel_pool_bench_key(*id, service),
+            Pool::Guild(id) => layout.guild_pool_bench_key(*id, service),
         }
     }
 
@@ -49,6 +65,7 @@ impl Pool {
         match self {
             Pool::Global => layout.global_pool_strikes_key(service),
             Pool::Channel(id) => layout.channel_pool_strikes_key(*id, service),
+            Pool::Guild(id) => layout.guild_pool_strikes_key(*id, service),
         }
     }
 
@@ -57,6 +74,7 @@ impl Pool {
         match self {
             Pool::Global => layout.global_pool_usage_key(service, day),
             Pool::Channel(id) => layout.channel_pool_usage_key(*id, service, day),
+            Pool::Guild(id) => layout.guild_pool_usage_key(*id, service, day),
         }
     }
 
@@ -64,6 +82,7 @@ impl Pool {
         match self {
             Pool::Global => KeySource::GlobalPool,
             Pool::Channel(_) => KeySource::ChannelPool,
+            Pool::Guild(_) => KeySource::GuildPool,
         }
     }
 }
@@ -73,6 +92,7 @@ impl fmt::Display for Pool {
         match self {
             Pool::Global => f.write_str("the global pool"),
             Pool::Channel(id) => write!(f, "the pool of channel {id}"),
+            Pool::Guild(id) => write!(f, "the pool of server {id}"),
         }
     }
 }

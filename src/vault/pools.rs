@@ -320,6 +320,7 @@ impl KeyVault {
         };
         let request = ResolveRequest {
             user: None,
+            user_settings: None,
             pools: vec![pool.storage_key(&self.inner.layout, service)],
             sample: POOL_SAMPLE,
             pool_benches: vec![pool.bench_key(&self.inner.layout, service)],

@@ -262,6 +262,9 @@ impl KeyVault {
                     service,
                 })
                 .collect(),
+            Some(Owner::GuildPool(guild_id)) => services
+                .map(|service| HashKind::GuildPool { guild_id, service })
+                .collect(),
             None => Vec::new(),
         };
         for kind in kinds {

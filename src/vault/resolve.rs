@@ -1,4 +1,5 @@
-//! Resolution: the user's own key, then the channel pool, the global pool and the environment, in one round trip.
+//! Resolution: the user's own key, then the channel's pool, the server's pool, the global pool
+//! and the environment, in one round trip.
 
 use std::fmt;
 
@@ -17,6 +18,8 @@ pub enum KeySource {
     User,
     /// The channel's pool.
     ChannelPool,
+    /// The server's pool.
+    GuildPool,
     /// The global pool.
     GlobalPool,
     /// The operator's environment.
@@ -24,11 +27,12 @@ pub enum KeySource {
 }
 
 impl KeySource {
-    /// `user`, `channel_pool`, `global_pool` or `env`.
+    /// `user`, `channel_pool`, `guild_pool`, `global_pool` or `env`.
     pub fn as_str(&self) -> &'static str {
         match self {
             KeySource::User => "user",
             KeySource::ChannelPool => "channel_pool",
+            KeySource::GuildPool => "guild_pool",
             KeySource::GlobalPool => "global_pool",
             KeySource::Env => "env",
         }
@@ -102,13 +106,39 @@ pub struct PoolKeyRef {
     pub key_id: PoolField,
 }
 
+/// What a resolution found, or why it found nothing.
+pub(super) enum Resolution {
+    /// A key.
+    Found(ResolvedKey),
+    /// The user has no key of their own, and chose not to use shared keys for the service.
+    SharedKeysOff,
+    /// No tier has a key.
+    Nothing,
+}
+
+impl Resolution {
+    pub(super) fn found(self) -> Option<ResolvedKey> {
+        match self {
+            Resolution::Found(key) => Some(key),
+            Resolution::SharedKeysOff | Resolution::Nothing => None,
+        }
+    }
+}
+
+impl From<Option<ResolvedKey>> for Resolution {
+    fn from(found: Option<ResolvedKey>) -> Self {
+        found.map_or(Resolution::Nothing, Resolution::Found)
+    }
+}
+
 impl KeyVault {
     /// Resolves the key to use for `service`: the user's own key, then the channel's pool,
     /// then the global pool (both skipped when `fallback_to_pool` is false), then the
     /// operator's environment. The storage reads, benches included, are one round trip. A
     /// benched pool key ([`KeyVault::report_key_outcome`]) or a value that does not open is
     /// skipped; storage failures fall through to the environment. Never returns another
-    /// user's key.
+    /// user's key. A user who turned shared keys off ([`KeyVault::set_shared_keys`]) gets
+    /// only their own key.
     pub async fn get_user_api_key(
         &self,
         user_id: Option<u64>,
@@ -116,7 +146,21 @@ impl KeyVault {
         channel_id: Option<u64>,
         fallback_to_pool: bool,
     ) -> Option<ResolvedKey> {
-        let started = std::time::Instant::now();
+        self.get_user_api_key_in(user_id, service, channel_id, None, fallback_to_pool)
+            .await
+    }
+
+    /// [`KeyVault::get_user_api_key`] for a call made in a server: the server's pool is tried
+    /// after the channel's and before the global pool (user → channel pool → server pool →
+    /// global pool → environment), in the same one round trip.
+    pub async fn get_user_api_key_in(
+        &self,
+        user_id: Option<u64>,
+        service: impl IntoServiceId,
+        channel_id: Option<u64>,
+        guild_id: Option<u64>,
+        fallback_to_pool: bool,
+    ) -> Option<ResolvedKey> {
         let service = match service.into_service_id() {
             Ok(service) => service,
             Err(err) => {
@@ -124,50 +168,69 @@ impl KeyVault {
                 return None;
             }
         };
-        let resolved = self
-            .resolve(user_id, &service, channel_id, fallback_to_pool)
-            .await;
-        crate::metrics::resolution(
-            resolved.as_ref().map(ResolvedKey::source),
-            started.elapsed().as_secs_f64(),
-        );
-        resolved
+        self.resolution(user_id, &service, channel_id, guild_id, fallback_to_pool)
+            .await
+            .found()
+    }
+
+    /// A resolution, and why it found nothing; recorded in the metrics.
+    pub(super) async fn resolution(
+        &self,
+        user_id: Option<u64>,
+        service: &ServiceId,
+        channel_id: Option<u64>,
+        guild_id: Option<u64>,
+        fallback_to_pool: bool,
+    ) -> Resolution {
+        let started = std::time::Instant::now();
+        let pools = if fallback_to_pool {
+            Pool::resolution_order(channel_id, guild_id)
+        } else {
+            Vec::new()
+        };
+        let resolution = self.resolve(user_id, service, pools).await;
+        let source = match &resolution {
+            Resolution::Found(key) => Some(key.source()),
+            Resolution::SharedKeysOff | Resolution::Nothing => None,
+        };
+        crate::metrics::resolution(source, started.elapsed().as_secs_f64());
+        resolution
     }
 
     async fn resolve(
         &self,
         user_id: Option<u64>,
         service: &ServiceId,
-        channel_id: Option<u64>,
-        fallback_to_pool: bool,
-    ) -> Option<ResolvedKey> {
+        pools: Vec<Pool>,
+    ) -> Resolution {
         let hints = &self.inner.own_key_hints;
         if let Some(user_id) = user_id
-            && fallback_to_pool
+            && !pools.is_empty()
             && hints.has_own_key(user_id, service)
         {
             let hash = self.inner.layout.user_keys_key(user_id);
             match self.inner.storage.hget(&hash, service).await {
                 Ok(value) => {
                     if let Some(found) = self.open_user_value(user_id, service, value).await {
-                        return Some(found);
+                        return Resolution::Found(found);
                     }
                     // Stale: the key is gone or does not open; resolve in full below.
                     hints.remember(user_id, service, false);
                 }
                 Err(err) => {
                     tracing::warn!(%service, error = %err, "key storage unavailable; falling back to the environment");
-                    return self.env_resolved(service);
+                    return self.env_resolved(service).into();
                 }
             }
         }
-        let mut pools = Vec::new();
-        if fallback_to_pool {
-            pools.extend(channel_id.map(Pool::Channel));
-            pools.push(Pool::Global);
-        }
         let request = ResolveRequest {
             user: user_id.map(|id| (self.inner.layout.user_keys_key(id), service.to_string())),
+            user_settings: user_id.map(|id| {
+                (
+                    self.inner.layout.user_settings_key(id),
+                    super::shared_keys::fields_for(service),
+                )
+            }),
             pools: pools
                 .iter()
                 .map(|pool| pool.storage_key(&self.inner.layout, service))
@@ -183,15 +246,18 @@ impl KeyVault {
                 if let Some(user_id) = user_id {
                     let own = self.open_user_value(user_id, service, reply.user).await;
                     hints.remember(user_id, service, own.is_some());
-                    if own.is_some() {
-                        return own;
+                    if let Some(own) = own {
+                        return Resolution::Found(own);
+                    }
+                    if !super::shared_keys::allowed_by(&reply.user_settings) {
+                        return Resolution::SharedKeysOff;
                     }
                 }
                 let mut benches = reply.pool_benches.into_iter();
                 for (pool, entries) in pools.into_iter().zip(reply.pools) {
                     let benched = benches.next().unwrap_or_default();
                     if let Some(found) = self.usable_in(pool, service, entries, &benched).await {
-                        return Some(found);
+                        return Resolution::Found(found);
                     }
                 }
             }
@@ -199,7 +265,7 @@ impl KeyVault {
                 tracing::warn!(%service, error = %err, "key storage unavailable; falling back to the environment");
             }
         }
-        self.env_resolved(service)
+        self.env_resolved(service).into()
     }
 
     /// The user's own key from a value read for them, if there is one and it opens.

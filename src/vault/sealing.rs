@@ -369,7 +369,8 @@ pub(super) fn sealing_of<'f>(
     match kind {
         storage::HashKind::UserKeys { .. } => (owner, field.to_owned(), None),
         storage::HashKind::GlobalPool { service }
-        | storage::HashKind::ChannelPool { service, .. } => (owner, service.clone(), Some(field)),
+        | storage::HashKind::ChannelPool { service, .. }
+        | storage::HashKind::GuildPool { service, .. } => (owner, service.clone(), Some(field)),
     }
 }
 

@@ -167,6 +167,15 @@ impl KeyVault {
         let keys = self.inner.storage.hgetall(&hash).await?.len();
         let owner = Owner::User(user_id).id();
         let erasure = self.inner.data_keys.delete(&owner).await?;
+        // The user's settings go with their keys (they name no secret: no erasure order).
+        if let Err(err) = self
+            .inner
+            .storage
+            .del(&self.inner.layout.user_settings_key(user_id))
+            .await
+        {
+            tracing::warn!(error = %err, "cannot delete a forgotten user's settings");
+        }
         if let Err(source) = self.inner.storage.del(&hash).await {
             // Only then is "the key is destroyed, the values remain" what happened.
             return Err(if erasure.existed && keys > 0 {

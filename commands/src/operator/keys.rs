@@ -53,12 +53,33 @@ pub enum UserCommand {
     /// in backups or replicas can no longer be opened. Prints how many keys were erased. Keys
     /// the user added to pools stay: pools have data keys of their own.
     Forget(UserForgetArgs),
+
+    /// Turn shared keys off (or on again) for a user's calls, as `/shared_keys` does
+    ///
+    /// With shared keys off, a call of the user that finds no key of their own stops there
+    /// (no pool, not the operator's key) and says why. For one service with --service, else
+    /// for every service (which also clears the per-service choices).
+    SharedKeys(UserSharedKeysArgs),
+}
+
+/// Options of `user shared-keys`.
+#[derive(Debug, clap::Args)]
+pub struct UserSharedKeysArgs {
+    /// The user's Discord id
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    user: u64,
+    /// Only this service (default: every service)
+    #[arg(long, value_name = "SERVICE")]
+    service: Option<String>,
+    /// `off`: the user's calls use only their own keys; `on`: shared keys again
+    #[arg(value_name = "on|off", value_parser = ["on", "off"])]
+    state: String,
 }
 
 /// `pool add|list|remove`.
 #[derive(Debug, clap::Subcommand)]
 pub enum PoolCommand {
-    /// Add a key to the global pool, or to a channel's pool, reading the key from stdin
+    /// Add a key to the global pool, or to a channel's or a server's pool, reading the key from stdin
     ///
     /// The key is read from stdin, never from the command line, as with `user set` (typed at a
     /// terminal, it is not shown). Prints its key id (12 hex digits, a keyed fingerprint: the
@@ -66,7 +87,7 @@ pub enum PoolCommand {
     /// already holds changes nothing and says so.
     Add(PoolAddArgs),
 
-    /// List the keys of the global pool, or of a channel's pool, masked
+    /// List the keys of the global pool, or of a channel's or a server's pool, masked
     ///
     /// One row per key: key id, service, last four characters, who added it and when, its uses
     /// and failures today (UTC), and whether it is benched (skipped by draws), until when and
@@ -135,8 +156,11 @@ pub struct PoolAddArgs {
     #[arg(long, value_name = "SERVICE")]
     service: String,
     /// The channel whose pool gets the key (default: the global pool)
-    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    #[arg(long, value_name = "ID", value_parser = parse_id, conflicts_with = "guild")]
     channel: Option<u64>,
+    /// The server whose pool gets the key (default: the global pool)
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    guild: Option<u64>,
     /// The Discord id of the user who gave the key, shown in listings (default: none, the operator)
     #[arg(long, value_name = "ID", value_parser = parse_id)]
     contributor: Option<u64>,
@@ -149,8 +173,11 @@ pub struct PoolListArgs {
     #[arg(long, value_name = "SERVICE")]
     service: Option<String>,
     /// The channel whose pool to list (default: the global pool)
-    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    #[arg(long, value_name = "ID", value_parser = parse_id, conflicts_with = "guild")]
     channel: Option<u64>,
+    /// The server whose pool to list (default: the global pool)
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    guild: Option<u64>,
     /// Print a JSON array of {"key_id", "service", "masked", "contributor", "added_at", "uses_today", "failures_today", "benched_until", "bench_reason"}
     #[arg(long)]
     json: bool,
@@ -166,8 +193,11 @@ pub struct PoolRemoveArgs {
     #[arg(long, value_name = "KEY_ID")]
     key_id: String,
     /// The channel whose pool holds the key (default: the global pool)
-    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    #[arg(long, value_name = "ID", value_parser = parse_id, conflicts_with = "guild")]
     channel: Option<u64>,
+    /// The server whose pool holds the key (default: the global pool)
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    guild: Option<u64>,
 }
 
 /// Options of `resolve`.
@@ -182,7 +212,10 @@ pub struct ResolveArgs {
     /// The channel the call comes from: its pool is tried after the user's own key
     #[arg(long, value_name = "ID", value_parser = parse_id)]
     channel: Option<u64>,
-    /// Skip the channel and global pools, as a call with fallback_to_pool = false does
+    /// The server the call comes from: its pool is tried after the channel's
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    guild: Option<u64>,
+    /// Skip the channel, server and global pools, as a call with fallback_to_pool = false does
     #[arg(long)]
     no_pools: bool,
     /// Print the key itself instead of its last four characters
@@ -208,6 +241,7 @@ pub async fn user(config: &Config, command: UserCommand) -> Result<ExitCode, Err
         UserCommand::List(args) => user_list(config, &args).await,
         UserCommand::Remove(args) => user_remove(config, &args).await,
         UserCommand::Forget(args) => user_forget(config, &args).await,
+        UserCommand::SharedKeys(args) => user_shared_keys(config, &args).await,
     }
 }
 
@@ -309,6 +343,28 @@ async fn user_remove(config: &Config, args: &UserRemoveArgs) -> Result<ExitCode,
     })
 }
 
+async fn user_shared_keys(config: &Config, args: &UserSharedKeysArgs) -> Result<ExitCode, Error> {
+    let vault = open_vault(config).await?;
+    let service = match &args.service {
+        Some(name) => Some(&known_service(&vault, name)?.id),
+        None => None,
+    };
+    let allowed = args.state == "on";
+    vault.set_shared_keys(args.user, service, allowed).await?;
+    let state = if allowed { "on" } else { "off" };
+    print(&match service {
+        Some(id) => format!(
+            "Shared keys are {state} for user {}'s {} calls.",
+            args.user,
+            vault.catalogue().display_name(id)
+        ),
+        None => format!(
+            "Shared keys are {state} for all of user {}'s calls.",
+            args.user
+        ),
+    })
+}
+
 /// The outcome of a removal. A service left out of the catalogue (a services file edited
 /// since) may still hold keys, so it is refused, with the list of services, only when there
 /// was nothing to remove.
@@ -366,7 +422,7 @@ async fn pool_add(config: &Config, args: &PoolAddArgs) -> Result<ExitCode, Error
     let vault = open_vault(config).await?;
     known_service(&vault, &args.service)?;
     let secret = read_secret()?;
-    let pool = pool_of(args.channel);
+    let pool = pool_of(args.channel, args.guild);
     let added = vault
         .add_pool_key(pool, &args.service, &secret, args.contributor.unwrap_or(0))
         .await?;
@@ -393,7 +449,7 @@ async fn pool_list(config: &Config, args: &PoolListArgs) -> Result<ExitCode, Err
     if let Some(service) = &args.service {
         known_service(&vault, service)?;
     }
-    let pool = pool_of(args.channel);
+    let pool = pool_of(args.channel, args.guild);
     let keys = vault.list_pool_keys(pool, args.service.as_deref()).await?;
     if args.json {
         let keys: Vec<Value> = keys
@@ -458,7 +514,7 @@ async fn pool_list(config: &Config, args: &PoolListArgs) -> Result<ExitCode, Err
 
 async fn pool_remove(config: &Config, args: &PoolRemoveArgs) -> Result<ExitCode, Error> {
     let vault = open_existing_vault(config).await?;
-    let pool = pool_of(args.channel);
+    let pool = pool_of(args.channel, args.guild);
     let removed = removed_or_unknown(
         &vault,
         &args.service,
@@ -486,7 +542,7 @@ pub async fn resolve(config: &Config, args: &ResolveArgs) -> Result<ExitCode, Er
     // Gitea values may be JSON {"token", "base_url"}: resolve them as the Gitea tools do.
     let found: Option<(&str, ApiKey, Option<String>)> = if args.service == GITEA_SERVICE {
         vault
-            .get_gitea_credentials(Some(args.user), args.channel, fallback_to_pool)
+            .get_gitea_credentials_in(Some(args.user), args.channel, args.guild, fallback_to_pool)
             .await
             .map(|found| {
                 let source = match found.source {
@@ -498,10 +554,11 @@ pub async fn resolve(config: &Config, args: &ResolveArgs) -> Result<ExitCode, Er
             })
     } else {
         vault
-            .get_user_api_key(
+            .get_user_api_key_in(
                 Some(args.user),
                 &args.service,
                 args.channel,
+                args.guild,
                 fallback_to_pool,
             )
             .await
@@ -702,8 +759,13 @@ fn read_secret_from_terminal() -> Result<Zeroizing<String>, Error> {
     Ok(text)
 }
 
-fn pool_of(channel: Option<u64>) -> Pool {
-    channel.map_or(Pool::Global, Pool::Channel)
+/// The pool `--channel` or `--guild` names (clap lets at most one through), else the global one.
+fn pool_of(channel: Option<u64>, guild: Option<u64>) -> Pool {
+    match (channel, guild) {
+        (Some(channel), _) => Pool::Channel(channel),
+        (None, Some(guild)) => Pool::Guild(guild),
+        (None, None) => Pool::Global,
+    }
 }
 
 /// "1 key", "2 keys".

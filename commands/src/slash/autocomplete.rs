@@ -102,6 +102,17 @@ pub async fn channel_key_id<U: HasKeyVault, E>(
     pool_key_ids(ctx, Pool::Channel(ctx.channel_id().get()), partial).await
 }
 
+/// Key ids of this server's pool.
+pub async fn server_key_id<U: HasKeyVault, E>(
+    ctx: Context<'_, U, E>,
+    partial: &str,
+) -> serenity::CreateAutocompleteResponse {
+    match ctx.guild_id() {
+        Some(guild) => pool_key_ids(ctx, Pool::Guild(guild.get()), partial).await,
+        None => serenity::CreateAutocompleteResponse::new(),
+    }
+}
+
 /// The `service` option already filled in, during an autocomplete request.
 fn selected_service<U, E>(ctx: Context<'_, U, E>) -> Option<String> {
     let poise::Context::Application(actx) = ctx else {

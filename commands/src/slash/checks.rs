@@ -74,7 +74,9 @@ impl Actor {
 enum Refusal {
     NotBotAdmin,
     DirectMessage,
+    ServerPoolInDirectMessage,
     NoManageChannels,
+    NoManageServer,
 }
 
 impl Refusal {
@@ -87,8 +89,14 @@ impl Refusal {
             Refusal::DirectMessage => {
                 "Channel pools exist only in server channels, and this is a direct message."
             }
+            Refusal::ServerPoolInDirectMessage => {
+                "Server pools exist only in servers, and this is a direct message."
+            }
             Refusal::NoManageChannels => {
                 "You need the Manage Channels permission in this channel to manage its key pool."
+            }
+            Refusal::NoManageServer => {
+                "You need the Manage Server permission in this server to manage its key pool."
             }
         }
     }
@@ -102,15 +110,23 @@ impl Refusal {
             Refusal::DirectMessage => {
                 "Channel pools exist only in server channels, so the key was not added."
             }
+            Refusal::ServerPoolInDirectMessage => {
+                "Server pools exist only in servers, so the key was not added."
+            }
             Refusal::NoManageChannels => {
                 "You no longer have the Manage Channels permission in this channel, so the key was not added to its pool."
+            }
+            Refusal::NoManageServer => {
+                "You no longer have the Manage Server permission in this server, so the key was not added to its pool."
             }
         }
     }
 }
 
 /// Who manages `pool`: bot admins the global one; for a channel's, in a server only, members
-/// with Manage Channels (or Administrator) in that very channel, or bot admins.
+/// with Manage Channels (or Administrator) in that very channel, or bot admins; for a
+/// server's, in that server only, members with Manage Server (or Administrator), or bot
+/// admins.
 fn pool_refusal(admins: &BTreeSet<u64>, pool: Pool, actor: &Actor) -> Option<Refusal> {
     let is_admin = admins.contains(&actor.user.get());
     match pool {
@@ -130,6 +146,21 @@ fn pool_refusal(admins: &BTreeSet<u64>, pool: Pool, actor: &Actor) -> Option<Ref
                         || perms.contains(serenity::Permissions::ADMINISTRATOR)
                 });
             (!manages).then_some(Refusal::NoManageChannels)
+        }
+        Pool::Guild(guild) => {
+            if actor.guild.is_none() {
+                return Some(Refusal::ServerPoolInDirectMessage);
+            }
+            if is_admin {
+                return None;
+            }
+            // The permissions sent are the member's in the interaction's server.
+            let manages = actor.guild.is_some_and(|here| here.get() == guild)
+                && actor.permissions.is_some_and(|perms| {
+                    perms.contains(serenity::Permissions::MANAGE_GUILD)
+                        || perms.contains(serenity::Permissions::ADMINISTRATOR)
+                });
+            (!manages).then_some(Refusal::NoManageServer)
         }
     }
 }
@@ -180,6 +211,19 @@ where
     E: From<CommandError>,
 {
     check_pool(ctx, Pool::Channel(ctx.channel_id().get())).await
+}
+
+/// Check: a server's pool is managed by members with Manage Server there, or bot admins; never
+/// from a DM.
+pub async fn guild_pool_manager<U: HasKeyVault, E>(ctx: Context<'_, U, E>) -> Result<bool, E>
+where
+    E: From<CommandError>,
+{
+    match ctx.guild_id() {
+        Some(guild) => check_pool(ctx, Pool::Guild(guild.get())).await,
+        // No server to name: refused as a DM (the refusal does not depend on the id).
+        None => check_pool(ctx, Pool::Guild(0)).await,
+    }
 }
 
 /// The pool check again, on a modal's submit, with the permissions the submit carries: `false`

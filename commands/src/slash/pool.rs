@@ -1,5 +1,6 @@
-//! Shared key pools: `/pool add|remove|list` for the whole bot (bot admins) and
-//! `/pool channel add|remove|list` for one channel (Manage Channels there, or bot admins).
+//! Shared key pools: `/pool add|remove|list` for the whole bot (bot admins),
+//! `/pool channel add|remove|list` for one channel (Manage Channels there, or bot admins) and
+//! `/pool server add|remove|list` for one server (Manage Server there, or bot admins).
 //! The checks sit on the leaves: a check on `/pool` would also gate `/pool channel`.
 
 // poise turns each command's doc comment into its Discord description and emits the function
@@ -18,6 +19,7 @@ fn pool_name(pool: Pool) -> &'static str {
     match pool {
         Pool::Global => "the global pool",
         Pool::Channel(_) => "this channel's pool",
+        Pool::Guild(_) => "this server's pool",
     }
 }
 
@@ -28,7 +30,8 @@ fn pool_name(pool: Pool) -> &'static str {
         "pool_add::<U, E>",
         "pool_remove::<U, E>",
         "pool_list::<U, E>",
-        "pool_channel::<U, E>"
+        "pool_channel::<U, E>",
+        "pool_server::<U, E>"
     )
 )]
 pub async fn pool<U: HasKeyVault, E: From<CommandError>>(_ctx: Context<'_, U, E>) -> Result<(), E> {
@@ -164,6 +167,87 @@ pub async fn pool_channel_list<U: HasKeyVault, E: From<CommandError>>(
     .await
 }
 
+/// Shared API keys of this server (Manage Server).
+#[poise::command(
+    slash_command,
+    rename = "server",
+    subcommands(
+        "pool_server_add::<U, E>",
+        "pool_server_remove::<U, E>",
+        "pool_server_list::<U, E>"
+    )
+)]
+pub async fn pool_server<U: HasKeyVault, E: From<CommandError>>(
+    _ctx: Context<'_, U, E>,
+) -> Result<(), E> {
+    Ok(())
+}
+
+/// This server's pool, for a command its check let through (which refuses DMs).
+fn server_pool<U, E>(ctx: Context<'_, U, E>) -> Option<Pool> {
+    ctx.guild_id().map(|guild| Pool::Guild(guild.get()))
+}
+
+/// Add a key to this server's pool (Manage Server).
+#[poise::command(
+    slash_command,
+    rename = "add",
+    check = "checks::guild_pool_manager",
+    ephemeral
+)]
+pub async fn pool_server_add<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service the key is for"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+) -> Result<(), E> {
+    match server_pool(ctx) {
+        Some(pool) => add(ctx, pool, &service).await,
+        None => Ok(()),
+    }
+}
+
+/// Remove a key from this server's pool (Manage Server).
+#[poise::command(
+    slash_command,
+    rename = "remove",
+    check = "checks::guild_pool_manager",
+    ephemeral
+)]
+pub async fn pool_server_remove<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service the key is for"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+    #[description = "The key id, as the pool list shows it"]
+    #[autocomplete = "autocomplete::server_key_id"]
+    key_id: String,
+) -> Result<(), E> {
+    match server_pool(ctx) {
+        Some(pool) => remove(ctx, pool, &service, &key_id).await,
+        None => Ok(()),
+    }
+}
+
+/// List the keys of this server's pool, masked (Manage Server).
+#[poise::command(
+    slash_command,
+    rename = "list",
+    check = "checks::guild_pool_manager",
+    ephemeral
+)]
+pub async fn pool_server_list<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "Only this service"]
+    #[autocomplete = "autocomplete::service"]
+    service: Option<String>,
+) -> Result<(), E> {
+    match server_pool(ctx) {
+        Some(pool) => list(ctx, pool, service.as_deref()).await,
+        None => Ok(()),
+    }
+}
+
 async fn add<U: HasKeyVault, E: From<CommandError>>(
     ctx: Context<'_, U, E>,
     pool: Pool,
@@ -181,6 +265,7 @@ async fn add<U: HasKeyVault, E: From<CommandError>>(
     let title = match pool {
         Pool::Global => format!("Global pool: {name} key"),
         Pool::Channel(_) => format!("Channel pool: {name} key"),
+        Pool::Guild(_) => format!("Server pool: {name} key"),
     };
     let input = Input {
         label: format!("{name} API key to share"),

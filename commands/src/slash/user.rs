@@ -100,9 +100,51 @@ pub async fn remove_user_api_key<U: HasKeyVault, E: From<CommandError>>(
     reply::ephemeral(ctx, &text).await
 }
 
+/// Choose whether your calls may use shared keys when you have no key of your own.
+#[poise::command(slash_command, ephemeral)]
+pub async fn shared_keys<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "False: your calls use only your own key, never a shared one"]
+    #[rename = "use"]
+    allowed: bool,
+    #[description = "Only for this service (default: every service)"]
+    #[autocomplete = "autocomplete::service"]
+    service: Option<String>,
+) -> Result<(), E> {
+    let vault = ctx.data().key_vault();
+    let entry = match service.as_deref().map(|name| known_service(vault, name)) {
+        None => None,
+        Some(Ok(entry)) => Some(entry),
+        Some(Err(why)) => return reply::ephemeral(ctx, &why).await,
+    };
+    vault
+        .set_shared_keys(ctx.author().id.get(), entry.map(|e| &e.id), allowed)
+        .await
+        .map_err(CommandError::from)?;
+    let text = match (entry, allowed) {
+        (Some(entry), true) => format!(
+            "Your {} calls may use shared keys again when you have no key of your own.",
+            entry.display_name
+        ),
+        (Some(entry), false) => format!(
+            "Shared keys are off for your {name} calls: they use only your own {name} key. Turn them back on with `/shared_keys use:True service:{id}`.",
+            name = entry.display_name,
+            id = entry.id
+        ),
+        (None, true) => {
+            "Your calls may use shared keys again, for every service, when you have no key of your own.".to_owned()
+        }
+        (None, false) => {
+            "Shared keys are off for all your calls: they use only your own keys. Turn them back on with `/shared_keys use:True`.".to_owned()
+        }
+    };
+    reply::ephemeral(ctx, &text).await
+}
+
 fn shared_source_text(source: Option<KeySource>) -> &'static str {
     match source {
         Some(KeySource::ChannelPool) => "this channel's pool",
+        Some(KeySource::GuildPool) => "this server's pool",
         Some(KeySource::GlobalPool) => "the bot's shared pool",
         Some(KeySource::Env) => "the bot's own key",
         Some(KeySource::User) | None => "none",
@@ -138,13 +180,13 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
             );
         }
     }
-    let channel = ctx.channel_id().get();
+    let (channel, guild) = (ctx.channel_id().get(), ctx.guild_id().map(|id| id.get()));
     let lookups = vault.catalogue().iter().map(|service| {
         let vault = vault.clone();
         let id = service.id.clone();
         async move {
             let source = vault
-                .get_user_api_key(None, &id, Some(channel), true)
+                .get_user_api_key_in(None, &id, Some(channel), guild, true)
                 .await
                 .map(|r| r.source());
             (id, source)
@@ -162,6 +204,33 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
             )
         })
         .collect();
+    let choice = vault
+        .shared_key_choice(ctx.author().id.get())
+        .await
+        .map_err(CommandError::from)?;
+    let names = |ids: &[ServiceId]| {
+        ids.iter()
+            .map(|id| vault.catalogue().display_name(id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if choice.off_for_all {
+        let _ = write!(
+            text,
+            "\nYou turned shared keys off: your calls use only your own keys{}.",
+            if choice.on.is_empty() {
+                String::new()
+            } else {
+                format!(" (except {})", names(&choice.on))
+            }
+        );
+    } else if !choice.off.is_empty() {
+        let _ = write!(
+            text,
+            "\nYou turned shared keys off for {}: those calls use only your own key.",
+            names(&choice.off)
+        );
+    }
     if available.is_empty() {
         text.push_str("\nNo shared keys are available in this channel.");
     } else {
