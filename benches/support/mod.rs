@@ -233,6 +233,28 @@ pub async fn raw_pipeline3(
     pipe.query_async(&mut conn.clone()).await.expect("pipeline")
 }
 
+/// [`raw_pipeline3`] plus the HMGET of the user's settings (whether they turned shared keys
+/// off) that a resolution sends since "only my key": what a resolution must read now.
+pub async fn raw_pipeline4(
+    conn: &ConnectionManager,
+    user_hash: &str,
+    pools: [&str; 2],
+) -> (Option<String>, Vec<Option<String>>, Entries, Entries) {
+    let mut pipe = redis::pipe();
+    pipe.cmd("HGET").arg(user_hash).arg(SERVICE);
+    pipe.cmd("HMGET")
+        .arg(format!("{{{user_hash}}}:settings"))
+        .arg(format!("shared_keys:{SERVICE}"))
+        .arg("shared_keys:*");
+    for pool in pools {
+        pipe.cmd("HRANDFIELD")
+            .arg(pool)
+            .arg(POOL_SAMPLE)
+            .arg("WITHVALUES");
+    }
+    pipe.query_async(&mut conn.clone()).await.expect("pipeline")
+}
+
 /// One raw INCR.
 pub async fn raw_incr(conn: &ConnectionManager, key: &str) -> u64 {
     redis::cmd("INCR")

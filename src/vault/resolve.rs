@@ -183,11 +183,7 @@ impl KeyVault {
         fallback_to_pool: bool,
     ) -> Resolution {
         let started = std::time::Instant::now();
-        let pools = if fallback_to_pool {
-            Pool::resolution_order(channel_id, guild_id)
-        } else {
-            Vec::new()
-        };
+        let pools = fallback_to_pool.then_some((channel_id, guild_id));
         let resolution = self.resolve(user_id, service, pools).await;
         let source = match &resolution {
             Resolution::Found(key) => Some(key.source()),
@@ -197,15 +193,16 @@ impl KeyVault {
         resolution
     }
 
+    /// `pools`: the channel and server of the call, or `None` to draw from no pool.
     async fn resolve(
         &self,
         user_id: Option<u64>,
         service: &ServiceId,
-        pools: Vec<Pool>,
+        pools: Option<(Option<u64>, Option<u64>)>,
     ) -> Resolution {
         let hints = &self.inner.own_key_hints;
         if let Some(user_id) = user_id
-            && !pools.is_empty()
+            && pools.is_some()
             && hints.has_own_key(user_id, service)
         {
             let hash = self.inner.layout.user_keys_key(user_id);
@@ -223,6 +220,10 @@ impl KeyVault {
                 }
             }
         }
+        // Built after the one-HGET path, which needs none of it.
+        let pools = pools.map_or_else(Vec::new, |(channel_id, guild_id)| {
+            Pool::resolution_order(channel_id, guild_id)
+        });
         let request = ResolveRequest {
             user: user_id.map(|id| (self.inner.layout.user_keys_key(id), service.to_string())),
             user_settings: user_id.map(|id| {
