@@ -338,6 +338,46 @@ fn user_shared_keys_off_stops_the_fall_through_for_that_user() {
 }
 
 #[test]
+fn pool_unbench_says_whether_the_key_was_benched() {
+    let setup = Setup::keyed();
+    assert_eq!(setup.add_pool_key("brave", None, GLOBAL_KEY).code, Some(0));
+    let listed = setup.json(&["pool", "list", "--json"]);
+    let key_id = listed[0]["key_id"].as_str().unwrap().to_owned();
+    let vault = block_on(KeyVault::open(setup.config())).unwrap();
+    let drawn = block_on(vault.get_user_api_key(Some(2), "brave", None, true)).unwrap();
+    block_on(vault.report_key_outcome(
+        "brave",
+        &drawn,
+        stargazer_keys::KeyOutcome::from_http_status(401, None),
+    ));
+    let benched = setup.json(&["pool", "list", "--json"]);
+    assert_eq!(benched[0]["bench_reason"], "unauthorized");
+    let args = [
+        "pool",
+        "unbench",
+        "--service",
+        "brave",
+        "--key-id",
+        key_id.as_str(),
+    ];
+    assert_eq!(
+        setup.ok(&args),
+        format!(
+            "The Brave Search key {key_id} of the global pool is off the bench: draws use it again.\n"
+        )
+    );
+    assert_eq!(
+        setup.json(&["pool", "list", "--json"])[0]["bench_reason"],
+        Value::Null
+    );
+    assert!(
+        setup
+            .ok(&args)
+            .ends_with("was not benched; nothing changed.\n")
+    );
+}
+
+#[test]
 fn user_and_pool_keys_round_trip_through_redis() {
     let redis = RedisServer::start().unwrap();
     let setup = Setup::with_redis(&redis, "cli-keys-round-trip");

@@ -1248,6 +1248,94 @@ async fn shared_keys_off_stops_the_fall_through_and_the_message_says_how_to_undo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_admin_unbenches_a_revoked_key_and_draws_use_it_again() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let key = secret("server");
+        let added = bot
+            .vault
+            .add_pool_key(Pool::Guild(GUILD), "brave", &key, BOB)
+            .await
+            .unwrap();
+        let drawn = bot
+            .vault
+            .get_user_api_key_in(Some(ALICE), "brave", Some(CHANNEL), Some(GUILD), true)
+            .await
+            .unwrap();
+        bot.vault
+            .report_key_outcome("brave", &drawn, stargazer_keys::KeyOutcome::from_http_status(402, None))
+            .await;
+        assert!(
+            bot.vault
+                .get_user_api_key_in(Some(ALICE), "brave", Some(CHANNEL), Some(GUILD), true)
+                .await
+                .is_none(),
+            "benched"
+        );
+        let unbench = || {
+            SlashCommand::new("pool server unbench")
+                .option("service", "brave")
+                .option("key_id", added.key_id.as_str())
+        };
+        let refused = bot.answer(&alice(), unbench()).await;
+        assert_eq!(
+            refused.content(),
+            Some("You need the Manage Server permission in this server to manage its key pool.")
+        );
+        let done = bot.answer(&server_manager(), unbench()).await;
+        assert_eq!(
+            done.content().unwrap(),
+            format!(
+                "The Brave Search key `{}` of this server's pool is off the bench: draws use it again.",
+                added.key_id
+            )
+        );
+        assert!(
+            bot.vault
+                .get_user_api_key_in(Some(ALICE), "brave", Some(CHANNEL), Some(GUILD), true)
+                .await
+                .is_some(),
+            "drawn again"
+        );
+        let again = bot.answer(&server_manager(), unbench()).await;
+        assert!(again.content().unwrap().ends_with("was not benched, so nothing changed."));
+        bot.assert_every_reply_ephemeral();
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_user_api_keys_shows_todays_shared_key_uses_and_when_they_reset() {
+    bounded(async {
+        let brave = fake_brave().await;
+        let bot = Bot::start_with(Store::SharedRedis, &[("BRAVE_API_BASE_URL", brave)]).await;
+        bot.vault
+            .add_pool_key(Pool::Global, "brave", &secret("shared"), ADMIN)
+            .await
+            .unwrap();
+        for query in ["one", "two"] {
+            web_search(&bot, &alice(), query).await;
+        }
+        let shown = bot
+            .answer(&alice(), SlashCommand::new("list_user_api_keys"))
+            .await;
+        let text = shown.content().unwrap();
+        assert!(text.contains("Your shared-key uses today:"), "{text}");
+        assert!(
+            text.contains("• `web_search`: 2 of 20, resets in "),
+            "{text}"
+        );
+        let bobs = bot
+            .answer(&bob(), SlashCommand::new("list_user_api_keys"))
+            .await;
+        assert!(!bobs.content().unwrap().contains("uses today"), "{bobs:?}");
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_command_does_not_count_a_failed_call() {
     bounded(async {
         let brave = fake_brave().await;

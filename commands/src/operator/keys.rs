@@ -103,6 +103,12 @@ pub enum PoolCommand {
     /// The key id is the one `pool list` shows. Says whether the pool held that key, and exits
     /// 0 either way, so it is safe to run twice.
     Remove(PoolRemoveArgs),
+
+    /// Put a benched pool key back in use (after its credit was topped up, say)
+    ///
+    /// Takes the key off the bench a failed call put it on, so draws use it again in every
+    /// process. Says whether it was benched, and exits 0 either way.
+    Unbench(PoolRemoveArgs),
 }
 
 /// Options of `user set`.
@@ -251,6 +257,7 @@ pub async fn pool(config: &Config, command: PoolCommand) -> Result<ExitCode, Err
         PoolCommand::Add(args) => pool_add(config, &args).await,
         PoolCommand::List(args) => pool_list(config, &args).await,
         PoolCommand::Remove(args) => pool_remove(config, &args).await,
+        PoolCommand::Unbench(args) => pool_unbench(config, &args).await,
     }
 }
 
@@ -528,6 +535,26 @@ async fn pool_remove(config: &Config, args: &PoolRemoveArgs) -> Result<ExitCode,
     } else {
         format!(
             "There is no {name} key {} in {pool}; nothing changed.",
+            args.key_id
+        )
+    })
+}
+
+async fn pool_unbench(config: &Config, args: &PoolRemoveArgs) -> Result<ExitCode, Error> {
+    let vault = open_existing_vault(config).await?;
+    let pool = pool_of(args.channel, args.guild);
+    let was_benched = vault
+        .clear_pool_key_bench(pool, &args.service, &args.key_id)
+        .await?;
+    let name = vault.catalogue().display_name(&args.service);
+    print(&if was_benched {
+        format!(
+            "The {name} key {} of {pool} is off the bench: draws use it again.",
+            args.key_id
+        )
+    } else {
+        format!(
+            "The {name} key {} of {pool} was not benched; nothing changed.",
             args.key_id
         )
     })

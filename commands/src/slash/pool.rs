@@ -30,6 +30,7 @@ fn pool_name(pool: Pool) -> &'static str {
         "pool_add::<U, E>",
         "pool_remove::<U, E>",
         "pool_list::<U, E>",
+        "pool_unbench::<U, E>",
         "pool_channel::<U, E>",
         "pool_server::<U, E>"
     )
@@ -96,7 +97,8 @@ pub async fn pool_list<U: HasKeyVault, E: From<CommandError>>(
     subcommands(
         "pool_channel_add::<U, E>",
         "pool_channel_remove::<U, E>",
-        "pool_channel_list::<U, E>"
+        "pool_channel_list::<U, E>",
+        "pool_channel_unbench::<U, E>"
     )
 )]
 pub async fn pool_channel<U: HasKeyVault, E: From<CommandError>>(
@@ -174,7 +176,8 @@ pub async fn pool_channel_list<U: HasKeyVault, E: From<CommandError>>(
     subcommands(
         "pool_server_add::<U, E>",
         "pool_server_remove::<U, E>",
-        "pool_server_list::<U, E>"
+        "pool_server_list::<U, E>",
+        "pool_server_unbench::<U, E>"
     )
 )]
 pub async fn pool_server<U: HasKeyVault, E: From<CommandError>>(
@@ -246,6 +249,100 @@ pub async fn pool_server_list<U: HasKeyVault, E: From<CommandError>>(
         Some(pool) => list(ctx, pool, service.as_deref()).await,
         None => Ok(()),
     }
+}
+
+/// Put a benched key of the bot's global pool back in use (bot admins).
+#[poise::command(
+    slash_command,
+    rename = "unbench",
+    check = "checks::global_pool_manager",
+    ephemeral
+)]
+pub async fn pool_unbench<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service the key is for"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+    #[description = "The key id, as the pool list shows it"]
+    #[autocomplete = "autocomplete::global_key_id"]
+    key_id: String,
+) -> Result<(), E> {
+    unbench(ctx, Pool::Global, &service, &key_id).await
+}
+
+/// Put a benched key of this channel's pool back in use (Manage Channels).
+#[poise::command(
+    slash_command,
+    rename = "unbench",
+    check = "checks::channel_pool_manager",
+    ephemeral
+)]
+pub async fn pool_channel_unbench<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service the key is for"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+    #[description = "The key id, as the pool list shows it"]
+    #[autocomplete = "autocomplete::channel_key_id"]
+    key_id: String,
+) -> Result<(), E> {
+    unbench(
+        ctx,
+        Pool::Channel(ctx.channel_id().get()),
+        &service,
+        &key_id,
+    )
+    .await
+}
+
+/// Put a benched key of this server's pool back in use (Manage Server).
+#[poise::command(
+    slash_command,
+    rename = "unbench",
+    check = "checks::guild_pool_manager",
+    ephemeral
+)]
+pub async fn pool_server_unbench<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service the key is for"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+    #[description = "The key id, as the pool list shows it"]
+    #[autocomplete = "autocomplete::server_key_id"]
+    key_id: String,
+) -> Result<(), E> {
+    match server_pool(ctx) {
+        Some(pool) => unbench(ctx, pool, &service, &key_id).await,
+        None => Ok(()),
+    }
+}
+
+async fn unbench<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    pool: Pool,
+    service: &str,
+    key_id: &str,
+) -> Result<(), E> {
+    let vault = ctx.data().key_vault();
+    let service = service.trim().to_lowercase();
+    let key_id = key_id.trim().to_lowercase();
+    let name = vault.catalogue().display_name(&service).to_owned();
+    let was_benched = vault
+        .clear_pool_key_bench(pool, &service, &key_id)
+        .await
+        .map_err(CommandError::from)?;
+    let text = if was_benched {
+        format!(
+            "The {name} key `{key_id}` of {} is off the bench: draws use it again.",
+            pool_name(pool)
+        )
+    } else {
+        format!(
+            "The {name} key `{key_id}` of {} was not benched, so nothing changed.",
+            pool_name(pool)
+        )
+    };
+    reply::ephemeral(ctx, &text).await
 }
 
 async fn add<U: HasKeyVault, E: From<CommandError>>(

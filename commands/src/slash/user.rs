@@ -231,6 +231,23 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
             names(&choice.off)
         );
     }
+    match vault.default_key_usage(ctx.author().id.get(), None).await {
+        Ok(usage) if !usage.is_empty() => {
+            text.push_str("\nYour shared-key uses today:");
+            for tool in usage {
+                let resets = tool.resets_in.map_or_else(String::new, |left| {
+                    format!(", resets in {}", stargazer_keys::human_duration(left))
+                });
+                let _ = write!(
+                    text,
+                    "\n• `{}`: {} of {}{resets}",
+                    tool.tool, tool.count, tool.limit
+                );
+            }
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "cannot read a user's shared-key uses"),
+    }
     if available.is_empty() {
         text.push_str("\nNo shared keys are available in this channel.");
     } else {
