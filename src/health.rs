@@ -134,7 +134,7 @@ impl BenchReason {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         [
             BenchReason::RateLimited,
             BenchReason::QuotaExhausted,

@@ -54,6 +54,7 @@ mod key_store;
 mod messages;
 mod metrics;
 mod pg_keys;
+mod pool_log;
 mod quota;
 mod secret;
 pub mod storage;
@@ -98,3 +99,4 @@ pub use data_keys::{
 };
 pub use key_store::KeyStore;
 pub use pg_keys::{CopyReport, PgDataKeyStore, PgError};
+pub use pool_log::{POOL_LOG_MAX, PoolAction, PoolLogEntry};

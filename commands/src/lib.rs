@@ -40,9 +40,10 @@ pub use context::KeyContext;
 pub use error::{CommandError, UserFacing, on_error};
 pub use slash::modal;
 pub use slash::pool::{
-    pool, pool_add, pool_channel, pool_channel_add, pool_channel_list, pool_channel_remove,
-    pool_channel_unbench, pool_list, pool_remove, pool_server, pool_server_add, pool_server_list,
-    pool_server_remove, pool_server_unbench, pool_unbench,
+    pool, pool_add, pool_channel, pool_channel_add, pool_channel_list, pool_channel_log,
+    pool_channel_remove, pool_channel_unbench, pool_list, pool_log, pool_remove, pool_server,
+    pool_server_add, pool_server_list, pool_server_log, pool_server_remove, pool_server_unbench,
+    pool_unbench,
 };
 // Defined in the core since the key-use flow moved there; re-exported for sibling modules.
 pub use slash::user::{

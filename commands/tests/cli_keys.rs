@@ -375,6 +375,34 @@ fn pool_unbench_says_whether_the_key_was_benched() {
             .ok(&args)
             .ends_with("was not benched; nothing changed.\n")
     );
+
+    let log = setup.json(&["pool", "log", "--json"]);
+    let seen: Vec<(&str, &Value)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry["action"].as_str().unwrap(), &entry["reason"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("unbenched", &Value::Null),
+            ("benched", &json!("unauthorized")),
+            ("added", &Value::Null)
+        ]
+    );
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|entry| entry["key_id"] == key_id
+                && entry["service"] == "brave"
+                && entry["actor"].is_null())
+    );
+    assert_eq!(
+        setup.ok(&["pool", "log", "--guild", "88"]),
+        "Nothing has happened in the pool of server 88 yet.\n"
+    );
 }
 
 #[test]

@@ -1306,6 +1306,83 @@ async fn a_server_admin_unbenches_a_revoked_key_and_draws_use_it_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_pools_log_shows_who_added_benched_unbenched_and_removed_which_key() {
+    bounded(async {
+        let bot = Bot::start().await;
+        let key = secret("logged");
+        bot.through_modal(
+            &server_manager(),
+            SlashCommand::new("pool server add").option("service", "brave"),
+            &[&key],
+        )
+        .await;
+        let key_id = bot
+            .vault
+            .list_pool_keys(Pool::Guild(GUILD), None)
+            .await
+            .unwrap()[0]
+            .key_id
+            .clone();
+        let drawn = bot
+            .vault
+            .get_user_api_key_in(Some(ALICE), "brave", Some(CHANNEL), Some(GUILD), true)
+            .await
+            .unwrap();
+        bot.vault
+            .report_key_outcome(
+                "brave",
+                &drawn,
+                stargazer_keys::KeyOutcome::from_http_status(429, Some("60")),
+            )
+            .await;
+        for command in ["pool server unbench", "pool server remove"] {
+            bot.answer(
+                &server_manager(),
+                SlashCommand::new(command)
+                    .option("service", "brave")
+                    .option("key_id", key_id.as_str()),
+            )
+            .await;
+        }
+        let refused = bot
+            .answer(&alice(), SlashCommand::new("pool server log"))
+            .await;
+        assert!(!refused.content().unwrap().contains(key_id.as_str()));
+        let log = bot
+            .answer(&server_manager(), SlashCommand::new("pool server log"))
+            .await;
+        let text = log.content().unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "What happened in this server's pool, newest first:"
+        );
+        let line = |what: &str| format!("the Brave Search key `{key_id}` was {what}");
+        assert!(
+            lines[1].ends_with(&line(&format!("removed by <@{BOB}>"))),
+            "{text}"
+        );
+        assert!(
+            lines[2].ends_with(&line(&format!("unbenched by <@{BOB}>"))),
+            "{text}"
+        );
+        assert!(
+            lines[3].ends_with(&line("benched (rate-limited by the service (429))")),
+            "{text}"
+        );
+        assert!(
+            lines[4].ends_with(&line(&format!("added by <@{BOB}>"))),
+            "{text}"
+        );
+        assert_eq!(lines.len(), 5, "{text}");
+        bot.assert_no_leak(&[&key]);
+        bot.assert_every_reply_ephemeral();
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_user_api_keys_shows_todays_shared_key_uses_and_when_they_reset() {
     bounded(async {
         let brave = fake_brave().await;

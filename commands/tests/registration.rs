@@ -60,21 +60,26 @@ fn the_top_level_commands_are_the_designed_ones() {
 }
 
 #[test]
-fn pool_has_add_remove_list_unbench_and_the_channel_and_server_groups_with_the_same() {
+fn pool_has_add_remove_list_unbench_log_and_the_channel_and_server_groups_with_the_same() {
     let commands = registration();
     let pool = named(&commands, "pool");
     assert_eq!(
         option_names(pool),
-        ["add", "remove", "list", "unbench", "channel", "server"]
+        [
+            "add", "remove", "list", "unbench", "log", "channel", "server"
+        ]
     );
     let options = pool["options"].as_array().unwrap();
-    for leaf in ["add", "remove", "list", "unbench"] {
+    for leaf in ["add", "remove", "list", "unbench", "log"] {
         assert_eq!(named(options, leaf)["type"], 1, "{leaf} is a subcommand");
     }
     for group in ["channel", "server"] {
         let group = named(options, group);
         assert_eq!(group["type"], 2, "{group} is a subcommand group");
-        assert_eq!(option_names(group), ["add", "remove", "list", "unbench"]);
+        assert_eq!(
+            option_names(group),
+            ["add", "remove", "list", "unbench", "log"]
+        );
         for leaf in group["options"].as_array().unwrap() {
             assert_eq!(leaf["type"], 1);
         }

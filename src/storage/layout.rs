@@ -253,6 +253,21 @@ impl Layout {
         )
     }
 
+    /// The log of the global pool (see `crate::pool_log`).
+    pub fn global_pool_log_key(&self) -> String {
+        format!("{}:pool_log:global", self.prefix)
+    }
+
+    /// The log of a channel's pool.
+    pub fn channel_pool_log_key(&self, channel_id: u64) -> String {
+        format!("{}:pool_log:channel:{channel_id}", self.prefix)
+    }
+
+    /// The log of a server's pool.
+    pub fn guild_pool_log_key(&self, guild_id: u64) -> String {
+        format!("{}:pool_log:guild:{guild_id}", self.prefix)
+    }
+
     /// The marker `migrate` leaves once it has run: `refuse`, so that every process stops
     /// reading values in the original bot's formats.
     pub fn legacy_values_key(&self) -> String {

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::{KeyError, KeyVault, Pool, PoolKeyRef, ResolvedKey};
 use crate::health::{Bench, KeyOutcome, KeyUsage, Strike, USAGE_TTL_SECS, live_benches, unix_ms};
 use crate::ids::{IntoServiceId, PoolField};
+use crate::pool_log::PoolAction;
 use crate::storage::Layout;
 
 impl KeyVault {
@@ -77,7 +78,8 @@ impl KeyVault {
                 return;
             }
         };
-        let (service, pool, key_id) = (service.as_str(), key.pool, key.key_id.as_str());
+        let service_id = service;
+        let (service, pool, key_id) = (service_id.as_str(), key.pool, key.key_id.as_str());
         let now = OffsetDateTime::now_utc();
         let mut increments = vec![(Layout::pool_uses_field(key_id), 1)];
         if outcome.is_key_failure() {
@@ -125,7 +127,17 @@ impl KeyVault {
             )
             .await
         {
-            Ok(_) => {
+            Ok(set) => {
+                if set {
+                    self.log_pool_event(
+                        pool,
+                        reporter,
+                        PoolAction::Benched(reason),
+                        &service_id,
+                        &key.key_id,
+                    )
+                    .await;
+                }
                 crate::metrics::pool_bench(reason);
                 tracing::warn!(
                     %pool,
@@ -219,6 +231,19 @@ impl KeyVault {
         service: impl IntoServiceId,
         key_id: &str,
     ) -> Result<bool, KeyError> {
+        self.clear_pool_key_bench_by(pool, service, key_id, None)
+            .await
+    }
+
+    /// [`KeyVault::clear_pool_key_bench`] by a user, whom the pool's log names (`None`: the
+    /// operator).
+    pub async fn clear_pool_key_bench_by(
+        &self,
+        pool: Pool,
+        service: impl IntoServiceId,
+        key_id: &str,
+        actor: Option<u64>,
+    ) -> Result<bool, KeyError> {
         let service = service.into_service_id()?;
         let key_id = PoolField::new(key_id)?;
         let key = pool.bench_key(&self.inner.layout, &service);
@@ -227,6 +252,10 @@ impl KeyVault {
             .await?
             .contains_key(key_id.as_str());
         self.inner.storage.hdel(&key, &key_id).await?;
+        if was_live {
+            self.log_pool_event(pool, actor, PoolAction::Unbenched, &service, &key_id)
+                .await;
+        }
         Ok(was_live)
     }
 

@@ -27,6 +27,7 @@ mod key_use;
 mod migrate;
 mod payload;
 mod pool;
+mod pool_log;
 mod pools;
 mod quota;
 mod rekey;

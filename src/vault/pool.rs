@@ -69,6 +69,15 @@ impl Pool {
         }
     }
 
+    /// The hash of the pool's log.
+    pub(crate) fn log_key(&self, layout: &Layout) -> String {
+        match self {
+            Pool::Global => layout.global_pool_log_key(),
+            Pool::Channel(id) => layout.channel_pool_log_key(*id),
+            Pool::Guild(id) => layout.guild_pool_log_key(*id),
+        }
+    }
+
     /// The hash of the pool's per-key counters for `service` on `day` (UTC).
     pub(crate) fn usage_key(&self, layout: &Layout, service: &str, day: time::Date) -> String {
         match self {

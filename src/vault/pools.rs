@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use crate::health::{Bench, live_benches};
 use crate::ids::{IntoServiceId, KeyId, PoolField, ServiceId};
 use crate::key_check::KeyCheck;
+use crate::pool_log::PoolAction;
 use crate::secret::ApiKey;
 use crate::storage::ResolveRequest;
 
@@ -101,8 +102,14 @@ impl KeyVault {
                 (key_id.to_string(), sealed)
             })
             .await?;
+        let key_id = PoolField::new(&key_id)?;
+        if added {
+            let actor = (contributor != 0).then_some(contributor);
+            self.log_pool_event(pool, actor, PoolAction::Added, service, &key_id)
+                .await;
+        }
         Ok(PoolAdd {
-            key_id: PoolField::new(&key_id)?,
+            key_id,
             masked: masked_value(service, secret),
             added,
             check,
@@ -169,6 +176,18 @@ impl KeyVault {
         service: impl IntoServiceId,
         key_id: &str,
     ) -> Result<bool, KeyError> {
+        self.remove_pool_key_by(pool, service, key_id, None).await
+    }
+
+    /// [`KeyVault::remove_pool_key`] by a user, whom the pool's log names (`None`: the
+    /// operator).
+    pub async fn remove_pool_key_by(
+        &self,
+        pool: Pool,
+        service: impl IntoServiceId,
+        key_id: &str,
+        actor: Option<u64>,
+    ) -> Result<bool, KeyError> {
         let service = &service.into_service_id()?;
         let key_id = PoolField::new(key_id)?;
         let removed = self
@@ -191,6 +210,8 @@ impl KeyVault {
             // A stale bench entry expires on its own.
             tracing::debug!(%pool, %service, %key_id, error = %err, "cannot clear a removed key's bench");
         }
+        self.log_pool_event(pool, actor, PoolAction::Removed, service, &key_id)
+            .await;
         Ok(removed)
     }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 use stargazer_keys::MigrationReport;
-use stargazer_keys::{ApiKey, Checkpoint, Config, KeyError, KeyVault, Pool};
+use stargazer_keys::{ApiKey, Checkpoint, Config, KeyError, KeyVault, Pool, PoolAction};
 use stargazer_keys::{GITEA_SERVICE, GiteaPolicy, GiteaSource};
 use zeroize::Zeroizing;
 
@@ -109,6 +109,14 @@ pub enum PoolCommand {
     /// Takes the key off the bench a failed call put it on, so draws use it again in every
     /// process. Says whether it was benched, and exits 0 either way.
     Unbench(PoolRemoveArgs),
+
+    /// Show a pool's log: who added, removed, benched or unbenched which key, and when
+    ///
+    /// Newest first; never a key, only key ids. The log keeps the newest 200 entries of each
+    /// pool. With --json: an array of objects {"at" (RFC 3339), "actor" (the Discord id as a
+    /// string, or null for the operator and the bot), "action" ("added", "removed",
+    /// "benched", "unbenched"), "reason" (a bench's reason, else null), "service", "key_id"}.
+    Log(PoolLogArgs),
 }
 
 /// Options of `user set`.
@@ -206,6 +214,20 @@ pub struct PoolRemoveArgs {
     guild: Option<u64>,
 }
 
+/// Options of `pool log`.
+#[derive(Debug, clap::Args)]
+pub struct PoolLogArgs {
+    /// The channel whose pool's log to show (default: the global pool)
+    #[arg(long, value_name = "ID", value_parser = parse_id, conflicts_with = "guild")]
+    channel: Option<u64>,
+    /// The server whose pool's log to show (default: the global pool)
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    guild: Option<u64>,
+    /// Print a JSON array of {"at", "actor", "action", "reason", "service", "key_id"}
+    #[arg(long)]
+    json: bool,
+}
+
 /// Options of `resolve`.
 #[derive(Debug, clap::Args)]
 pub struct ResolveArgs {
@@ -258,6 +280,7 @@ pub async fn pool(config: &Config, command: PoolCommand) -> Result<ExitCode, Err
         PoolCommand::List(args) => pool_list(config, &args).await,
         PoolCommand::Remove(args) => pool_remove(config, &args).await,
         PoolCommand::Unbench(args) => pool_unbench(config, &args).await,
+        PoolCommand::Log(args) => pool_log(config, &args).await,
     }
 }
 
@@ -558,6 +581,51 @@ async fn pool_unbench(config: &Config, args: &PoolRemoveArgs) -> Result<ExitCode
             args.key_id
         )
     })
+}
+
+async fn pool_log(config: &Config, args: &PoolLogArgs) -> Result<ExitCode, Error> {
+    let vault = open_existing_vault(config).await?;
+    let pool = pool_of(args.channel, args.guild);
+    let entries = vault.pool_log(pool, stargazer_keys::POOL_LOG_MAX).await?;
+    let action_of = |entry: &stargazer_keys::PoolLogEntry| match entry.action {
+        PoolAction::Added => ("added", None),
+        PoolAction::Removed => ("removed", None),
+        PoolAction::Benched(reason) => ("benched", Some(reason.as_str())),
+        PoolAction::Unbenched => ("unbenched", None),
+    };
+    if args.json {
+        let entries: Vec<Value> = entries
+            .iter()
+            .map(|entry| {
+                let (action, reason) = action_of(entry);
+                json!({
+                    "at": rfc3339(Some(entry.at)),
+                    "actor": entry.actor.map(|id| id.to_string()),
+                    "action": action,
+                    "reason": reason,
+                    "service": entry.service,
+                    "key_id": entry.key_id,
+                })
+            })
+            .collect();
+        return print(&Value::from(entries).to_string());
+    }
+    if entries.is_empty() {
+        return print(&format!("Nothing has happened in {pool} yet."));
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|entry| {
+            vec![
+                rfc3339(Some(entry.at)).unwrap_or_default(),
+                entry.actor.map_or("-".to_owned(), |id| id.to_string()),
+                entry.action.to_string(),
+                entry.service.to_string(),
+                entry.key_id.to_string(),
+            ]
+        })
+        .collect();
+    print(&table(&["AT", "BY", "WHAT", "SERVICE", "KEY ID"], &rows))
 }
 
 /// Shows which key a user would get for a service, and from where. Finding none is an

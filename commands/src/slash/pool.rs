@@ -31,6 +31,7 @@ fn pool_name(pool: Pool) -> &'static str {
         "pool_remove::<U, E>",
         "pool_list::<U, E>",
         "pool_unbench::<U, E>",
+        "pool_log::<U, E>",
         "pool_channel::<U, E>",
         "pool_server::<U, E>"
     )
@@ -98,7 +99,8 @@ pub async fn pool_list<U: HasKeyVault, E: From<CommandError>>(
         "pool_channel_add::<U, E>",
         "pool_channel_remove::<U, E>",
         "pool_channel_list::<U, E>",
-        "pool_channel_unbench::<U, E>"
+        "pool_channel_unbench::<U, E>",
+        "pool_channel_log::<U, E>"
     )
 )]
 pub async fn pool_channel<U: HasKeyVault, E: From<CommandError>>(
@@ -177,7 +179,8 @@ pub async fn pool_channel_list<U: HasKeyVault, E: From<CommandError>>(
         "pool_server_add::<U, E>",
         "pool_server_remove::<U, E>",
         "pool_server_list::<U, E>",
-        "pool_server_unbench::<U, E>"
+        "pool_server_unbench::<U, E>",
+        "pool_server_log::<U, E>"
     )
 )]
 pub async fn pool_server<U: HasKeyVault, E: From<CommandError>>(
@@ -317,6 +320,87 @@ pub async fn pool_server_unbench<U: HasKeyVault, E: From<CommandError>>(
     }
 }
 
+/// The log of the bot's global pool: adds, removes, benches (bot admins).
+#[poise::command(
+    slash_command,
+    rename = "log",
+    check = "checks::global_pool_manager",
+    ephemeral
+)]
+pub async fn pool_log<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+) -> Result<(), E> {
+    log(ctx, Pool::Global).await
+}
+
+/// The log of this channel's pool: adds, removes, benches (Manage Channels).
+#[poise::command(
+    slash_command,
+    rename = "log",
+    check = "checks::channel_pool_manager",
+    ephemeral
+)]
+pub async fn pool_channel_log<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+) -> Result<(), E> {
+    log(ctx, Pool::Channel(ctx.channel_id().get())).await
+}
+
+/// The log of this server's pool: adds, removes, benches (Manage Server).
+#[poise::command(
+    slash_command,
+    rename = "log",
+    check = "checks::guild_pool_manager",
+    ephemeral
+)]
+pub async fn pool_server_log<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+) -> Result<(), E> {
+    match server_pool(ctx) {
+        Some(pool) => log(ctx, pool).await,
+        None => Ok(()),
+    }
+}
+
+/// How many entries a `log` reply shows.
+const LOG_SHOWN: usize = 25;
+
+async fn log<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    pool: Pool,
+) -> Result<(), E> {
+    let vault = ctx.data().key_vault();
+    let entries = vault
+        .pool_log(pool, LOG_SHOWN)
+        .await
+        .map_err(CommandError::from)?;
+    let mut text = if entries.is_empty() {
+        format!("Nothing has happened in {} yet.", pool_name(pool))
+    } else {
+        format!("What happened in {}, newest first:", pool_name(pool))
+    };
+    for entry in entries {
+        let what = match (entry.action, entry.actor) {
+            (stargazer_keys::PoolAction::Benched(reason), Some(id)) => {
+                format!("benched ({}) after a call of <@{id}>", reason.describe())
+            }
+            (stargazer_keys::PoolAction::Benched(reason), None) => {
+                format!("benched ({})", reason.describe())
+            }
+            (action, Some(id)) => format!("{action} by <@{id}>"),
+            (action, None) => format!("{action} by the operator"),
+        };
+        let _ = write!(
+            text,
+            "\n• <t:{}:f>: the {} key `{}` was {what}",
+            entry.at.unix_timestamp(),
+            vault.catalogue().display_name(&entry.service),
+            entry.key_id
+        );
+    }
+    reply::ephemeral(ctx, &text).await
+}
+
 async fn unbench<U: HasKeyVault, E: From<CommandError>>(
     ctx: Context<'_, U, E>,
     pool: Pool,
@@ -328,7 +412,7 @@ async fn unbench<U: HasKeyVault, E: From<CommandError>>(
     let key_id = key_id.trim().to_lowercase();
     let name = vault.catalogue().display_name(&service).to_owned();
     let was_benched = vault
-        .clear_pool_key_bench(pool, &service, &key_id)
+        .clear_pool_key_bench_by(pool, &service, &key_id, Some(ctx.author().id.get()))
         .await
         .map_err(CommandError::from)?;
     let text = if was_benched {
@@ -412,7 +496,7 @@ async fn remove<U: HasKeyVault, E: From<CommandError>>(
     let key_id = key_id.trim().to_lowercase();
     let name = vault.catalogue().display_name(&service).to_owned();
     let removed = vault
-        .remove_pool_key(pool, &service, &key_id)
+        .remove_pool_key_by(pool, &service, &key_id, Some(ctx.author().id.get()))
         .await
         .map_err(CommandError::from)?;
     let text = if removed {
