@@ -318,7 +318,12 @@ impl Catalogue {
         let text = std::fs::read_to_string(path).map_err(|err| fail(err.to_string()))?;
         let file: CatalogueFile =
             toml::from_str(&text).map_err(|err| fail(err.message().to_owned()))?;
-        for service in file.service {
+        for mut service in file.service {
+            // A file cannot say what the form asks for (that is set in code): a service it
+            // redefines keeps the form it had (Gitea its base URL).
+            if let Some(earlier) = self.services.get(&service.id) {
+                service.form = earlier.form;
+            }
             self.insert(service);
         }
         Ok(())
@@ -403,6 +408,23 @@ mod tests {
         assert!(err.ends_with("the services are: anthropic, brave, elevenlabs, gemini, gitea, github, openai, openrouter, youtube"), "{err}");
         let err = catalogue.lookup("x\u{202e}y").unwrap_err().to_string();
         assert!(err.contains("`x\\u{202e}y`"), "{err}");
+    }
+
+    #[test]
+    fn a_services_file_that_redefines_gitea_keeps_its_base_url_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("services.toml");
+        std::fs::write(
+            &path,
+            "[[service]]\nid = \"gitea\"\ndisplay_name = \"Our Gitea\"\n",
+        )
+        .unwrap();
+        let mut catalogue = Catalogue::builtin();
+        catalogue.load_file(&path).unwrap();
+        let gitea = catalogue.get("gitea").unwrap();
+        assert_eq!(gitea.display_name, "Our Gitea");
+        assert_eq!(gitea.form, KeyForm::TokenAndBaseUrl);
+        assert_eq!(gitea.form_fields().len(), 2);
     }
 
     #[test]

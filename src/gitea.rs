@@ -1,8 +1,9 @@
 //! Gitea credentials: a token and the base URL of the Gitea instance it belongs to.
 //!
 //! A stored Gitea value is either a plain token or JSON `{"token": "...", "base_url": "..."}`.
-//! Resolution: user -> channel pool -> global pool -> `GITEA_TOKEN` -> `GITEA_TOKEN_FILE`
-//! (default `data/gitea_token`). A plain token takes its base URL from `GITEA_BASE_URL`
+//! Resolution: user -> channel pool -> server pool -> global pool -> `GITEA_TOKEN` ->
+//! `GITEA_TOKEN_FILE` (default `data/gitea_token`); only the user's own when they turned shared
+//! keys off. A plain token takes its base URL from `GITEA_BASE_URL`
 //! (default `https://git.neko.li`).
 
 use serde::{Deserialize, Serialize};

@@ -1,14 +1,15 @@
 //! stargazer-keys: bring-your-own and pooled third-party API keys for Discord bots.
 //!
 //! Users keep their own keys (they follow them across channels and servers); admins keep shared
-//! pools, global or per channel. Secrets are sealed with AES-256-GCM under per-owner data keys
+//! pools, global, per server or per channel. Secrets are sealed with AES-256-GCM under per-owner data keys
 //! that live in SQLite (or PostgreSQL), wrapped by a master key; sealed values live in Redis
 //! under the layout of the original Python bot (or in the same SQLite file when there is no
 //! Redis).
 //!
 //! Open one [`KeyVault`] from the settings and share it. The call a tool makes is
 //! [`KeyVault::with_api_key`]: it resolves the caller's key (their own, then the channel's
-//! pool, the global pool, the operator's environment), holds a shared key to its daily limit,
+//! pool, the server's pool, the global pool, the operator's environment; only their own when
+//! they turned shared keys off), holds a shared key to its daily limit,
 //! runs the call, and counts the use only when the call succeeded.
 //!
 //! ```no_run

@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use crate::health::BenchReason;
 use crate::ids::{PoolField, ServiceId};
 
-/// How many entries a pool's log keeps (the oldest go first).
+/// How many entries of a pool's log are read back, newest first; storage holds at most a
+/// quarter more before the oldest are deleted.
 pub const POOL_LOG_MAX: usize = 200;
 
 /// What happened to a pool key.

@@ -56,7 +56,11 @@ async fn failover_under_load(durable: bool) -> Outcome {
     if durable {
         builder = builder
             .env("STARGAZER_REDIS_DURABLE_REPLICAS", "1")
-            .env("STARGAZER_REDIS_DURABLE_WAIT_MS", "200");
+            // Generous: on a loaded 2-core machine a healthy replica's confirmation (and the
+            // reply to WAIT) can take longer than 200 ms, and then every write is refused,
+            // not only the frozen master's.
+            .env("STARGAZER_REDIS_DURABLE_WAIT_MS", "1000")
+            .env("STARGAZER_REDIS_RESPONSE_TIMEOUT_MS", "5000");
     }
     let fx = builder.open().await;
     let started = Instant::now();
@@ -245,7 +249,11 @@ async fn failover_after_a_lagging_replica(durable: bool) -> LagOutcome {
     if durable {
         builder = builder
             .env("STARGAZER_REDIS_DURABLE_REPLICAS", "1")
-            .env("STARGAZER_REDIS_DURABLE_WAIT_MS", "200");
+            // Generous: on a loaded 2-core machine a healthy replica's confirmation (and the
+            // reply to WAIT) can take longer than 200 ms, and then every write is refused,
+            // not only the frozen master's.
+            .env("STARGAZER_REDIS_DURABLE_WAIT_MS", "1000")
+            .env("STARGAZER_REDIS_RESPONSE_TIMEOUT_MS", "5000");
     }
     let fx = builder.open().await;
     let master = (0..cluster.nodes().len())

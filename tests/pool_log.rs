@@ -114,3 +114,24 @@ contract!(
         );
     }
 );
+
+contract!(
+    unbenching_text_that_is_no_key_id_refuses_without_echoing_it,
+    |backend| async move {
+        let fx = Fixture::new(backend).await;
+        let pasted = "sk-live-pasted-by-mistake-0123456789";
+        let err = fx
+            .vault
+            .clear_pool_key_bench_by(Pool::Global, "brave", pasted, Some(ADMIN))
+            .await
+            .unwrap_err();
+        assert!(!err.to_string().contains("0123456789"), "{err}");
+        assert!(
+            fx.vault
+                .pool_log(Pool::Global, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+);

@@ -175,3 +175,31 @@ key_contract!(
         assert!(usage.iter().all(|tool| tool.count == 0), "{usage:?}");
     }
 );
+
+key_contract!(
+    gitea_with_shared_keys_off_never_falls_to_the_operators_token_file,
+    |backend| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gitea_token");
+        std::fs::write(&file, "operator-gitea-token-0000").unwrap();
+        let fx = Fixture::builder(backend)
+            .env("GITEA_TOKEN_FILE", file.to_str().unwrap())
+            .open()
+            .await;
+        let found = |vault: stargazer_keys::KeyVault| async move {
+            vault
+                .get_gitea_credentials_in(Some(ALICE), None, None, true)
+                .await
+                .map(|c| c.source)
+        };
+        assert_eq!(
+            found(fx.vault.clone()).await,
+            Some(stargazer_keys::GiteaSource::TokenFile)
+        );
+        fx.vault
+            .set_shared_keys(ALICE, Some("gitea"), false)
+            .await
+            .unwrap();
+        assert_eq!(found(fx.vault.clone()).await, None);
+    }
+);

@@ -110,7 +110,8 @@ impl KeyContext {
             .await;
     }
 
-    /// The message for a service with no key.
+    /// The message for a service with no key. (It does not know a user's choice to use only
+    /// their own key: [`KeyContext::with_api_key`] gives the message that does.)
     pub fn missing_key_message(&self, service: &str) -> String {
         self.vault.catalogue().missing_api_key_error(service)
     }

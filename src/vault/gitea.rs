@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::resolve::Resolution;
 use super::{KeyError, KeyVault, UserKeyInfo};
 use crate::config::{DEFAULT_GITEA_BASE_URL, DEFAULT_GITEA_TOKEN_FILE};
 use crate::gitea::{GITEA_SERVICE, GiteaCredentials, GiteaPolicy, GiteaSource};
@@ -40,7 +41,9 @@ impl KeyVault {
     }
 
     /// Resolves Gitea credentials: user -> channel pool -> global pool -> environment
-    /// (`GITEA_TOKEN`) -> the token file (`GITEA_TOKEN_FILE`, default `data/gitea_token`).
+    /// (with [`KeyVault::get_gitea_credentials_in`], the server's pool after the channel's)
+    /// (`GITEA_TOKEN`) -> the token file (`GITEA_TOKEN_FILE`, default `data/gitea_token`); only
+    /// the user's own for a user who turned shared keys off.
     /// Stored values are checked again as on their way in; a shared one may only name a host
     /// of `STARGAZER_GITEA_POOL_HOSTS`. A value that fails is not used (logged), and the token
     /// file is tried instead.
@@ -64,15 +67,17 @@ impl KeyVault {
         fallback_to_pool: bool,
     ) -> Option<GiteaCredentials> {
         let policy = self.gitea_policy();
-        if let Some(resolved) = self
-            .get_user_api_key_in(
-                user_id,
-                GITEA_SERVICE,
-                channel_id,
-                guild_id,
-                fallback_to_pool,
-            )
-            .await
+        let service = crate::ids::ServiceId::from_static(GITEA_SERVICE);
+        let resolution = self
+            .resolution(user_id, &service, channel_id, guild_id, fallback_to_pool)
+            .await;
+        let resolved = match resolution {
+            Resolution::Found(resolved) => Some(resolved),
+            // The token file is the operator's, a shared key too.
+            Resolution::SharedKeysOff => return None,
+            Resolution::Nothing => None,
+        };
+        if let Some(resolved) = resolved
             && let Some((token, base_url)) =
                 policy.parse_value(resolved.key.expose(), resolved.source().is_shared())
         {

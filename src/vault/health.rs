@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{KeyError, KeyVault, Pool, PoolKeyRef, ResolvedKey};
 use crate::health::{Bench, KeyOutcome, KeyUsage, Strike, USAGE_TTL_SECS, live_benches, unix_ms};
-use crate::ids::{IntoServiceId, PoolField};
+use crate::ids::{IntoServiceId, KeyId, PoolField};
 use crate::pool_log::PoolAction;
 use crate::storage::Layout;
 
@@ -255,6 +255,10 @@ impl KeyVault {
         if was_live {
             self.log_pool_event(pool, actor, PoolAction::Unbenched, &service, &key_id)
                 .await;
+        } else {
+            // Not benched and not a key id: perhaps a key pasted by mistake. Refuse it
+            // without echoing it.
+            KeyId::new(&key_id)?;
         }
         Ok(was_live)
     }

@@ -1,9 +1,11 @@
-//! The key vault: users' own keys, global and channel pools, and key resolution.
+//! The key vault: users' own keys, global, server and channel pools, and key resolution.
 //!
 //! One concept per file: `resolve` (the order of the tiers, in one round trip), `hints` (which
-//! users have their own key), `user_keys`, `pool` and `pools`, `sealing` (sealing under the
-//! current data key, opening under whichever sealed), `payload` (the `p1;` format inside a
-//! `v4:` value), `checks` (syntax checks of what users type), `migrate`, `rekey`, `error`.
+//! users have their own key), `user_keys`, `shared_keys` (a user's choice to use only their own
+//! key), `pool` and `pools`, `pool_log`, `health` (benches and strikes), `quota`, `key_use`
+//! (the flow a tool's call takes), `sealing` (sealing under the current data key, opening under
+//! whichever sealed), `payload` (the `p1;` format inside a `v4:` value), `checks` (the syntax
+//! check of a secret), `gitea`, `key_check`, `migrate`, `rekey`, `error`.
 
 use std::fmt;
 use std::sync::Arc;

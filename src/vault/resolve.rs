@@ -138,7 +138,7 @@ impl KeyVault {
     /// benched pool key ([`KeyVault::report_key_outcome`]) or a value that does not open is
     /// skipped; storage failures fall through to the environment. Never returns another
     /// user's key. A user who turned shared keys off ([`KeyVault::set_shared_keys`]) gets
-    /// only their own key.
+    /// only their own key (or, when storage cannot be read at all, the environment's).
     pub async fn get_user_api_key(
         &self,
         user_id: Option<u64>,

@@ -1,6 +1,8 @@
 //! A user's choice to use only their own key: per service, or for every service. With shared
 //! keys off, a resolution that finds no key of the user's own stops there (no pool, no
-//! operator key), and the flow says why.
+//! operator key), and the flow says why. One exception: when storage cannot be read at all,
+//! the resolution falls to the operator's environment key as it always has (the choice cannot
+//! be read either, and that key is the operator's, never another user's).
 
 use crate::ids::{IntoServiceId, ServiceId};
 use crate::storage::Layout;
@@ -71,12 +73,18 @@ impl KeyVault {
                     .await?;
             }
             None => {
-                self.inner.storage.del(&hash).await?;
-                if !allowed {
-                    self.inner
-                        .storage
-                        .hset(&hash, &Layout::shared_keys_field(EVERY_SERVICE), OFF)
-                        .await?;
+                // The choice for all first, then the per-service ones go: a failure between
+                // the two leaves shared keys off where they were off, never on.
+                let all = Layout::shared_keys_field(EVERY_SERVICE);
+                if allowed {
+                    self.inner.storage.del(&hash).await?;
+                } else {
+                    self.inner.storage.hset(&hash, &all, OFF).await?;
+                    for (field, _) in self.inner.storage.hgetall(&hash).await? {
+                        if field != all {
+                            self.inner.storage.hdel(&hash, &field).await?;
+                        }
+                    }
                 }
             }
         }

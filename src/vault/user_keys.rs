@@ -157,7 +157,9 @@ impl KeyVault {
 
     /// Erases every key of the user. The data key goes first (the crypto-shred: from then on
     /// no copy of the values opens anywhere, backups and replicas included, and every other
-    /// process drops its cached copy within 1 s), then the values themselves.
+    /// process drops its cached copy within 1 s), then the user's settings (a choice to use
+    /// only their own keys goes too; a failure to delete them is logged, they hold no secret),
+    /// then the values themselves.
     ///
     /// On error, the error says what was done: [`KeyError::Storage`] or [`KeyError::DataKeys`]
     /// when nothing was changed, [`KeyError::ValuesRemain`] when the data key is destroyed

@@ -193,9 +193,13 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
         }
     });
     let shared: Vec<(ServiceId, Option<KeySource>)> = futures_util::future::join_all(lookups).await;
+    let choice = vault
+        .shared_key_choice(ctx.author().id.get())
+        .await
+        .map_err(CommandError::from)?;
     let available: Vec<String> = shared
         .iter()
-        .filter(|(_, source)| source.is_some())
+        .filter(|(id, source)| source.is_some() && choice.allows(id))
         .map(|(id, source)| {
             format!(
                 "{} ({})",
@@ -204,10 +208,6 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
             )
         })
         .collect();
-    let choice = vault
-        .shared_key_choice(ctx.author().id.get())
-        .await
-        .map_err(CommandError::from)?;
     let names = |ids: &[ServiceId]| {
         ids.iter()
             .map(|id| vault.catalogue().display_name(id))
