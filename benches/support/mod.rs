@@ -216,21 +216,16 @@ pub async fn raw_hget(conn: &ConnectionManager, key: &str, field: &str) -> Optio
 }
 
 /// HGET of the user's field and HRANDFIELD `key 8 WITHVALUES` of each pool, in one pipeline:
-/// the reads the vault sends for one resolution.
+/// the reads the vault sent for one resolution before "only my key".
 pub async fn raw_pipeline3(
     conn: &ConnectionManager,
     user_hash: &str,
     pools: [&str; 2],
 ) -> (Option<String>, Entries, Entries) {
-    let mut pipe = redis::pipe();
-    pipe.cmd("HGET").arg(user_hash).arg(SERVICE);
-    for pool in pools {
-        pipe.cmd("HRANDFIELD")
-            .arg(pool)
-            .arg(POOL_SAMPLE)
-            .arg("WITHVALUES");
-    }
-    pipe.query_async(&mut conn.clone()).await.expect("pipeline")
+    raw_pipeline(user_hash, pools, false)
+        .query_async(&mut conn.clone())
+        .await
+        .expect("pipeline")
 }
 
 /// [`raw_pipeline3`] plus the HMGET of the user's settings (whether they turned shared keys
@@ -240,19 +235,29 @@ pub async fn raw_pipeline4(
     user_hash: &str,
     pools: [&str; 2],
 ) -> (Option<String>, Vec<Option<String>>, Entries, Entries) {
+    raw_pipeline(user_hash, pools, true)
+        .query_async(&mut conn.clone())
+        .await
+        .expect("pipeline")
+}
+
+/// The reads of one resolution, with or without the user's settings.
+fn raw_pipeline(user_hash: &str, pools: [&str; 2], settings: bool) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.cmd("HGET").arg(user_hash).arg(SERVICE);
-    pipe.cmd("HMGET")
-        .arg(format!("{{{user_hash}}}:settings"))
-        .arg(format!("shared_keys:{SERVICE}"))
-        .arg("shared_keys:*");
+    if settings {
+        pipe.cmd("HMGET")
+            .arg(format!("{{{user_hash}}}:settings"))
+            .arg(format!("shared_keys:{SERVICE}"))
+            .arg("shared_keys:*");
+    }
     for pool in pools {
         pipe.cmd("HRANDFIELD")
             .arg(pool)
             .arg(POOL_SAMPLE)
             .arg("WITHVALUES");
     }
-    pipe.query_async(&mut conn.clone()).await.expect("pipeline")
+    pipe
 }
 
 /// One raw INCR.

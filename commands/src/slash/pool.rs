@@ -401,34 +401,6 @@ async fn log<U: HasKeyVault, E: From<CommandError>>(
     reply::ephemeral(ctx, &text).await
 }
 
-async fn unbench<U: HasKeyVault, E: From<CommandError>>(
-    ctx: Context<'_, U, E>,
-    pool: Pool,
-    service: &str,
-    key_id: &str,
-) -> Result<(), E> {
-    let vault = ctx.data().key_vault();
-    let service = service.trim().to_lowercase();
-    let key_id = key_id.trim().to_lowercase();
-    let name = vault.catalogue().display_name(&service).to_owned();
-    let was_benched = vault
-        .clear_pool_key_bench_by(pool, &service, &key_id, Some(ctx.author().id.get()))
-        .await
-        .map_err(CommandError::from)?;
-    let text = if was_benched {
-        format!(
-            "The {name} key `{key_id}` of {} is off the bench: draws use it again.",
-            pool_name(pool)
-        )
-    } else {
-        format!(
-            "The {name} key `{key_id}` of {} was not benched, so nothing changed.",
-            pool_name(pool)
-        )
-    };
-    reply::ephemeral(ctx, &text).await
-}
-
 async fn add<U: HasKeyVault, E: From<CommandError>>(
     ctx: Context<'_, U, E>,
     pool: Pool,
@@ -485,30 +457,69 @@ async fn add<U: HasKeyVault, E: From<CommandError>>(
     Ok(())
 }
 
+/// What an admin does to one key of a pool, by its key id.
+#[derive(Clone, Copy)]
+enum KeyChange {
+    Remove,
+    Unbench,
+}
+
 async fn remove<U: HasKeyVault, E: From<CommandError>>(
     ctx: Context<'_, U, E>,
     pool: Pool,
     service: &str,
     key_id: &str,
 ) -> Result<(), E> {
+    change_key(ctx, pool, service, key_id, KeyChange::Remove).await
+}
+
+async fn unbench<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    pool: Pool,
+    service: &str,
+    key_id: &str,
+) -> Result<(), E> {
+    change_key(ctx, pool, service, key_id, KeyChange::Unbench).await
+}
+
+/// Removes or unbenches a key of `pool` as the author, and says whether anything changed.
+async fn change_key<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    pool: Pool,
+    service: &str,
+    key_id: &str,
+    change: KeyChange,
+) -> Result<(), E> {
     let vault = ctx.data().key_vault();
     let service = service.trim().to_lowercase();
     let key_id = key_id.trim().to_lowercase();
     let name = vault.catalogue().display_name(&service).to_owned();
-    let removed = vault
-        .remove_pool_key_by(pool, &service, &key_id, Some(ctx.author().id.get()))
-        .await
-        .map_err(CommandError::from)?;
-    let text = if removed {
-        format!(
-            "Removed the {name} key `{key_id}` from {}.",
-            pool_name(pool)
-        )
-    } else {
-        format!(
-            "There is no {name} key `{key_id}` in {}, so nothing changed.",
-            pool_name(pool)
-        )
+    let author = Some(ctx.author().id.get());
+    let changed = match change {
+        KeyChange::Remove => {
+            vault
+                .remove_pool_key_by(pool, &service, &key_id, author)
+                .await
+        }
+        KeyChange::Unbench => {
+            vault
+                .clear_pool_key_bench_by(pool, &service, &key_id, author)
+                .await
+        }
+    }
+    .map_err(CommandError::from)?;
+    let pool = pool_name(pool);
+    let text = match (change, changed) {
+        (KeyChange::Remove, true) => format!("Removed the {name} key `{key_id}` from {pool}."),
+        (KeyChange::Remove, false) => {
+            format!("There is no {name} key `{key_id}` in {pool}, so nothing changed.")
+        }
+        (KeyChange::Unbench, true) => {
+            format!("The {name} key `{key_id}` of {pool} is off the bench: draws use it again.")
+        }
+        (KeyChange::Unbench, false) => {
+            format!("The {name} key `{key_id}` of {pool} was not benched, so nothing changed.")
+        }
     };
     reply::ephemeral(ctx, &text).await
 }
