@@ -18,6 +18,7 @@ type ApplicationContext<'a> = poise::ApplicationContext<'a, (), Error>;
 const GUILD: u64 = 1_100_000_000_000_000_001;
 const CHANNEL: u64 = 1_100_000_000_000_000_002;
 const ALICE: u64 = 1_100_000_000_000_000_003;
+const BOB: u64 = 1_100_000_000_000_000_004;
 /// Every wait on the bot; generous for a loaded 2-core machine, short enough to fail fast.
 const WAIT: Duration = Duration::from_secs(10);
 /// The bound on a whole test: a broken fixture fails here, never hangs.
@@ -196,6 +197,26 @@ async fn pins(ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
+/// Sends the caller a direct message, and says ephemerally whether Discord took it.
+#[poise::command(slash_command)]
+async fn dm_me(ctx: Context<'_>) -> Result<(), Error> {
+    let sent = match ctx.author().id.create_dm_channel(ctx).await {
+        Ok(channel) => channel
+            .id
+            .say(ctx, "a secret, in private")
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    let reply = match sent {
+        Ok(()) => "sent you a DM".to_owned(),
+        Err(e) => format!("could not DM you: {e}"),
+    };
+    ctx.send(poise::CreateReply::default().content(reply).ephemeral(true))
+        .await?;
+    Ok(())
+}
+
 /// Starts a fresh fake Discord and the bot on it, and waits for its registration in the guild.
 async fn start_bot() -> TestBot {
     start_bot_registering(CommandScope::Guild(GUILD)).await
@@ -213,6 +234,7 @@ async fn start_bot_registering(scope: CommandScope) -> TestBot {
             forget(),
             slow(),
             pins(),
+            dm_me(),
         ],
         ..Default::default()
     };
@@ -221,6 +243,24 @@ async fn start_bot_registering(scope: CommandScope) -> TestBot {
 
 fn alice() -> Caller {
     Caller::in_guild(ALICE, "alice", GUILD, CHANNEL)
+}
+
+/// A serenity client for the fake's REST API alone, without a gateway or a bot.
+fn rest_client(fake: &FakeDiscord) -> serenity::Http {
+    serenity::HttpBuilder::new(fake.token())
+        .proxy(fake.http_url())
+        .ratelimiter_disabled(true)
+        .build()
+}
+
+/// The HTTP status and Discord's JSON error code of a failed REST call.
+fn discord_error(error: &serenity::Error) -> Option<(u16, isize)> {
+    match error {
+        serenity::Error::Http(serenity::HttpError::UnsuccessfulRequest(response)) => {
+            Some((response.status_code.as_u16(), response.error.code))
+        }
+        _ => None,
+    }
 }
 
 /// Runs a test body under [`TEST_BUDGET`].
@@ -249,7 +289,8 @@ async fn the_bot_registers_its_commands_in_the_guild() {
                 "set_gitea",
                 "forget",
                 "slow",
-                "pins"
+                "pins",
+                "dm_me"
             ]
         );
 
@@ -688,6 +729,203 @@ async fn a_dispatch_after_a_gap_in_the_sequence_numbers_is_still_handled() {
             .await
             .unwrap();
         assert_eq!(reply.content(), Some("pong"));
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_direct_message_reaches_its_user_and_is_recorded() {
+    bounded(async {
+        let fake = FakeDiscord::start().await.unwrap();
+        let http = rest_client(&fake);
+        let channel = serenity::UserId::new(ALICE)
+            .create_dm_channel(&http)
+            .await
+            .unwrap();
+        assert_eq!(channel.kind, serenity::ChannelType::Private);
+        assert_eq!(channel.recipient.id.get(), ALICE);
+        assert_eq!(fake.dm_channel(ALICE), Some(channel.id.get()));
+
+        let message = channel.id.say(&http, "hello").await.unwrap();
+        assert_eq!(message.channel_id, channel.id);
+        assert_eq!(message.content, "hello");
+        assert_eq!(message.author.id.get(), fake.bot_user_id());
+        assert_eq!(message.guild_id, None);
+
+        let received = fake.wait_direct_messages(ALICE, 1, WAIT).await.unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].user_id, ALICE);
+        assert_eq!(received[0].channel_id, channel.id.get());
+        assert_eq!(received[0].content(), Some("hello"));
+        assert_eq!(received[0].message_id, Some(message.id.get()));
+        assert!(received[0].delivered);
+
+        // A message with a file arrives as multipart; its `payload_json` is what is recorded.
+        let with_file = serenity::CreateMessage::new()
+            .content("your export")
+            .add_file(serenity::CreateAttachment::bytes(&b"{}"[..], "export.json"));
+        channel.id.send_message(&http, with_file).await.unwrap();
+        let received = fake.wait_direct_messages(ALICE, 2, WAIT).await.unwrap();
+        assert_eq!(received[1].content(), Some("your export"));
+
+        assert!(
+            fake.direct_messages().iter().all(|m| m.user_id == ALICE),
+            "{:?}",
+            fake.direct_messages()
+        );
+        assert!(fake.problems().is_empty(), "{:?}", fake.problems());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_user_keeps_one_dm_channel_of_their_own() {
+    bounded(async {
+        let fake = FakeDiscord::start().await.unwrap();
+        let http = rest_client(&fake);
+        let first = serenity::UserId::new(ALICE)
+            .create_dm_channel(&http)
+            .await
+            .unwrap();
+        let again = serenity::UserId::new(ALICE)
+            .create_dm_channel(&http)
+            .await
+            .unwrap();
+        let bob = serenity::UserId::new(BOB)
+            .create_dm_channel(&http)
+            .await
+            .unwrap();
+        assert_eq!(first.id, again.id);
+        assert_ne!(first.id, bob.id);
+        for other in [ALICE, BOB, fake.bot_user_id(), fake.application_id()] {
+            assert_ne!(first.id.get(), other);
+            assert_ne!(bob.id.get(), other);
+        }
+
+        // Each message lands with the user whose channel it went to.
+        bob.id.say(&http, "for bob").await.unwrap();
+        first.id.say(&http, "for alice").await.unwrap();
+        let alice_got = fake.wait_direct_messages(ALICE, 1, WAIT).await.unwrap();
+        let bob_got = fake.wait_direct_messages(BOB, 1, WAIT).await.unwrap();
+        assert_eq!(alice_got[0].content(), Some("for alice"));
+        assert_eq!(bob_got[0].content(), Some("for bob"));
+        assert_eq!(bob_got[0].channel_id, bob.id.get());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_user_who_closed_their_dms_gets_nothing() {
+    bounded(async {
+        let fake = FakeDiscord::start().await.unwrap();
+        let http = rest_client(&fake);
+        fake.refuse_direct_messages_to(ALICE);
+        // Opening the channel still works; sending in it does not.
+        let channel = serenity::UserId::new(ALICE)
+            .create_dm_channel(&http)
+            .await
+            .unwrap();
+        let refused = channel.id.say(&http, "hello").await.unwrap_err();
+        assert_eq!(discord_error(&refused), Some((403, 50007)), "{refused:?}");
+        assert!(
+            refused
+                .to_string()
+                .contains("Cannot send messages to this user"),
+            "{refused}"
+        );
+
+        assert!(
+            fake.direct_messages().is_empty(),
+            "{:?}",
+            fake.direct_messages()
+        );
+        let attempts = fake.direct_message_attempts();
+        assert_eq!(attempts.len(), 1, "{attempts:?}");
+        assert_eq!(attempts[0].user_id, ALICE);
+        assert_eq!(attempts[0].content(), Some("hello"));
+        assert!(!attempts[0].delivered);
+        assert_eq!(attempts[0].message_id, None);
+        let never = fake
+            .wait_direct_messages(ALICE, 1, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(
+            never
+                .to_string()
+                .starts_with("timed out: fewer than 1 direct messages delivered"),
+            "{never}"
+        );
+
+        // Other users still get theirs.
+        let bob = serenity::UserId::new(BOB)
+            .create_dm_channel(&http)
+            .await
+            .unwrap();
+        bob.id.say(&http, "hi bob").await.unwrap();
+        assert_eq!(fake.direct_messages().len(), 1);
+        assert_eq!(fake.direct_messages()[0].user_id, BOB);
+        assert!(fake.problems().is_empty(), "{:?}", fake.problems());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_message_to_a_channel_the_fake_does_not_know_is_unknown_channel() {
+    bounded(async {
+        let fake = FakeDiscord::start().await.unwrap();
+        let http = rest_client(&fake);
+        let error = serenity::ChannelId::new(CHANNEL)
+            .say(&http, "hello")
+            .await
+            .unwrap_err();
+        assert_eq!(discord_error(&error), Some((404, 10003)), "{error:?}");
+        assert!(fake.direct_message_attempts().is_empty());
+        // A route the fake has, refusing: not an unhandled request, but a problem to know of.
+        assert!(fake.unhandled_requests().is_empty());
+        let problems = fake.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("Unknown Channel"), "{problems:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_command_direct_messages_its_caller() {
+    bounded(async {
+        let bot = start_bot().await;
+        let reply = bot.answer(&alice(), SlashCommand::new("dm_me")).await;
+        assert_eq!(reply.content(), Some("sent you a DM"));
+        let received = bot.fake.wait_direct_messages(ALICE, 1, WAIT).await.unwrap();
+        assert_eq!(received[0].content(), Some("a secret, in private"));
+        assert_eq!(Some(received[0].channel_id), bot.fake.dm_channel(ALICE));
+
+        bot.fake.refuse_direct_messages_to(ALICE);
+        let reply = bot.answer(&alice(), SlashCommand::new("dm_me")).await;
+        assert!(
+            reply
+                .content()
+                .unwrap_or_default()
+                .contains("Cannot send messages to this user"),
+            "{reply:?}"
+        );
+        assert_eq!(bot.fake.direct_messages().len(), 1);
+        assert_eq!(bot.fake.direct_message_attempts().len(), 2);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dm_caller_is_direct_messaged_in_the_channel_they_write_from() {
+    bounded(async {
+        let bot = start_bot_registering(CommandScope::Global).await;
+        let dm_channel = 1_100_000_000_000_000_009;
+        let dm = Caller::in_dm(ALICE, "alice", dm_channel);
+        let reply = bot.answer(&dm, SlashCommand::new("dm_me")).await;
+        assert_eq!(reply.content(), Some("sent you a DM"));
+        let received = bot.fake.wait_direct_messages(ALICE, 1, WAIT).await.unwrap();
+        assert_eq!(received[0].channel_id, dm_channel);
         bot.stop().await;
     })
     .await;

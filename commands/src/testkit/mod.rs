@@ -7,6 +7,10 @@
 //!   is recorded ([`FakeDiscord::requests`]); a route the fake lacks answers 404, is printed,
 //!   and listed by [`FakeDiscord::unhandled_requests`]. Answers Discord would refuse (a second
 //!   callback for one interaction, a follow-up before the callback) are refused the same way.
+//! - Direct messages: `POST /users/@me/channels` opens a user's DM channel (one per user), and
+//!   `POST /channels/{id}/messages` there is recorded ([`FakeDiscord::direct_messages`],
+//!   [`FakeDiscord::wait_direct_messages`]), or refused as for a user who closed their DMs
+//!   ([`FakeDiscord::refuse_direct_messages_to`]).
 //! - Gateway (tokio-tungstenite): HELLO, IDENTIFY -> READY, heartbeats, RESUME, and the
 //!   `INTERACTION_CREATE` dispatches the test injects.
 //! - Payloads: [`FakeDiscord::slash`], [`FakeDiscord::autocomplete`],
@@ -90,7 +94,7 @@ use tokio::task::JoinHandle;
 pub use bot::TestBot;
 pub use payloads::{Caller, FALLBACK_COMMAND_ID, OptionValue, SlashCommand, validate_interaction};
 pub use records::{
-    Callback, CommandRegistration, CommandScope, Followup, FollowupKind, ModalInput,
+    Callback, CommandRegistration, CommandScope, DirectMessage, Followup, FollowupKind, ModalInput,
     RecordedRequest, ShownModal,
 };
 
@@ -273,6 +277,65 @@ impl FakeDiscord {
     /// Every webhook call (follow-ups, edits, deletions) so far, in arrival order.
     pub fn followups(&self) -> Vec<Followup> {
         self.shared.read(|s| s.followups.clone())
+    }
+
+    /// The DM channel of `user_id` with the bot, once the bot opened it (`POST
+    /// /users/@me/channels`) or the user sent an interaction from a DM ([`Caller::in_dm`]'s
+    /// channel). It stays the same for that user.
+    pub fn dm_channel(&self, user_id: u64) -> Option<u64> {
+        self.shared.read(|s| s.dm_channels.get(&user_id).copied())
+    }
+
+    /// Makes every message the bot sends to `user_id`'s DM channel fail from now on as Discord
+    /// fails it for a user who closed their DMs or blocked the bot: 403, code 50007 "Cannot
+    /// send messages to this user". Opening the channel still succeeds, as on Discord. The
+    /// refused messages are not in [`FakeDiscord::direct_messages`]; they are in
+    /// [`FakeDiscord::direct_message_attempts`], with `delivered` false.
+    pub fn refuse_direct_messages_to(&self, user_id: u64) {
+        self.shared.update(|s| s.dm_refused.insert(user_id));
+    }
+
+    /// The direct messages delivered so far (every user), in arrival order.
+    pub fn direct_messages(&self) -> Vec<DirectMessage> {
+        self.shared.read(|s| {
+            s.direct_messages
+                .iter()
+                .filter(|m| m.delivered)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Every message the bot sent to a DM channel, delivered or refused
+    /// ([`DirectMessage::delivered`]), in arrival order.
+    pub fn direct_message_attempts(&self) -> Vec<DirectMessage> {
+        self.shared.read(|s| s.direct_messages.clone())
+    }
+
+    /// Waits until `n` direct messages were delivered to `user_id`, and returns the first `n`,
+    /// in order. Refused messages do not count.
+    pub async fn wait_direct_messages(
+        &self,
+        user_id: u64,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<DirectMessage>, FakeError> {
+        self.shared
+            .wait_for(
+                timeout,
+                || format!("fewer than {n} direct messages delivered to user {user_id}"),
+                |s| {
+                    let theirs: Vec<DirectMessage> = s
+                        .direct_messages
+                        .iter()
+                        .filter(|m| m.delivered && m.user_id == user_id)
+                        .take(n)
+                        .cloned()
+                        .collect();
+                    (theirs.len() == n).then_some(theirs)
+                },
+            )
+            .await
     }
 
     /// The slash command interaction `caller` would send for `command`, without sending it:
@@ -529,6 +592,12 @@ impl FakeDiscord {
         self.shared.update(|s| {
             if let Some(m) = message_id {
                 s.originals.insert(token.clone(), m);
+            }
+            // Discord has one DM channel per user and bot: the one this user writes from.
+            if caller.guild_id().is_none() {
+                s.dm_channels
+                    .entry(caller.user_id())
+                    .or_insert(caller.channel_id());
             }
             s.interactions.insert(
                 token.clone(),

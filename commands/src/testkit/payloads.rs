@@ -103,6 +103,11 @@ impl Caller {
     pub fn channel_id(&self) -> u64 {
         self.channel_id
     }
+
+    /// The user's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// The value of one slash command option.
@@ -679,6 +684,39 @@ pub(crate) fn message_json(bot_id: u64, parts: MessageParts<'_>) -> Value {
         });
     }
     message
+}
+
+/// A message the bot posted in a DM channel with `POST /channels/{id}/messages`: no guild, no
+/// webhook, no interaction.
+pub(crate) fn channel_message_json(bot_id: u64, id: u64, channel_id: u64, body: &Value) -> Value {
+    let mut message = message_json(
+        bot_id,
+        MessageParts {
+            id,
+            channel_id,
+            body,
+            kind: 0,
+            extra_flags: 0,
+            interaction: None,
+        },
+    );
+    if let Some(map) = message.as_object_mut() {
+        map.remove("webhook_id");
+        map.remove("application_id");
+    }
+    message
+}
+
+/// A DM channel (type 1) between the bot and `recipient`, as `POST /users/@me/channels`
+/// answers it.
+pub(crate) fn dm_channel_json(channel_id: u64, recipient: Value) -> Value {
+    json!({
+        "id": channel_id.to_string(),
+        "type": 1,
+        "last_message_id": null,
+        "flags": 0,
+        "recipients": [recipient],
+    })
 }
 
 /// Applies an edit body to a stored message: the fields Discord lets an edit change.

@@ -1,5 +1,6 @@
-//! What the fake Discord saw the bot do: requests, registrations, interaction callbacks and
-//! webhook calls, with small predicates for the assertions tests make most often.
+//! What the fake Discord saw the bot do: requests, registrations, interaction callbacks,
+//! webhook calls and direct messages, with small predicates for the assertions tests make most
+//! often.
 
 use serde_json::Value;
 
@@ -192,6 +193,35 @@ impl Followup {
     }
 
     /// The `custom_id`s of the buttons and select menus in the body.
+    pub fn custom_ids(&self) -> Vec<String> {
+        custom_ids(&self.body)
+    }
+}
+
+/// One `POST /channels/{channel_id}/messages` the bot sent to a user's DM channel: a message
+/// Discord delivered, or one it refused because the user does not accept direct messages
+/// ([`FakeDiscord::refuse_direct_messages_to`](super::FakeDiscord::refuse_direct_messages_to)).
+#[derive(Clone, Debug)]
+pub struct DirectMessage {
+    /// The user the DM channel belongs to.
+    pub user_id: u64,
+    /// The DM channel the message was sent to.
+    pub channel_id: u64,
+    /// The id of the message created; `None` when Discord refused it.
+    pub message_id: Option<u64>,
+    /// False when Discord refused the message (403, code 50007): the user never saw it.
+    pub delivered: bool,
+    /// The request body (for a multipart request, its `payload_json` part).
+    pub body: Value,
+}
+
+impl DirectMessage {
+    /// The message text sent.
+    pub fn content(&self) -> Option<&str> {
+        self.body["content"].as_str()
+    }
+
+    /// The `custom_id`s of the buttons and select menus in the message.
     pub fn custom_ids(&self) -> Vec<String> {
         custom_ids(&self.body)
     }

@@ -1,5 +1,5 @@
-//! The fake REST API: the routes a poise bot uses, answered with JSON serenity parses; every
-//! request recorded; anything else a loud 404.
+//! The fake REST API: the routes a poise bot uses (and direct messages), answered with JSON
+//! serenity parses; every request recorded; anything else a loud 404.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::payloads::{self, MessageParts};
 use super::records::{
-    Callback, CommandRegistration, CommandScope, Followup, FollowupKind, LOADING, RecordedRequest,
-    flags,
+    Callback, CommandRegistration, CommandScope, DirectMessage, Followup, FollowupKind, LOADING,
+    RecordedRequest, flags,
 };
 use super::state::{Shared, State};
 use super::{APPLICATION_ID, BOT_USER_ID, OWNER_USER_ID};
@@ -68,6 +68,10 @@ impl Reply {
 
     fn unknown_message() -> Self {
         Self::error(StatusCode::NOT_FOUND, 10008, "Unknown Message")
+    }
+
+    fn unknown_channel() -> Self {
+        Self::error(StatusCode::NOT_FOUND, 10003, "Unknown Channel")
     }
 }
 
@@ -222,6 +226,11 @@ fn route(
             webhook_message(shared, m, token, message, body)
         }
         (_, ["webhooks", ..]) => Reply::unknown_webhook(),
+        ("POST", ["users", "@me", "channels"]) => open_dm_channel(shared, body),
+        ("POST", ["channels", channel, "messages"]) => match channel.parse() {
+            Ok(channel) => send_channel_message(shared, channel, body),
+            Err(_) => Reply::unknown_channel(),
+        },
         _ => not_found,
     }
 }
@@ -540,4 +549,74 @@ fn resolve_message(s: &State, token: &str, message: &str) -> Option<u64> {
         s.token_followups.get(token)?.contains(&id).then_some(id)?
     };
     s.messages.contains_key(&id).then_some(id)
+}
+
+/// `POST /users/@me/channels`: the DM channel with `recipient_id`, opened on first use and the
+/// same ever after.
+fn open_dm_channel(shared: &Shared, body: &Value) -> Reply {
+    // serenity sends the id as a string; Discord takes a number too.
+    let recipient = match &body["recipient_id"] {
+        Value::String(id) => id.parse::<u64>().ok(),
+        id => id.as_u64(),
+    };
+    let Some(user_id) = recipient else {
+        return Reply::error(
+            StatusCode::BAD_REQUEST,
+            50035,
+            "Invalid Form Body: recipient_id must be a snowflake",
+        );
+    };
+    let (channel_id, name) = shared.update(|s| {
+        let channel_id = *s
+            .dm_channels
+            .entry(user_id)
+            .or_insert_with(|| shared.snowflake());
+        let name = s
+            .user_name(user_id)
+            .unwrap_or_else(|| format!("user-{user_id}"));
+        (channel_id, name)
+    });
+    let recipient = payloads::user_json(user_id, &name, false);
+    Reply::json(checked::<serenity::PrivateChannel>(
+        shared,
+        "POST /users/@me/channels",
+        payloads::dm_channel_json(channel_id, recipient),
+    ))
+}
+
+/// `POST /channels/{id}/messages`, for the DM channels the fake knows: recorded as a
+/// [`DirectMessage`], delivered unless the user refuses DMs. The fake knows no guild channel.
+fn send_channel_message(shared: &Shared, channel_id: u64, body: &Value) -> Reply {
+    let sent = shared.update(|s| {
+        let user_id = s.dm_recipient(channel_id)?;
+        let delivered = !s.dm_refused.contains(&user_id);
+        let message_id = delivered.then(|| shared.snowflake());
+        s.direct_messages.push(DirectMessage {
+            user_id,
+            channel_id,
+            message_id,
+            delivered,
+            body: body.clone(),
+        });
+        Some(message_id)
+    });
+    match sent {
+        Some(Some(message_id)) => Reply::json(checked::<serenity::Message>(
+            shared,
+            "a direct message",
+            payloads::channel_message_json(BOT_USER_ID, message_id, channel_id, body),
+        )),
+        Some(None) => Reply::error(
+            StatusCode::FORBIDDEN,
+            50007,
+            "Cannot send messages to this user",
+        ),
+        None => {
+            shared.problem(format!(
+                "POST /channels/{channel_id}/messages: the fake knows no such channel (only the DM \
+                 channels of `POST /users/@me/channels` and of DM callers); answered 404 Unknown Channel"
+            ));
+            Reply::unknown_channel()
+        }
+    }
 }

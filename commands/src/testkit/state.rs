@@ -1,6 +1,6 @@
 //! The state the REST side, the gateway side and the test share, and the one way to wait on it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +13,9 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::FakeError;
 use super::payloads::Caller;
-use super::records::{Callback, CommandRegistration, CommandScope, Followup, RecordedRequest};
+use super::records::{
+    Callback, CommandRegistration, CommandScope, DirectMessage, Followup, RecordedRequest,
+};
 
 /// Milliseconds from the Unix epoch to Discord's (2015-01-01), for snowflakes.
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
@@ -69,12 +71,35 @@ pub(crate) struct State {
     pub(crate) interactions: HashMap<String, Injected>,
     /// Interaction token -> when the bot last called a route with it (callback or webhook).
     pub(crate) last_activity: HashMap<String, Instant>,
+    /// User id -> their DM channel with the bot (opened by `POST /users/@me/channels`, or the
+    /// channel of an interaction the user sent from a DM).
+    pub(crate) dm_channels: HashMap<u64, u64>,
+    /// Users whose DM channel refuses the bot's messages (code 50007).
+    pub(crate) dm_refused: HashSet<u64>,
+    /// Every message sent to a DM channel, delivered or refused, in arrival order.
+    pub(crate) direct_messages: Vec<DirectMessage>,
     pub(crate) gateway: GatewayState,
 }
 
 impl State {
     pub(crate) fn registration(&self, scope: CommandScope) -> Option<&CommandRegistration> {
         self.registrations.iter().find(|r| r.scope == scope)
+    }
+
+    /// The user whose DM channel `channel_id` is, if it is one.
+    pub(crate) fn dm_recipient(&self, channel_id: u64) -> Option<u64> {
+        self.dm_channels
+            .iter()
+            .find(|(_, channel)| **channel == channel_id)
+            .map(|(user, _)| *user)
+    }
+
+    /// The name of a user the test made interact (as its [`Caller`]), if any did.
+    pub(crate) fn user_name(&self, user_id: u64) -> Option<String> {
+        self.interactions
+            .values()
+            .find(|i| i.caller.user_id() == user_id)
+            .map(|i| i.caller.name().to_owned())
     }
 
     /// What a timeout message shows: the problems and the last requests.
