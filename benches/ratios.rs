@@ -72,12 +72,16 @@ fn resolve_and_quota(rt: &tokio::runtime::Runtime, sections: &[String]) {
             report("resolve: global_pool / raw_pipeline3", a, b, 1.20);
             let (a, b) = paired(
                 || resolve(POOL_USER),
-                || support::raw_pipeline4(raw, &fx.pool_user_hash, fx.pools()),
+                || support::raw_pipeline_full(raw, &fx.pool_user_hash, fx.pools()),
                 BLOCK,
                 ROUNDS,
             )
             .await;
-            explain("global_pool / raw_pipeline4 (+ the settings HMGET)", a, b);
+            explain(
+                "global_pool / raw_pipeline_full (+ the settings and limits HMGETs)",
+                a,
+                b,
+            );
             let (a, b) = paired(
                 || vault.get_user_api_key(Some(USER), SERVICE, None, false),
                 || support::raw_hget(raw, &fx.user_hash, SERVICE),

@@ -133,6 +133,9 @@ pub struct Config {
     pub pool_max_keys: u64,
     /// Per-tool overrides of the daily limit (`STARGAZER_TOOL_DAILY_LIMITS`, `tool=N,...`).
     pub tool_daily_limits: BTreeMap<String, u32>,
+    /// The largest daily limit per user a pool's admins may set for their pool
+    /// (`STARGAZER_POOL_DAILY_LIMIT_MAX`, default `DEFAULT_KEY_DAILY_LIMIT`'s value).
+    pub pool_daily_limit_max: u32,
     /// An operator's TOML file of extra services (`STARGAZER_SERVICES_FILE`).
     pub services_file: Option<PathBuf>,
     /// How long a pool key refused as unauthorized, revoked or out of credit is benched
@@ -167,6 +170,7 @@ impl fmt::Debug for Config {
             .field("default_daily_limit", &self.default_daily_limit)
             .field("daily_failure_refunds", &self.daily_failure_refunds)
             .field("pool_max_keys", &self.pool_max_keys)
+            .field("pool_daily_limit_max", &self.pool_daily_limit_max)
             .field("legacy_values", &self.legacy_values)
             .finish_non_exhaustive()
     }
@@ -483,6 +487,10 @@ impl Config {
             ));
         }
 
+        let default_daily_limit = get("DEFAULT_KEY_DAILY_LIMIT")
+            .map(|v| parse_number("DEFAULT_KEY_DAILY_LIMIT", v))
+            .transpose()?
+            .unwrap_or(DEFAULT_DAILY_LIMIT);
         Ok(Config {
             master_key,
             previous_master_keys,
@@ -513,10 +521,11 @@ impl Config {
                 .transpose()?
                 .unwrap_or_default(),
             quota_window,
-            default_daily_limit: get("DEFAULT_KEY_DAILY_LIMIT")
-                .map(|v| parse_number("DEFAULT_KEY_DAILY_LIMIT", v))
+            default_daily_limit,
+            pool_daily_limit_max: get("STARGAZER_POOL_DAILY_LIMIT_MAX")
+                .map(|v| parse_number("STARGAZER_POOL_DAILY_LIMIT_MAX", v))
                 .transpose()?
-                .unwrap_or(DEFAULT_DAILY_LIMIT),
+                .unwrap_or(default_daily_limit),
             legacy_values,
             original_pool_key,
             pool_max_keys: match get("STARGAZER_POOL_MAX_KEYS")

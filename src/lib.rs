@@ -65,10 +65,10 @@ mod vault;
 
 // The vault and what its calls take and return.
 pub use vault::{
-    Caller, Forgotten, KeyError, KeyFailure, KeyOrigin, KeySource, KeyUseError, KeyVault,
-    LegacyHash, MAX_SECRET_LEN, MigrationReport, OpenVaultError, Pool, PoolAdd, PoolKeyChoice,
-    PoolKeyInfo, PoolKeyRef, RekeyError, RekeyFailure, RekeyReport, ResolvedKey, SharedKeyChoice,
-    UserKeyInfo, check_secret,
+    BenchNotice, Caller, Forgotten, KeyError, KeyFailure, KeyOrigin, KeySource, KeyUseError,
+    KeyVault, LegacyHash, MAX_SECRET_LEN, MigrationReport, OpenVaultError, Pool, PoolAdd,
+    PoolKeyChoice, PoolKeyInfo, PoolKeyRef, PoolUsage, RekeyError, RekeyFailure, RekeyReport,
+    ResolvedKey, SharedKeyChoice, UserKeyInfo, check_secret,
 };
 // Names checked where they enter.
 pub use ids::{
@@ -89,7 +89,9 @@ pub use quota::{
     BYPASS_RATELIMIT_BIT, LimitCheck, LimitReached, QuotaPermit, ToolUsage, UsageError,
 };
 // What users read.
-pub use messages::{default_key_limit_error, human_duration, missing_api_key_error};
+pub use messages::{
+    default_key_limit_error, human_duration, missing_api_key_error, pool_limit_error,
+};
 pub use secret::{ApiKey, escaped, mask};
 // Gitea credentials.
 pub use gitea::{BaseUrlError, GITEA_SERVICE, GiteaCredentials, GiteaPolicy, GiteaSource};

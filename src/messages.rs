@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use crate::catalogue::{Catalogue, Service};
+use crate::quota::LimitReached;
+use crate::vault::Pool;
 
 /// The message for a service with no key anywhere, from the built-in catalogue (a host with
 /// its own services uses [`Catalogue::missing_api_key_error`] or the vault's).
@@ -98,6 +100,42 @@ pub fn default_key_limit_error(
     format!(
         "You have used {tool} {count} with the bot's shared {name} key, and the daily limit is {limit}.{reset} To keep going now, add your own key with `/set_user_api_key service:{id}`{get_one}; your own key has no daily limit.",
         name = service.display_name,
+        id = service.id,
+    )
+}
+
+/// The message when the user's uses of a pool with its own daily limit are spent: whose pool,
+/// the count and limit, when it resets, and how to go on with an own key.
+pub fn pool_limit_error(pool: Pool, service: &Service, reached: &LimitReached) -> String {
+    let (whose, admins) = match pool {
+        Pool::Global => ("the bot's", "the bot's admins"),
+        Pool::Channel(_) => ("this channel's", "its admins"),
+        Pool::Guild(_) => ("this server's", "its admins"),
+    };
+    let name = &service.display_name;
+    let used = match (reached.current, reached.limit) {
+        (_, 0) => format!(
+            "The {name} keys of {whose} shared pool are not open to members at the moment ({admins} set its daily limit to 0)."
+        ),
+        (1, limit) => format!(
+            "You have used a key of {whose} shared {name} pool once today, and {admins} allow {limit} a day for each member."
+        ),
+        (current, limit) => format!(
+            "You have used the keys of {whose} shared {name} pool {current} times today, and {admins} allow {limit} a day for each member."
+        ),
+    };
+    let reset = match (reached.limit, reached.resets_in) {
+        (0, _) => String::new(),
+        (_, Some(left)) => format!(" It resets in {}.", human_duration(left)),
+        (_, None) => " It resets within 24 hours.".to_owned(),
+    };
+    let get_one = service
+        .signup_url
+        .as_deref()
+        .map(|url| format!(" (get one at {url})"))
+        .unwrap_or_default();
+    format!(
+        "{used}{reset} To keep going now, add your own key with `/set_user_api_key service:{id}`{get_one}; your own key has no daily limit.",
         id = service.id,
     )
 }

@@ -229,19 +229,26 @@ pub async fn raw_pipeline3(
 }
 
 /// [`raw_pipeline3`] plus the HMGET of the user's settings (whether they turned shared keys
-/// off) that a resolution sends since "only my key": what a resolution must read now.
-pub async fn raw_pipeline4(
+/// off, since "only my key") and the HMGET of the pools' own daily limits (since per-pool
+/// limits) that a resolution sends: what a resolution must read now, benches aside.
+pub async fn raw_pipeline_full(
     conn: &ConnectionManager,
     user_hash: &str,
     pools: [&str; 2],
-) -> (Option<String>, Vec<Option<String>>, Entries, Entries) {
+) -> (
+    Option<String>,
+    Vec<Option<String>>,
+    Entries,
+    Entries,
+    Vec<Option<String>>,
+) {
     raw_pipeline(user_hash, pools, true)
         .query_async(&mut conn.clone())
         .await
         .expect("pipeline")
 }
 
-/// The reads of one resolution, with or without the user's settings.
+/// The reads of one resolution, with or without the user's settings and the pools' limits.
 fn raw_pipeline(user_hash: &str, pools: [&str; 2], settings: bool) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     pipe.cmd("HGET").arg(user_hash).arg(SERVICE);
@@ -256,6 +263,12 @@ fn raw_pipeline(user_hash: &str, pools: [&str; 2], settings: bool) -> redis::Pip
             .arg(pool)
             .arg(POOL_SAMPLE)
             .arg("WITHVALUES");
+    }
+    if settings {
+        pipe.cmd("HMGET")
+            .arg(format!("bench:pool_daily_limits:{SERVICE}"))
+            .arg(format!("channel:{CHANNEL}"))
+            .arg("global");
     }
     pipe
 }

@@ -253,6 +253,7 @@ pub async fn run(
                     }
                 }
                 tracing::info!(user = %ready.user.name, "connected to Discord");
+                crate::spawn_contributor_dms(data.vault.clone(), ctx.http.clone());
                 Ok(data)
             })
         })

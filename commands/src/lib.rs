@@ -21,6 +21,11 @@
 //!     ..Default::default()
 //! };
 //! ```
+//!
+//! To tell the people who share pool keys when one is benched as revoked or out of credit (a
+//! DM each, which they can turn off with `/pool_key_dms`), call
+//! [`spawn_contributor_dms`]`(vault, ctx.http.clone())` once in the framework's `setup`; the
+//! production runner, [`bot::run`], does.
 
 #![warn(missing_docs)]
 
@@ -28,6 +33,7 @@ pub mod bot;
 mod context;
 mod error;
 pub mod logging;
+pub mod notices;
 mod slash;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -38,16 +44,18 @@ use stargazer_keys::KeyVault;
 
 pub use context::KeyContext;
 pub use error::{CommandError, UserFacing, on_error};
+pub use notices::spawn_contributor_dms;
 pub use slash::modal;
 pub use slash::pool::{
-    pool, pool_add, pool_channel, pool_channel_add, pool_channel_list, pool_channel_log,
-    pool_channel_remove, pool_channel_unbench, pool_list, pool_log, pool_remove, pool_server,
-    pool_server_add, pool_server_list, pool_server_log, pool_server_remove, pool_server_unbench,
-    pool_unbench,
+    pool, pool_add, pool_channel, pool_channel_add, pool_channel_limit, pool_channel_list,
+    pool_channel_log, pool_channel_remove, pool_channel_unbench, pool_limit, pool_list, pool_log,
+    pool_remove, pool_server, pool_server_add, pool_server_limit, pool_server_list,
+    pool_server_log, pool_server_remove, pool_server_unbench, pool_unbench,
 };
 // Defined in the core since the key-use flow moved there; re-exported for sibling modules.
 pub use slash::user::{
-    forget_my_api_keys, list_user_api_keys, remove_user_api_key, set_user_api_key, shared_keys,
+    forget_my_api_keys, list_user_api_keys, pool_key_dms, remove_user_api_key, set_user_api_key,
+    shared_keys,
 };
 pub use stargazer_keys::{KeyFailure, KeyUseError};
 
@@ -85,6 +93,7 @@ pub fn commands<U: HasKeyVault, E: From<CommandError> + UserFacing + 'static>()
         list_user_api_keys(),
         forget_my_api_keys(),
         shared_keys(),
+        pool_key_dms(),
         pool(),
     ]
 }

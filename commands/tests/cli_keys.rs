@@ -338,6 +338,51 @@ fn user_shared_keys_off_stops_the_fall_through_for_that_user() {
 }
 
 #[test]
+fn pool_limit_sets_shows_and_clears_a_servers_limit_within_the_operators_maximum() {
+    let mut setup = Setup::keyed();
+    setup.set("STARGAZER_POOL_DAILY_LIMIT_MAX", "30");
+    let run = setup.run_with_stdin(
+        &["pool", "add", "--service", "brave", "--guild", "88"],
+        format!("{GLOBAL_KEY}\n"),
+    );
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let limit = |extra: &[&str]| {
+        let mut args = vec!["pool", "limit", "--service", "brave", "--guild", "88"];
+        args.extend(extra);
+        setup.run(&args)
+    };
+    assert_eq!(
+        limit(&["--uses", "5"]).stdout,
+        "Each user may make 5 calls a day with the Brave Search keys of the pool of server 88 (every tool together).\n"
+    );
+    let too_high = limit(&["--uses", "31"]);
+    assert_eq!(too_high.code, Some(1), "{too_high:#?}");
+    assert_eq!(
+        too_high.refused_line(),
+        "error: 31 uses a day is above the most this bot allows a pool to set (30, STARGAZER_POOL_DAILY_LIMIT_MAX)"
+    );
+    assert!(
+        limit(&[]).stdout.starts_with("Each user may make 5 calls"),
+        "the refused limit changed nothing"
+    );
+    let vault = block_on(KeyVault::open(setup.config())).unwrap();
+    assert_eq!(
+        block_on(vault.pool_daily_limit(stargazer_keys::Pool::Guild(88), "brave")).unwrap(),
+        Some(5)
+    );
+    assert!(limit(&["--clear"]).stdout.starts_with(
+        "The Brave Search keys of the pool of server 88 follow the tools' daily limits"
+    ));
+    let both = limit(&["--uses", "2", "--clear"]);
+    assert_eq!(both.code, Some(2), "{both:#?}");
+    assert!(
+        both.stderr
+            .starts_with("error: the argument '--uses <N>' cannot be used with '--clear'"),
+        "{both:#?}"
+    );
+}
+
+#[test]
 fn pool_unbench_says_whether_the_key_was_benched() {
     let setup = Setup::keyed();
     assert_eq!(setup.add_pool_key("brave", None, GLOBAL_KEY).code, Some(0));

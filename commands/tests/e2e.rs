@@ -1383,6 +1383,73 @@ async fn the_server_pools_log_shows_who_added_benched_unbenched_and_removed_whic
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_pools_own_daily_limit_applies_to_calls_that_draw_from_it() {
+    bounded(async {
+        let brave = fake_brave().await;
+        let bot = Bot::start_with(
+            Store::SharedRedis,
+            &[
+                ("BRAVE_API_BASE_URL", brave),
+                ("STARGAZER_POOL_DAILY_LIMIT_MAX", "30".into()),
+            ],
+        )
+        .await;
+        let key = secret("server");
+        bot.vault
+            .add_pool_key(Pool::Guild(GUILD), "brave", &key, BOB)
+            .await
+            .unwrap();
+        let limit = |uses: u32| {
+            SlashCommand::new("pool server limit")
+                .option("service", "brave")
+                .option("uses", uses)
+        };
+        let refused = bot.answer(&alice(), limit(100)).await;
+        assert_eq!(
+            refused.content(),
+            Some("You need the Manage Server permission in this server to manage its key pool.")
+        );
+        let too_high = bot.answer(&server_manager(), limit(31)).await;
+        assert_eq!(
+            too_high.content(),
+            Some("The limit was not changed: 31 uses a day is above the most this bot allows a pool to set (30, STARGAZER_POOL_DAILY_LIMIT_MAX).")
+        );
+        let set = bot.answer(&server_manager(), limit(1)).await;
+        assert_eq!(
+            set.content(),
+            Some("Each member may now use the Brave Search keys of this server's pool once a day (every tool together).")
+        );
+
+        let first = web_search(&bot, &alice(), "rust").await;
+        assert_eq!(first, format!("• [rust (key {})](<https://example.org/>)", &key[key.len() - 4..]));
+        let second = web_search(&bot, &alice(), "rust").await;
+        assert!(
+            second.starts_with("You have used a key of this server's shared Brave Search pool once today, and its admins allow 1 a day for each member. It resets in "),
+            "{second}"
+        );
+        assert!(second.ends_with("add your own key with `/set_user_api_key service:brave` (get one at https://brave.com/search/api/); your own key has no daily limit."), "{second}");
+        assert_eq!(usage(&bot.vault, ALICE).await, 0, "the tool's own counter is untouched");
+        // Bob's count is his own.
+        assert!(web_search(&bot, &bob(), "rust").await.starts_with("• [rust"));
+
+        let view = bot.answer(&alice(), SlashCommand::new("list_user_api_keys")).await;
+        let view = view.content().unwrap();
+        assert!(view.contains("Your uses today of pools with their own limit:\n• this server's Brave Search pool: 1 of 1, resets in "), "{view}");
+        let listed = bot
+            .answer(&server_manager(), SlashCommand::new("pool server list"))
+            .await;
+        assert!(
+            listed.content().unwrap().ends_with("Each member may use its Brave Search keys once a day."),
+            "{listed:?}"
+        );
+        bot.assert_no_leak(&[&key]);
+        bot.assert_every_reply_ephemeral();
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_user_api_keys_shows_todays_shared_key_uses_and_when_they_reset() {
     bounded(async {
         let brave = fake_brave().await;
@@ -1504,6 +1571,72 @@ async fn the_example_command_benches_a_key_revoked_for_two_users_and_the_pool_li
             "{text}"
         );
         bot.assert_no_leak(&[&revoked]);
+        bot.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contributor_gets_one_dm_when_their_key_is_benched_as_revoked_unless_they_turned_it_off()
+{
+    const CAROL: u64 = 2_100_000_000_000_000_003;
+    const DAVE: u64 = 2_100_000_000_000_000_004;
+    bounded(async {
+        let brave = fake_brave().await;
+        let bot = Bot::start_with(Store::SharedRedis, &[("BRAVE_API_BASE_URL", brave)]).await;
+        let carol = Caller::in_guild(CAROL, "carol", GUILD, CHANNEL);
+        let off = bot
+            .answer(&carol, SlashCommand::new("pool_key_dms").option("enabled", false))
+            .await;
+        assert_eq!(
+            off.content(),
+            Some("You will no longer get DMs about keys you shared. Turn them back on with `/pool_key_dms enabled:True`.")
+        );
+        bot.fake.refuse_direct_messages_to(DAVE);
+        // Drawn in this order: Carol's (opted out), Dave's (DMs closed), Bob's.
+        let (carols, daves, bobs) = (secret("revoked"), secret("revoked"), secret("revoked"));
+        for (pool, key, contributor) in [
+            (Pool::Channel(CHANNEL), &carols, CAROL),
+            (Pool::Guild(GUILD), &daves, DAVE),
+            (Pool::Global, &bobs, BOB),
+        ] {
+            bot.vault.add_pool_key(pool, "brave", key, contributor).await.unwrap();
+        }
+        let bob_key_id = bot.vault.list_pool_keys(Pool::Global, None).await.unwrap()[0]
+            .key_id
+            .clone();
+        // Two users' failed calls bench a key; three keys, one after the other.
+        for _ in 0..3 {
+            web_search(&bot, &alice(), "rust").await;
+            web_search(&bot, &bob(), "rust").await;
+        }
+        assert!(
+            bot.vault.get_user_api_key_in(Some(ALICE), "brave", Some(CHANNEL), Some(GUILD), true).await.is_none(),
+            "every key is benched"
+        );
+
+        let dms = bot.fake.wait_direct_messages(BOB, 1, WAIT).await.unwrap();
+        let text = dms[0].content().unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "The Brave Search key you shared in the bot's global pool (key id `{bob_key_id}`) was benched until <t:{}:f>: refused by the service as unauthorized or revoked (401/403). Calls skip it until then. The service refused it as unauthorized or revoked: check it at the service, or remove it from the pool if you revoked it. Once it works again, whoever manages the pool can put it back with `/pool unbench service:brave key_id:{bob_key_id}`.\nTo stop these messages: `/pool_key_dms enabled:False`.",
+                text.split("<t:").nth(1).and_then(|rest| rest.split(':').next()).unwrap()
+            )
+        );
+        // The notices are sent in the order of the benches: by the time Bob's arrived, Carol's
+        // was skipped and Dave's tried once, refused, and logged.
+        let attempts = bot.fake.direct_message_attempts();
+        let to = |user: u64| attempts.iter().filter(|dm| dm.user_id == user).count();
+        assert_eq!((to(CAROL), to(DAVE), to(BOB)), (0, 1, 1), "{attempts:?}");
+        assert!(!attempts.iter().find(|dm| dm.user_id == DAVE).unwrap().delivered);
+        let logs = captured_logs();
+        assert!(
+            logs.lines().any(|line| line.contains("could not DM a contributor")
+                && line.contains(&DAVE.to_string())),
+            "the failed DM is logged"
+        );
+        bot.assert_no_leak(&[&carols, &daves, &bobs]);
         bot.stop().await;
     })
     .await;

@@ -52,6 +52,7 @@ fn the_top_level_commands_are_the_designed_ones() {
             "forget_my_api_keys",
             "list_user_api_keys",
             "pool",
+            "pool_key_dms",
             "remove_user_api_key",
             "set_user_api_key",
             "shared_keys"
@@ -60,17 +61,17 @@ fn the_top_level_commands_are_the_designed_ones() {
 }
 
 #[test]
-fn pool_has_add_remove_list_unbench_log_and_the_channel_and_server_groups_with_the_same() {
+fn pool_has_add_remove_list_unbench_log_limit_and_the_channel_and_server_groups_with_the_same() {
     let commands = registration();
     let pool = named(&commands, "pool");
     assert_eq!(
         option_names(pool),
         [
-            "add", "remove", "list", "unbench", "log", "channel", "server"
+            "add", "remove", "list", "unbench", "log", "limit", "channel", "server"
         ]
     );
     let options = pool["options"].as_array().unwrap();
-    for leaf in ["add", "remove", "list", "unbench", "log"] {
+    for leaf in ["add", "remove", "list", "unbench", "log", "limit"] {
         assert_eq!(named(options, leaf)["type"], 1, "{leaf} is a subcommand");
     }
     for group in ["channel", "server"] {
@@ -78,7 +79,7 @@ fn pool_has_add_remove_list_unbench_log_and_the_channel_and_server_groups_with_t
         assert_eq!(group["type"], 2, "{group} is a subcommand group");
         assert_eq!(
             option_names(group),
-            ["add", "remove", "list", "unbench", "log"]
+            ["add", "remove", "list", "unbench", "log", "limit"]
         );
         for leaf in group["options"].as_array().unwrap() {
             assert_eq!(leaf["type"], 1);

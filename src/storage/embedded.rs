@@ -360,11 +360,19 @@ impl StorageBackend for EmbeddedStore {
                 .iter()
                 .map(|bench| all_entries(conn, bench))
                 .collect::<Result<_, _>>()?;
+            let pool_limits = match &request.pool_limits {
+                Some((key, fields)) => fields
+                    .iter()
+                    .map(|field| hget(conn, key, field))
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            };
             Ok(ResolveReply {
                 user,
                 user_settings,
                 pools,
                 pool_benches,
+                pool_limits,
             })
         })
     }

@@ -209,6 +209,21 @@ impl Layout {
         format!("{{{}}}:settings", self.user_keys_key(user_id))
     }
 
+    /// The field of a user's settings hash that says whether they are sent a DM when a key
+    /// they shared is benched for a long reason: `off`, or absent (on).
+    pub fn bench_dms_field() -> &'static str {
+        "bench_dms"
+    }
+
+    /// The once-guard of a pool key's bench announcement: the process that claims it tells the
+    /// key's contributor; it lives as long as the bench, and unbenching deletes it.
+    pub fn pool_bench_notice_key(&self, scope: &str, service: &str, key_id: &str) -> String {
+        format!(
+            "{}:pool_bench_notice:{scope}:{service}:{key_id}",
+            self.prefix
+        )
+    }
+
     /// The field of a user's settings hash that says whether `service` (or `*`) may use shared
     /// keys.
     pub fn shared_keys_field(service: &str) -> String {
@@ -266,6 +281,45 @@ impl Layout {
     /// The log of a server's pool.
     pub fn guild_pool_log_key(&self, guild_id: u64) -> String {
         format!("{}:pool_log:guild:{guild_id}", self.prefix)
+    }
+
+    /// The per-user daily limits pools' admins set for `service`: one hash for every pool of
+    /// the service (so one resolution reads the limits of all its tiers with one `HMGET`),
+    /// field = the pool's scope ([`Layout::global_pool_scope`], …), value = uses a day for each
+    /// user, in decimal.
+    pub fn pool_daily_limits_key(&self, service: &str) -> String {
+        format!("{}:pool_daily_limits:{service}", self.prefix)
+    }
+
+    /// The scope of the global pool in [`Layout::pool_daily_limits_key`] and
+    /// [`Layout::pool_user_usage_key`]: `global`.
+    pub fn global_pool_scope() -> String {
+        "global".to_owned()
+    }
+
+    /// The scope of a channel's pool: `channel:{id}`.
+    pub fn channel_pool_scope(channel_id: u64) -> String {
+        format!("channel:{channel_id}")
+    }
+
+    /// The scope of a server's pool: `guild:{id}`.
+    pub fn guild_pool_scope(guild_id: u64) -> String {
+        format!("guild:{guild_id}")
+    }
+
+    /// A user's uses today of the keys of one pool that has its own daily limit (every tool
+    /// counts): `{p}:pool_user_usage:{user_id}:{scope}:{service}`, a counter with the quota's
+    /// window, like [`Layout::usage_key`].
+    pub fn pool_user_usage_key(&self, user_id: u64, scope: &str, service: &str) -> String {
+        format!(
+            "{}:pool_user_usage:{user_id}:{scope}:{service}",
+            self.prefix
+        )
+    }
+
+    /// A SCAN pattern for every pool counter of a user.
+    pub fn pool_user_usage_pattern(&self, user_id: u64) -> String {
+        format!("{}:pool_user_usage:{user_id}:*", self.prefix)
     }
 
     /// The marker `migrate` leaves once it has run: `refuse`, so that every process stops

@@ -106,6 +106,9 @@ pub struct ResolveRequest {
     /// For each pool, the hash of its benched keys, read whole in the same round trip; empty
     /// to read none.
     pub pool_benches: Vec<String>,
+    /// The hash of the pools' daily limits and the fields (pool scopes) to read (HMGET), when
+    /// pools are drawn from.
+    pub pool_limits: Option<(String, Vec<String>)>,
 }
 
 /// What one key resolution read. `Debug` shows counts only: a legacy value is a secret in clear.
@@ -119,6 +122,8 @@ pub struct ResolveReply {
     pub pools: Vec<Vec<(String, String)>>,
     /// For each requested bench hash, its (field, value) entries.
     pub pool_benches: Vec<Vec<(String, String)>>,
+    /// The requested fields of the pools' daily limits, in order.
+    pub pool_limits: Vec<Option<String>>,
 }
 
 impl std::fmt::Debug for ResolveReply {

@@ -656,7 +656,7 @@ impl StorageBackend for RedisStore {
         request: &'a ResolveRequest,
     ) -> BoxFuture<'a, Result<ResolveReply, StorageError>> {
         Box::pin(async move {
-            let mut cmds = Vec::with_capacity(2 + request.pools.len() + request.pool_benches.len());
+            let mut cmds = Vec::with_capacity(3 + request.pools.len() + request.pool_benches.len());
             if let Some((key, field)) = &request.user {
                 let mut cmd = redis::cmd("HGET");
                 cmd.arg(key).arg(field);
@@ -670,6 +670,11 @@ impl StorageBackend for RedisStore {
             for pool in &request.pools {
                 let mut cmd = redis::cmd("HRANDFIELD");
                 cmd.arg(pool).arg(request.sample).arg("WITHVALUES");
+                cmds.push(cmd);
+            }
+            if let Some((key, fields)) = &request.pool_limits {
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(key).arg(fields);
                 cmds.push(cmd);
             }
             // The benches ride in the same pipeline (on a cluster, the same parallel batch).
@@ -691,6 +696,10 @@ impl StorageBackend for RedisStore {
             for _ in &request.pools {
                 let value = replies.next().unwrap_or(Value::Nil);
                 reply.pools.push(redis::from_redis_value(value)?);
+            }
+            if request.pool_limits.is_some() {
+                let value = replies.next().unwrap_or(Value::Nil);
+                reply.pool_limits = redis::from_redis_value(value)?;
             }
             for value in replies {
                 reply.pool_benches.push(redis::from_redis_value(value)?);

@@ -58,6 +58,16 @@ pub enum KeyError {
         /// The status it answered, e.g. `401 Unauthorized`.
         status: String,
     },
+    /// A pool's daily limit above what the operator allows.
+    #[error(
+        "{limit} uses a day is above the most this bot allows a pool to set ({max}, STARGAZER_POOL_DAILY_LIMIT_MAX)"
+    )]
+    PoolLimitTooHigh {
+        /// The limit asked for.
+        limit: u32,
+        /// The operator's maximum.
+        max: u32,
+    },
     /// Storage failed.
     #[error("{}", storage_failed(.0))]
     Storage(#[from] StorageError),

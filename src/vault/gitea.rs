@@ -72,7 +72,7 @@ impl KeyVault {
             .resolution(user_id, &service, channel_id, guild_id, fallback_to_pool)
             .await;
         let resolved = match resolution {
-            Resolution::Found(resolved) => Some(resolved),
+            Resolution::Found(resolved, _) => Some(resolved),
             // The token file is the operator's, a shared key too.
             Resolution::SharedKeysOff => return None,
             Resolution::Nothing => None,

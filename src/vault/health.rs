@@ -137,6 +137,14 @@ impl KeyVault {
                         &key.key_id,
                     )
                     .await;
+                    self.announce_bench(super::BenchNotice {
+                        pool,
+                        service: service_id.clone(),
+                        key_id: key.key_id.clone(),
+                        reason,
+                        until: bench.until,
+                    })
+                    .await;
                 }
                 crate::metrics::pool_bench(reason);
                 tracing::warn!(
@@ -255,6 +263,7 @@ impl KeyVault {
         if was_live {
             self.log_pool_event(pool, actor, PoolAction::Unbenched, &service, &key_id)
                 .await;
+            self.forget_bench_notice(pool, &service, &key_id).await;
         } else {
             // Not benched and not a key id: perhaps a key pasted by mistake. Refuse it
             // without echoing it.

@@ -10,7 +10,7 @@ use super::{KeyVault, PoolKeyRef, ResolvedKey};
 use crate::catalogue::Service;
 use crate::health::KeyOutcome;
 use crate::ids::{IntoServiceId, IntoToolName};
-use crate::messages::default_key_limit_error;
+use crate::messages::{default_key_limit_error, pool_limit_error};
 use crate::quota::BYPASS_RATELIMIT_BIT;
 
 /// Who is calling, and where: the plain ids of one invocation.
@@ -186,10 +186,10 @@ impl KeyVault {
         } else {
             (resolve.await, None)
         };
-        let (resolved, shared_keys_off) = match resolved {
-            Resolution::Found(key) => (Some(key), false),
-            Resolution::SharedKeysOff => (None, true),
-            Resolution::Nothing => (None, false),
+        let (resolved, pool_limit, shared_keys_off) = match resolved {
+            Resolution::Found(key, limit) => (Some(key), limit, false),
+            Resolution::SharedKeysOff => (None, None, true),
+            Resolution::Nothing => (None, None, false),
         };
         let applies = match &resolved {
             Some(resolved) if resolved.source().is_shared() => match &gate {
@@ -198,17 +198,39 @@ impl KeyVault {
             },
             _ => false,
         };
-        let reservation = match gate {
-            Some((_, reservation)) if applies => Some(reservation),
-            Some((_, Ok(unneeded))) => {
+        // A key from a pool whose admins set a limit counts against that pool's counter, not
+        // the tool's (whose speculative reservation is given back meanwhile).
+        let limited_pool = match (&resolved, pool_limit) {
+            (Some(resolved), Some(limit)) if applies => resolved
+                .pool_key()
+                .map(|pooled| (pooled.pool, self.capped_pool_limit(limit))),
+            _ => None,
+        };
+        let reservation = match (limited_pool, gate) {
+            (Some((pool, limit)), gate) => {
+                let give_back = async {
+                    if let Some((_, Ok(unneeded))) = gate {
+                        unneeded.refund().await;
+                    }
+                };
+                let reserve = self.reserve_pool_key_use(user, pool, service, limit);
+                let ((), reserved) = tokio::join!(give_back, reserve);
+                Some(reserved.map_err(|reached| (reached, Some(pool))))
+            }
+            (None, Some((_, reservation))) if applies => Some(reservation.map_err(|r| (r, None))),
+            (None, Some((_, Ok(unneeded)))) => {
                 // Reserved for a call the limit does not apply to (the user's own key, no key
                 // at all, a privileged user): given back before anyone reads the counter.
                 unneeded.refund().await;
                 None
             }
-            Some((_, Err(_))) => None,
-            None if applies => Some(self.reserve_default_key_use(user, tool, None).await),
-            None => None,
+            (None, Some((_, Err(_)))) => None,
+            (None, None) if applies => Some(
+                self.reserve_default_key_use(user, tool, None)
+                    .await
+                    .map_err(|r| (r, None)),
+            ),
+            (None, None) => None,
         };
         let Some(resolved) = resolved else {
             return Err(KeyUseError::MissingKey(if shared_keys_off {
@@ -220,19 +242,22 @@ impl KeyVault {
         let permit = match reservation {
             None => None,
             Some(Ok(permit)) => Some(permit),
-            Some(Err(reached)) => {
+            Some(Err((reached, pool))) => {
                 let entry = self
                     .catalogue()
                     .get(service)
                     .cloned()
                     .unwrap_or_else(|| Service::new(service.clone(), service.as_str()));
-                return Err(KeyUseError::LimitReached(default_key_limit_error(
-                    tool,
-                    &entry,
-                    reached.current,
-                    reached.limit,
-                    reached.resets_in,
-                )));
+                return Err(KeyUseError::LimitReached(match pool {
+                    Some(pool) => pool_limit_error(pool, &entry, &reached),
+                    None => default_key_limit_error(
+                        tool,
+                        &entry,
+                        reached.current,
+                        reached.limit,
+                        reached.resets_in,
+                    ),
+                }));
             }
         };
         // What identifies a pool key outlives the call, which takes the key itself.

@@ -2,7 +2,8 @@
 //!
 //! One concept per file: `resolve` (the order of the tiers, in one round trip), `hints` (which
 //! users have their own key), `user_keys`, `shared_keys` (a user's choice to use only their own
-//! key), `pool` and `pools`, `pool_log`, `health` (benches and strikes), `quota`, `key_use`
+//! key), `pool` and `pools`, `pool_limits` (a pool's own daily limit), `pool_log`, `health`
+//! (benches and strikes), `bench_notices` (telling a key's contributor), `quota`, `key_use`
 //! (the flow a tool's call takes), `sealing` (sealing under the current data key, opening under
 //! whichever sealed), `payload` (the `p1;` format inside a `v4:` value), `checks` (the syntax
 //! check of a secret), `gitea`, `key_check`, `migrate`, `rekey`, `error`.
@@ -19,6 +20,7 @@ use crate::ids::IntoServiceId;
 use crate::key_store::KeyStore;
 use crate::storage::{self, BackendKind, Layout, StorageBackend};
 
+mod bench_notices;
 mod checks;
 mod error;
 mod gitea;
@@ -29,6 +31,7 @@ mod key_use;
 mod migrate;
 mod payload;
 mod pool;
+mod pool_limits;
 mod pool_log;
 mod pools;
 mod quota;
@@ -38,11 +41,13 @@ mod sealing;
 mod shared_keys;
 mod user_keys;
 
+pub use bench_notices::BenchNotice;
 pub use checks::{MAX_SECRET_LEN, check_secret};
 pub use error::{KeyError, OpenVaultError};
 pub use key_use::{Caller, KeyFailure, KeyUseError};
 pub use migrate::{LegacyHash, MigrationReport};
 pub use pool::Pool;
+pub use pool_limits::PoolUsage;
 pub use pools::{PoolAdd, PoolKeyChoice, PoolKeyInfo};
 pub use rekey::{RekeyError, RekeyFailure, RekeyReport};
 pub use resolve::{KeyOrigin, KeySource, PoolKeyRef, ResolvedKey};
@@ -71,6 +76,8 @@ struct Inner {
     original_pool_keys: tokio::sync::OnceCell<Vec<DataKey>>,
     /// Whether `migrate`'s marker says to refuse legacy values, and when that was read.
     legacy_marker: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
+    /// Pool keys benched for a long reason, for whoever tells their contributors.
+    bench_notices: tokio::sync::broadcast::Sender<BenchNotice>,
 }
 
 impl fmt::Debug for KeyVault {
@@ -116,6 +123,7 @@ impl KeyVault {
                 own_key_hints: OwnKeyHints::new(config.data_key_cache),
                 legacy_marker: std::sync::Mutex::new(None),
                 original_pool_keys: tokio::sync::OnceCell::new(),
+                bench_notices: tokio::sync::broadcast::channel(bench_notices::NOTICE_BACKLOG).0,
                 config,
                 data_keys: data_keys.into(),
                 storage,

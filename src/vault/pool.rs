@@ -69,6 +69,30 @@ impl Pool {
         }
     }
 
+    /// The pool's scope: its field in the hash of daily limits, and part of its users'
+    /// counters (`global`, `channel:{id}`, `guild:{id}`).
+    pub(crate) fn scope(&self) -> String {
+        match self {
+            Pool::Global => Layout::global_pool_scope(),
+            Pool::Channel(id) => Layout::channel_pool_scope(*id),
+            Pool::Guild(id) => Layout::guild_pool_scope(*id),
+        }
+    }
+
+    /// The pool a scope names.
+    pub(crate) fn from_scope(scope: &str) -> Option<Pool> {
+        if scope == Layout::global_pool_scope() {
+            return Some(Pool::Global);
+        }
+        let (kind, id) = scope.split_once(':')?;
+        let id = id.parse().ok()?;
+        match kind {
+            "channel" => Some(Pool::Channel(id)),
+            "guild" => Some(Pool::Guild(id)),
+            _ => None,
+        }
+    }
+
     /// The hash of the pool's log.
     pub(crate) fn log_key(&self, layout: &Layout) -> String {
         match self {

@@ -345,6 +345,7 @@ impl KeyVault {
             pools: vec![pool.storage_key(&self.inner.layout, service)],
             sample: POOL_SAMPLE,
             pool_benches: vec![pool.bench_key(&self.inner.layout, service)],
+            pool_limits: None,
         };
         match self.inner.storage.resolve(&request).await {
             Ok(reply) => {

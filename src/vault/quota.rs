@@ -104,15 +104,18 @@ impl KeyVault {
                 });
             }
         };
-        let tool = tool.as_str();
-        let limit = daily_limit.unwrap_or_else(|| self.daily_limit(tool));
-        let unrecorded = || QuotaPermit {
-            vault: self.clone(),
-            counter: None,
-            count: 0,
-            limit,
-        };
-        let key = self.inner.layout.usage_key(user_id, tool);
+        let limit = daily_limit.unwrap_or_else(|| self.daily_limit(&tool));
+        let key = self.inner.layout.usage_key(user_id, &tool);
+        self.reserve_counter(key, limit).await
+    }
+
+    /// Reserves one use of the counter `key` within `limit`: never admits more than the limit,
+    /// however many calls race; storage failure admits (fail-open) with an unrecorded permit.
+    pub(super) async fn reserve_counter(
+        &self,
+        key: String,
+        limit: u32,
+    ) -> Result<QuotaPermit, LimitReached> {
         match self
             .inner
             .storage
@@ -142,8 +145,13 @@ impl KeyVault {
                 })
             }
             Err(err) => {
-                tracing::warn!(error = %err, tool, "quota reservation failed; allowing (fail-open)");
-                Ok(unrecorded())
+                tracing::warn!(error = %err, counter = key, "quota reservation failed; allowing (fail-open)");
+                Ok(QuotaPermit {
+                    vault: self.clone(),
+                    counter: None,
+                    count: 0,
+                    limit,
+                })
             }
         }
     }

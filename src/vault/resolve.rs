@@ -108,8 +108,8 @@ pub struct PoolKeyRef {
 
 /// What a resolution found, or why it found nothing.
 pub(super) enum Resolution {
-    /// A key.
-    Found(ResolvedKey),
+    /// A key; for a key of a pool whose admins set a daily limit per user, that limit.
+    Found(ResolvedKey, Option<u32>),
     /// The user has no key of their own, and chose not to use shared keys for the service.
     SharedKeysOff,
     /// No tier has a key.
@@ -119,7 +119,7 @@ pub(super) enum Resolution {
 impl Resolution {
     pub(super) fn found(self) -> Option<ResolvedKey> {
         match self {
-            Resolution::Found(key) => Some(key),
+            Resolution::Found(key, _) => Some(key),
             Resolution::SharedKeysOff | Resolution::Nothing => None,
         }
     }
@@ -127,7 +127,7 @@ impl Resolution {
 
 impl From<Option<ResolvedKey>> for Resolution {
     fn from(found: Option<ResolvedKey>) -> Self {
-        found.map_or(Resolution::Nothing, Resolution::Found)
+        found.map_or(Resolution::Nothing, |key| Resolution::Found(key, None))
     }
 }
 
@@ -186,7 +186,7 @@ impl KeyVault {
         let pools = fallback_to_pool.then_some((channel_id, guild_id));
         let resolution = self.resolve(user_id, service, pools).await;
         let source = match &resolution {
-            Resolution::Found(key) => Some(key.source()),
+            Resolution::Found(key, _) => Some(key.source()),
             Resolution::SharedKeysOff | Resolution::Nothing => None,
         };
         crate::metrics::resolution(source, started.elapsed().as_secs_f64());
@@ -209,7 +209,7 @@ impl KeyVault {
             match self.inner.storage.hget(&hash, service).await {
                 Ok(value) => {
                     if let Some(found) = self.open_user_value(user_id, service, value).await {
-                        return Resolution::Found(found);
+                        return Resolution::Found(found, None);
                     }
                     // Stale: the key is gone or does not open; resolve in full below.
                     hints.remember(user_id, service, false);
@@ -241,6 +241,12 @@ impl KeyVault {
                 .iter()
                 .map(|pool| pool.bench_key(&self.inner.layout, service))
                 .collect(),
+            pool_limits: (!pools.is_empty()).then(|| {
+                (
+                    self.inner.layout.pool_daily_limits_key(service),
+                    pools.iter().map(Pool::scope).collect(),
+                )
+            }),
         };
         match self.inner.storage.resolve(&request).await {
             Ok(reply) => {
@@ -248,17 +254,20 @@ impl KeyVault {
                     let own = self.open_user_value(user_id, service, reply.user).await;
                     hints.remember(user_id, service, own.is_some());
                     if let Some(own) = own {
-                        return Resolution::Found(own);
+                        return Resolution::Found(own, None);
                     }
                     if !super::shared_keys::allowed_by(&reply.user_settings) {
                         return Resolution::SharedKeysOff;
                     }
                 }
                 let mut benches = reply.pool_benches.into_iter();
+                let mut limits = reply.pool_limits.into_iter();
                 for (pool, entries) in pools.into_iter().zip(reply.pools) {
                     let benched = benches.next().unwrap_or_default();
+                    let limit = limits.next().flatten();
                     if let Some(found) = self.usable_in(pool, service, entries, &benched).await {
-                        return Resolution::Found(found);
+                        let limit = super::pool_limits::parse_limit(pool, service, limit);
+                        return Resolution::Found(found, limit);
                     }
                 }
             }

@@ -203,6 +203,20 @@ impl Fixture {
             .expect("open a second vault")
     }
 
+    /// A second vault on the same data with some settings changed (an operator's restart).
+    pub async fn reopen_with(&self, changed: &[(&str, &str)]) -> KeyVault {
+        let mut vars = self.vars.clone();
+        vars.extend(
+            changed
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let config = Config::from_vars(vars).expect("valid test settings");
+        KeyVault::open_with_catalogue(config, Catalogue::builtin())
+            .await
+            .expect("reopen the vault")
+    }
+
     /// A second storage handle on the same data, for writing values behind the vault's back.
     pub fn storage(&self) -> &dyn StorageBackend {
         self.vault.storage()

@@ -117,6 +117,14 @@ pub enum PoolCommand {
     /// string, or null for the operator and the bot), "action" ("added", "removed",
     /// "benched", "unbenched"), "reason" (a bench's reason, else null), "service", "key_id"}.
     Log(PoolLogArgs),
+
+    /// Set, show or clear how many calls each user may make a day with a pool's keys
+    ///
+    /// With --uses N, each user's calls with the pool's keys for the service (every tool
+    /// together) stop at N a day, counted for that pool alone; at most
+    /// STARGAZER_POOL_DAILY_LIMIT_MAX. With --clear, the tools' limits apply again. With
+    /// neither, prints the pool's limit.
+    Limit(PoolLimitArgs),
 }
 
 /// Options of `user set`.
@@ -228,6 +236,26 @@ pub struct PoolLogArgs {
     json: bool,
 }
 
+/// Options of `pool limit`.
+#[derive(Debug, clap::Args)]
+pub struct PoolLimitArgs {
+    /// The service, by id
+    #[arg(long, value_name = "SERVICE")]
+    service: String,
+    /// The channel whose pool's limit to set (default: the global pool)
+    #[arg(long, value_name = "ID", value_parser = parse_id, conflicts_with = "guild")]
+    channel: Option<u64>,
+    /// The server whose pool's limit to set (default: the global pool)
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
+    guild: Option<u64>,
+    /// Uses a day for each user (0 stops every call with the pool's keys)
+    #[arg(long, value_name = "N", conflicts_with = "clear")]
+    uses: Option<u32>,
+    /// Remove the pool's own limit: the tools' limits apply again
+    #[arg(long)]
+    clear: bool,
+}
+
 /// Options of `resolve`.
 #[derive(Debug, clap::Args)]
 pub struct ResolveArgs {
@@ -281,6 +309,7 @@ pub async fn pool(config: &Config, command: PoolCommand) -> Result<ExitCode, Err
         PoolCommand::Remove(args) => pool_remove(config, &args).await,
         PoolCommand::Unbench(args) => pool_unbench(config, &args).await,
         PoolCommand::Log(args) => pool_log(config, &args).await,
+        PoolCommand::Limit(args) => pool_limit(config, &args).await,
     }
 }
 
@@ -580,6 +609,27 @@ async fn pool_unbench(config: &Config, args: &PoolRemoveArgs) -> Result<ExitCode
             "The {name} key {} of {pool} was not benched; nothing changed.",
             args.key_id
         )
+    })
+}
+
+async fn pool_limit(config: &Config, args: &PoolLimitArgs) -> Result<ExitCode, Error> {
+    let vault = open_existing_vault(config).await?;
+    known_service(&vault, &args.service)?;
+    let pool = pool_of(args.channel, args.guild);
+    let name = vault.catalogue().display_name(&args.service);
+    if args.uses.is_some() || args.clear {
+        vault
+            .set_pool_daily_limit(pool, &args.service, args.uses)
+            .await?;
+    }
+    print(&match vault.pool_daily_limit(pool, &args.service).await? {
+        Some(limit) => format!(
+            "Each user may make {limit} calls a day with the {name} keys of {pool} (every tool together)."
+        ),
+        None => format!(
+            "The {name} keys of {pool} follow the tools' daily limits (DEFAULT_KEY_DAILY_LIMIT = {}, STARGAZER_TOOL_DAILY_LIMITS).",
+            vault.config().default_daily_limit
+        ),
     })
 }
 

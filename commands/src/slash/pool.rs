@@ -1,6 +1,7 @@
 //! Shared key pools: `/pool add|remove|list` for the whole bot (bot admins),
 //! `/pool channel add|remove|list` for one channel (Manage Channels there, or bot admins) and
-//! `/pool server add|remove|list` for one server (Manage Server there, or bot admins).
+//! `/pool server add|remove|list` for one server (Manage Server there, or bot admins); each
+//! with `unbench`, `log` and `limit` (the pool's own daily limit for each member).
 //! The checks sit on the leaves: a check on `/pool` would also gate `/pool channel`.
 
 // poise turns each command's doc comment into its Discord description and emits the function
@@ -32,6 +33,7 @@ fn pool_name(pool: Pool) -> &'static str {
         "pool_list::<U, E>",
         "pool_unbench::<U, E>",
         "pool_log::<U, E>",
+        "pool_limit::<U, E>",
         "pool_channel::<U, E>",
         "pool_server::<U, E>"
     )
@@ -100,7 +102,8 @@ pub async fn pool_list<U: HasKeyVault, E: From<CommandError>>(
         "pool_channel_remove::<U, E>",
         "pool_channel_list::<U, E>",
         "pool_channel_unbench::<U, E>",
-        "pool_channel_log::<U, E>"
+        "pool_channel_log::<U, E>",
+        "pool_channel_limit::<U, E>"
     )
 )]
 pub async fn pool_channel<U: HasKeyVault, E: From<CommandError>>(
@@ -180,7 +183,8 @@ pub async fn pool_channel_list<U: HasKeyVault, E: From<CommandError>>(
         "pool_server_remove::<U, E>",
         "pool_server_list::<U, E>",
         "pool_server_unbench::<U, E>",
-        "pool_server_log::<U, E>"
+        "pool_server_log::<U, E>",
+        "pool_server_limit::<U, E>"
     )
 )]
 pub async fn pool_server<U: HasKeyVault, E: From<CommandError>>(
@@ -359,6 +363,107 @@ pub async fn pool_server_log<U: HasKeyVault, E: From<CommandError>>(
     match server_pool(ctx) {
         Some(pool) => log(ctx, pool).await,
         None => Ok(()),
+    }
+}
+
+/// Set how many times a day each member may use the global pool's keys (bot admins).
+#[poise::command(
+    slash_command,
+    rename = "limit",
+    check = "checks::global_pool_manager",
+    ephemeral
+)]
+pub async fn pool_limit<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service of the pool's keys"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+    #[description = "Uses a day for each member; leave out to go back to the bot's limits"]
+    uses: Option<u32>,
+) -> Result<(), E> {
+    set_limit(ctx, Pool::Global, &service, uses).await
+}
+
+/// Set how many times a day each member may use this channel's pool (Manage Channels).
+#[poise::command(
+    slash_command,
+    rename = "limit",
+    check = "checks::channel_pool_manager",
+    ephemeral
+)]
+pub async fn pool_channel_limit<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service of the pool's keys"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+    #[description = "Uses a day for each member; leave out to go back to the bot's limits"]
+    uses: Option<u32>,
+) -> Result<(), E> {
+    set_limit(ctx, Pool::Channel(ctx.channel_id().get()), &service, uses).await
+}
+
+/// Set how many times a day each member may use this server's pool (Manage Server).
+#[poise::command(
+    slash_command,
+    rename = "limit",
+    check = "checks::guild_pool_manager",
+    ephemeral
+)]
+pub async fn pool_server_limit<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "The service of the pool's keys"]
+    #[autocomplete = "autocomplete::service"]
+    service: String,
+    #[description = "Uses a day for each member; leave out to go back to the bot's limits"]
+    uses: Option<u32>,
+) -> Result<(), E> {
+    match server_pool(ctx) {
+        Some(pool) => set_limit(ctx, pool, &service, uses).await,
+        None => Ok(()),
+    }
+}
+
+/// Sets or clears the pool's own daily limit for `service`, and says what applies now.
+async fn set_limit<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    pool: Pool,
+    service: &str,
+    uses: Option<u32>,
+) -> Result<(), E> {
+    let vault = ctx.data().key_vault();
+    let entry = match super::user::known_service(vault, service) {
+        Ok(entry) => entry,
+        Err(why) => return reply::ephemeral(ctx, &why).await,
+    };
+    let name = &entry.display_name;
+    let text = match vault.set_pool_daily_limit(pool, &entry.id, uses).await {
+        Ok(()) => match uses {
+            Some(0) => format!(
+                "Members can no longer use the {name} keys of {}: its daily limit is 0. Their calls are refused until you raise it.",
+                pool_name(pool)
+            ),
+            Some(uses) => format!(
+                "Each member may now use the {name} keys of {} {} a day (every tool together).",
+                pool_name(pool),
+                times(uses.into())
+            ),
+            None => format!(
+                "The {name} keys of {} follow the bot's daily limits again ({} a day for each member and tool unless the operator set another for the tool).",
+                pool_name(pool),
+                vault.config().default_daily_limit
+            ),
+        },
+        Err(err) => format!("The limit was not changed: {}", CommandError::from(err)),
+    };
+    reply::ephemeral(ctx, &text).await
+}
+
+/// "once", "twice", "5 times".
+fn times(n: u64) -> String {
+    match n {
+        1 => "once".to_owned(),
+        2 => "twice".to_owned(),
+        n => format!("{n} times"),
     }
 }
 
@@ -585,6 +690,20 @@ async fn list<U: HasKeyVault, E: From<CommandError>>(
                 );
             }
             text.push('\n');
+        }
+    }
+    let mut services: Vec<&str> = keys.iter().map(|key| key.service.as_str()).collect();
+    services.extend(service.as_deref());
+    services.sort_unstable();
+    services.dedup();
+    for service in services {
+        if let Ok(Some(limit)) = vault.pool_daily_limit(pool, service).await {
+            let _ = write!(
+                text,
+                "\nEach member may use its {} keys {} a day.",
+                vault.catalogue().display_name(service),
+                times(limit.into())
+            );
         }
     }
     reply::ephemeral(ctx, &text).await

@@ -141,6 +141,25 @@ pub async fn shared_keys<U: HasKeyVault, E: From<CommandError>>(
     reply::ephemeral(ctx, &text).await
 }
 
+/// Choose whether the bot DMs you when a key you shared in a pool stops working.
+#[poise::command(slash_command, ephemeral)]
+pub async fn pool_key_dms<U: HasKeyVault, E: From<CommandError>>(
+    ctx: Context<'_, U, E>,
+    #[description = "False: no DM when a key you shared is revoked or out of credit"] enabled: bool,
+) -> Result<(), E> {
+    ctx.data()
+        .key_vault()
+        .set_bench_dms(ctx.author().id.get(), enabled)
+        .await
+        .map_err(CommandError::from)?;
+    let text = if enabled {
+        "You will get a DM when a key you shared in a pool is benched as revoked or out of credit."
+    } else {
+        "You will no longer get DMs about keys you shared. Turn them back on with `/pool_key_dms enabled:True`."
+    };
+    reply::ephemeral(ctx, text).await
+}
+
 fn shared_source_text(source: Option<KeySource>) -> &'static str {
     match source {
         Some(KeySource::ChannelPool) => "this channel's pool",
@@ -247,6 +266,32 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
         }
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, "cannot read a user's shared-key uses"),
+    }
+    match vault.pool_key_usage(ctx.author().id.get()).await {
+        Ok(usage) if !usage.is_empty() => {
+            text.push_str("\nYour uses today of pools with their own limit:");
+            let here = ctx.guild_id().map(|id| id.get());
+            for used in usage {
+                let name = vault.catalogue().display_name(&used.service);
+                let pool = match used.pool {
+                    stargazer_keys::Pool::Global => format!("the bot's {name} pool"),
+                    stargazer_keys::Pool::Guild(id) if Some(id) == here => {
+                        format!("this server's {name} pool")
+                    }
+                    stargazer_keys::Pool::Guild(id) => format!("the {name} pool of server {id}"),
+                    stargazer_keys::Pool::Channel(id) => format!("the {name} pool of <#{id}>"),
+                };
+                let limit = used
+                    .limit
+                    .map_or_else(|| "no pool limit now".to_owned(), |l| format!("of {l}"));
+                let resets = used.resets_in.map_or_else(String::new, |left| {
+                    format!(", resets in {}", stargazer_keys::human_duration(left))
+                });
+                let _ = write!(text, "\n• {pool}: {} {limit}{resets}", used.count);
+            }
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "cannot read a user's pool uses"),
     }
     if available.is_empty() {
         text.push_str("\nNo shared keys are available in this channel.");
