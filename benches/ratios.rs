@@ -118,11 +118,7 @@ fn resolve_and_quota(rt: &tokio::runtime::Runtime, sections: &[String]) {
         if wanted(sections, "flow") {
             // The whole path of a sibling tool's call, the call itself doing nothing.
             let flow = |user_id| async move {
-                let caller = Caller {
-                    user_id,
-                    channel_id: Some(CHANNEL),
-                    guild_id: None,
-                };
+                let caller = Caller::new(user_id, Some(CHANNEL), None);
                 vault
                     .with_api_key(&caller, SERVICE, TOOL, |key| async move {
                         Ok::<_, std::convert::Infallible>(key.key.expose().len())

@@ -229,6 +229,18 @@ pub struct UnknownService {
     known: String,
 }
 
+impl UnknownService {
+    /// The name asked for, escaped and cut to 40 characters.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The services there are, comma-separated.
+    pub fn known(&self) -> &str {
+        &self.known
+    }
+}
+
 /// The services that take keys, by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalogue {

@@ -138,6 +138,9 @@ pub struct Config {
     pub pool_daily_limit_max: u32,
     /// An operator's TOML file of extra services (`STARGAZER_SERVICES_FILE`).
     pub services_file: Option<PathBuf>,
+    /// A directory of Fluent catalogues laid over the shipped ones, one subdirectory per
+    /// language (`STARGAZER_LOCALES_DIR`; see [`crate::i18n::Texts::load`]).
+    pub locales_dir: Option<PathBuf>,
     /// How long a pool key refused as unauthorized, revoked or out of credit is benched
     /// (`STARGAZER_POOL_BENCH_SECS`, default a day).
     pub pool_bench: Duration,
@@ -546,6 +549,7 @@ impl Config {
                 .unwrap_or(DEFAULT_DAILY_FAILURE_REFUNDS),
             tool_daily_limits,
             services_file: get("STARGAZER_SERVICES_FILE").map(PathBuf::from),
+            locales_dir: get("STARGAZER_LOCALES_DIR").map(PathBuf::from),
             pool_bench: Duration::from_secs(pool_bench),
             pool_rate_limit_bench: Duration::from_secs(pool_rate_limit_bench),
             validate_keys,

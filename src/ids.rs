@@ -72,6 +72,20 @@ pub struct InvalidToolName(String);
 #[error("{0:?} is not a key id: key ids are 12 hex digits, as the pool listing shows them")]
 pub struct InvalidKeyId(String);
 
+impl InvalidServiceId {
+    /// The text that was refused (cut to a few dozen characters), as it was typed.
+    pub fn as_typed(&self) -> &str {
+        &self.0
+    }
+}
+
+impl InvalidKeyId {
+    /// The text that was refused as it may be shown (a placeholder when it could be a key).
+    pub fn as_typed(&self) -> &str {
+        &self.0
+    }
+}
+
 fn shown(text: &str) -> String {
     text.chars().take(SHOWN).collect()
 }

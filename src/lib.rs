@@ -18,7 +18,7 @@
 //! # async fn search(key: &str, query: &str) -> Result<String, std::io::Error> { Ok(String::new()) }
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let vault = KeyVault::open(Config::from_env()?).await?;
-//! let caller = Caller { user_id: 42, channel_id: Some(7), guild_id: Some(1) };
+//! let caller = Caller::new(42, Some(7), Some(1));
 //! let answer = vault
 //!     .with_api_key(&caller, "brave", "web_search", |resolved| async move {
 //!         search(resolved.key.expose(), "rust").await
@@ -48,6 +48,7 @@ mod data_keys;
 pub mod db;
 mod gitea;
 mod health;
+pub mod i18n;
 mod ids;
 mod key_cache;
 mod key_check;
@@ -90,7 +91,8 @@ pub use quota::{
 };
 // What users read.
 pub use messages::{
-    default_key_limit_error, human_duration, missing_api_key_error, pool_limit_error,
+    default_key_limit_error, default_key_limit_text, duration_text, human_duration,
+    missing_api_key_error, pool_limit_error,
 };
 pub use secret::{ApiKey, escaped, mask};
 // Gitea credentials.

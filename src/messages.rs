@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use crate::catalogue::{Catalogue, Service};
+use crate::i18n::{Arg, Locale, Texts};
 use crate::quota::LimitReached;
 use crate::vault::Pool;
 
-/// The message for a service with no key anywhere, from the built-in catalogue (a host with
-/// its own services uses [`Catalogue::missing_api_key_error`] or the vault's).
+/// The message for a service with no key anywhere, in English, from the built-in catalogue (a
+/// host with its own services uses [`Catalogue::missing_api_key_error`] or the vault's).
 ///
 /// ```
 /// let text = stargazer_keys::missing_api_key_error("brave");
@@ -19,43 +20,60 @@ pub fn missing_api_key_error(service: &str) -> String {
 }
 
 impl Catalogue {
-    /// The message for a service with no key anywhere: the service's name, where to get a
-    /// key, and the command that adds it.
+    /// The message for a service with no key anywhere, in English: the service's name, where
+    /// to get a key, and the command that adds it.
     pub fn missing_api_key_error(&self, service: &str) -> String {
+        self.missing_key_text(&Texts::builtin(), &Locale::english(), service)
+    }
+
+    /// [`Catalogue::missing_api_key_error`] in the user's language.
+    pub fn missing_key_text(&self, texts: &Texts, locale: &Locale, service: &str) -> String {
         match self.get(service) {
             Some(entry) => {
-                let get_one = entry
-                    .signup_url
-                    .as_deref()
-                    .map(|url| format!(" You can get one at {url}."))
-                    .unwrap_or_default();
-                format!(
-                    "No {name} API key is available to you.{get_one} Add yours with `/set_user_api_key service:{id}`: you paste it into a private form, and it works for you in every server.",
-                    name = entry.display_name,
-                    id = entry.id,
-                )
+                let mut args = vec![
+                    ("name", Arg::from(entry.display_name.as_str())),
+                    ("id", Arg::from(entry.id.as_str())),
+                ];
+                let id = match entry.signup_url.as_deref() {
+                    Some(url) => {
+                        args.push(("url", url.into()));
+                        "missing-key-signup"
+                    }
+                    None => "missing-key",
+                };
+                texts.text(locale, id, &args)
             }
-            None => format!(
-                "No API key for `{service}` is set up on this bot, and it does not take keys for `{service}` yet; ask the bot's operator to add the service."
+            None => texts.text(
+                locale,
+                "missing-key-unknown-service",
+                &[("service", service.into())],
             ),
         }
     }
-}
 
-impl Catalogue {
     /// The message for a user who turned shared keys off (for `service`, or for every service)
-    /// and has no key of their own: what they chose, and the two commands that fix it.
+    /// and has no key of their own, in English: what they chose, and the two commands that fix
+    /// it.
     pub fn shared_keys_off_error(&self, service: &str) -> String {
-        let name = self.display_name(service);
-        format!(
-            "You turned shared keys off, so your calls use only your own {name} key, and you have none saved. Add yours with `/set_user_api_key service:{service}`, or let your calls use shared keys again with `/shared_keys use:True service:{service}`."
+        self.shared_keys_off_text(&Texts::builtin(), &Locale::english(), service)
+    }
+
+    /// [`Catalogue::shared_keys_off_error`] in the user's language.
+    pub fn shared_keys_off_text(&self, texts: &Texts, locale: &Locale, service: &str) -> String {
+        texts.text(
+            locale,
+            "shared-keys-off",
+            &[
+                ("name", self.display_name(service).into()),
+                ("id", service.into()),
+            ],
         )
     }
 }
 
-/// The message when a user has spent the daily limit of shared-key uses of `tool`, which
-/// uses `service`: the count, the limit, when it resets (when known), and the command that
-/// lifts the limit.
+/// The message, in English, when a user has spent the daily limit of shared-key uses of
+/// `tool`, which uses `service`: the count, the limit, when it resets (when known), and the
+/// command that lifts the limit.
 ///
 /// ```
 /// use std::time::Duration;
@@ -83,80 +101,132 @@ pub fn default_key_limit_error(
     limit: u32,
     resets_in: Option<Duration>,
 ) -> String {
-    let count = if current == 1 {
-        "once".to_owned()
-    } else {
-        format!("{current} times")
+    let reached = LimitReached {
+        current,
+        limit,
+        resets_in,
     };
-    let reset = match resets_in {
-        Some(left) => format!(" It resets in {}.", human_duration(left)),
-        None => " It resets within 24 hours.".to_owned(),
-    };
-    let get_one = service
-        .signup_url
-        .as_deref()
-        .map(|url| format!(" (get one at {url})"))
-        .unwrap_or_default();
-    format!(
-        "You have used {tool} {count} with the bot's shared {name} key, and the daily limit is {limit}.{reset} To keep going now, add your own key with `/set_user_api_key service:{id}`{get_one}; your own key has no daily limit.",
-        name = service.display_name,
-        id = service.id,
+    default_key_limit_text(
+        &Texts::builtin(),
+        &Locale::english(),
+        tool,
+        service,
+        &reached,
     )
 }
 
-/// The message when the user's uses of a pool with its own daily limit are spent: whose pool,
-/// the count and limit, when it resets, and how to go on with an own key.
-pub fn pool_limit_error(pool: Pool, service: &Service, reached: &LimitReached) -> String {
-    let (whose, admins) = match pool {
-        Pool::Global => ("the bot's", "the bot's admins"),
-        Pool::Channel(_) => ("this channel's", "its admins"),
-        Pool::Guild(_) => ("this server's", "its admins"),
-    };
-    let name = &service.display_name;
-    let used = match (reached.current, reached.limit) {
-        (_, 0) => format!(
-            "The {name} keys of {whose} shared pool are not open to members at the moment ({admins} set its daily limit to 0)."
-        ),
-        (1, limit) => format!(
-            "You have used a key of {whose} shared {name} pool once today, and {admins} allow {limit} a day for each member."
-        ),
-        (current, limit) => format!(
-            "You have used the keys of {whose} shared {name} pool {current} times today, and {admins} allow {limit} a day for each member."
-        ),
-    };
-    let reset = match (reached.limit, reached.resets_in) {
-        (0, _) => String::new(),
-        (_, Some(left)) => format!(" It resets in {}.", human_duration(left)),
-        (_, None) => " It resets within 24 hours.".to_owned(),
-    };
-    let get_one = service
-        .signup_url
-        .as_deref()
-        .map(|url| format!(" (get one at {url})"))
-        .unwrap_or_default();
-    format!(
-        "{used}{reset} To keep going now, add your own key with `/set_user_api_key service:{id}`{get_one}; your own key has no daily limit.",
-        id = service.id,
-    )
+/// [`default_key_limit_error`] in the user's language.
+pub fn default_key_limit_text(
+    texts: &Texts,
+    locale: &Locale,
+    tool: &str,
+    service: &Service,
+    reached: &LimitReached,
+) -> String {
+    let used = texts.text(
+        locale,
+        "default-key-limit-used",
+        &[
+            ("tool", tool.into()),
+            ("current", reached.current.into()),
+            ("name", service.display_name.as_str().into()),
+            ("limit", reached.limit.into()),
+        ],
+    );
+    [
+        used,
+        resets(texts, locale, reached),
+        own_key(texts, locale, service),
+    ]
+    .join(" ")
 }
 
-/// "3 hours 12 minutes", "1 hour", "45 minutes", "less than a minute".
-pub fn human_duration(duration: Duration) -> String {
-    let minutes = duration.as_secs().div_ceil(60);
-    let (hours, minutes) = (minutes / 60, minutes % 60);
-    let unit = |n: u64, one: &str| {
-        if n == 1 {
-            format!("1 {one}")
-        } else {
-            format!("{n} {one}s")
-        }
+/// The message, in the user's language, when the user's uses of a pool with its own daily
+/// limit are spent: whose pool, the count and limit, when it resets, and how to go on with an
+/// own key.
+pub fn pool_limit_error(
+    texts: &Texts,
+    locale: &Locale,
+    pool: Pool,
+    service: &Service,
+    reached: &LimitReached,
+) -> String {
+    let pool = match pool {
+        Pool::Global => "global",
+        Pool::Channel(_) => "channel",
+        Pool::Guild(_) => "server",
     };
-    match (hours, minutes) {
-        (0, 0) => "less than a minute".to_owned(),
-        (0, m) => unit(m, "minute"),
-        (h, 0) => unit(h, "hour"),
-        (h, m) => format!("{} {}", unit(h, "hour"), unit(m, "minute")),
+    let name = service.display_name.as_str();
+    if reached.limit == 0 {
+        let closed = texts.text(
+            locale,
+            "pool-limit-closed",
+            &[("name", name.into()), ("pool", pool.into())],
+        );
+        return [closed, own_key(texts, locale, service)].join(" ");
     }
+    let used = texts.text(
+        locale,
+        "pool-limit-used",
+        &[
+            ("name", name.into()),
+            ("pool", pool.into()),
+            ("current", reached.current.into()),
+            ("limit", reached.limit.into()),
+        ],
+    );
+    [
+        used,
+        resets(texts, locale, reached),
+        own_key(texts, locale, service),
+    ]
+    .join(" ")
+}
+
+/// "It resets in 3 hours 12 minutes." (or within 24 hours, when the counter has no expiry).
+fn resets(texts: &Texts, locale: &Locale, reached: &LimitReached) -> String {
+    match reached.resets_in {
+        Some(left) => texts.text(
+            locale,
+            "limit-resets-in",
+            &[("duration", duration_text(texts, locale, left).into())],
+        ),
+        None => texts.text(locale, "limit-resets-within-a-day", &[]),
+    }
+}
+
+/// How to go on now: an own key, and where to get one.
+fn own_key(texts: &Texts, locale: &Locale, service: &Service) -> String {
+    match service.signup_url.as_deref() {
+        Some(url) => texts.text(
+            locale,
+            "limit-own-key-signup",
+            &[("id", service.id.as_str().into()), ("url", url.into())],
+        ),
+        None => texts.text(
+            locale,
+            "limit-own-key",
+            &[("id", service.id.as_str().into())],
+        ),
+    }
+}
+
+/// "3 hours 12 minutes", "1 hour", "45 minutes", "less than a minute" (in English).
+pub fn human_duration(duration: Duration) -> String {
+    duration_text(&Texts::builtin(), &Locale::english(), duration)
+}
+
+/// A duration in whole minutes (rounded up) and hours, in the user's language.
+pub fn duration_text(texts: &Texts, locale: &Locale, duration: Duration) -> String {
+    let minutes = duration.as_secs().div_ceil(60);
+    texts.text(
+        locale,
+        "duration",
+        &[
+            ("hours", (minutes / 60).into()),
+            ("minutes", (minutes % 60).into()),
+        ],
+    )
 }
 
 #[cfg(test)]

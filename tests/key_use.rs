@@ -7,6 +7,7 @@ mod support;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use stargazer_keys::i18n::Locale;
 use stargazer_keys::{Caller, KeySource, KeyUseError, KeyVault, Pool};
 use support::*;
 
@@ -16,11 +17,7 @@ const CHANNEL: u64 = 777;
 const TOOL: &str = "web_search";
 
 fn caller(user_id: u64) -> Caller {
-    Caller {
-        user_id,
-        channel_id: Some(CHANNEL),
-        guild_id: None,
-    }
+    Caller::new(user_id, Some(CHANNEL), None)
 }
 
 /// Runs one call that succeeds, returning the source of the key it was given.
@@ -172,6 +169,81 @@ contract!(
         assert_eq!(
             call_ok(&fx.vault, USER).await.unwrap(),
             KeySource::GlobalPool
+        );
+    }
+);
+
+contract!(
+    a_german_caller_reads_the_missing_key_and_limit_messages_in_german_and_an_operator_can_reword_them,
+    |backend| async move {
+        let overrides = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(overrides.path().join("de")).unwrap();
+        std::fs::write(
+            overrides.path().join("de/bot.ftl"),
+            "limit-own-key-signup = Hol dir deinen eigenen: { $url } (`/set_user_api_key service:{ $id }`).\n",
+        )
+        .unwrap();
+        let fx = Fixture::builder(backend)
+            .env("DEFAULT_KEY_DAILY_LIMIT", "1")
+            .env("STARGAZER_LOCALES_DIR", overrides.path().to_str().unwrap())
+            .open()
+            .await;
+        // The user's language first; a server in English does not change it.
+        let german = caller(USER).with_locale(Locale::discord(Some("de"), Some("en-US")));
+        let call = |caller: Caller| {
+            let vault = fx.vault.clone();
+            async move {
+                vault
+                    .with_api_key(&caller, "brave", TOOL, |_| async { Ok::<_, Infallible>(()) })
+                    .await
+            }
+        };
+
+        let missing = call(german.clone()).await.unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "Für dich ist kein API-Schlüssel für Brave Search verfügbar. Einen bekommst du unter \
+             https://brave.com/search/api/. Füge deinen eigenen mit `/set_user_api_key \
+             service:brave` hinzu: Du fügst ihn in ein privates Formular ein, und er gilt für \
+             dich auf jedem Server."
+        );
+
+        fx.vault
+            .add_pool_key(Pool::Global, "brave", &secret("pooled"), ADMIN)
+            .await
+            .unwrap();
+        call(german.clone()).await.unwrap();
+        let limit = call(german.clone()).await.unwrap_err();
+        let text = limit.to_string();
+        assert!(matches!(limit, KeyUseError::LimitReached(_)), "{text}");
+        assert!(
+            text.starts_with(
+                "Du hast web_search einmal mit dem geteilten Brave Search-Schlüssel des Bots \
+                 genutzt, und das Tageslimit ist 1. Es wird in "
+            ),
+            "{text}"
+        );
+        assert!(text.contains(" zurückgesetzt. "), "{text}");
+        // The operator's sentence replaced the shipped one.
+        assert!(
+            text.ends_with(
+                "Hol dir deinen eigenen: https://brave.com/search/api/ (`/set_user_api_key service:brave`)."
+            ),
+            "{text}"
+        );
+
+        // A user whose language the bot does not speak, in a German server, reads German; one
+        // in a DM reads English.
+        let french_in_german_server =
+            caller(USER).with_locale(Locale::discord(Some("fr"), Some("de")));
+        assert!(call(french_in_german_server).await.unwrap_err().to_string().starts_with("Du hast"));
+        let french_alone = caller(USER).with_locale(Locale::discord(Some("fr"), None));
+        assert!(
+            call(french_alone)
+                .await
+                .unwrap_err()
+                .to_string()
+                .starts_with("You have used web_search once with the bot's shared Brave Search key")
         );
     }
 );

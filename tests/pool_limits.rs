@@ -18,11 +18,7 @@ const OTHER_GUILD: u64 = 889;
 const TOOL: &str = "web_search";
 
 fn in_guild(user_id: u64, guild: u64) -> Caller {
-    Caller {
-        user_id,
-        channel_id: Some(CHANNEL),
-        guild_id: Some(guild),
-    }
+    Caller::new(user_id, Some(CHANNEL), Some(guild))
 }
 
 /// One successful call with `tool`: the source of the key it was given, or why it did not run.

@@ -145,11 +145,7 @@ key_contract!(
             .set_shared_keys(ALICE, Some("brave"), false)
             .await
             .unwrap();
-        let caller = Caller {
-            user_id: ALICE,
-            channel_id: Some(CHANNEL),
-            guild_id: Some(GUILD),
-        };
+        let caller = Caller::new(ALICE, Some(CHANNEL), Some(GUILD));
         let ran = std::sync::atomic::AtomicBool::new(false);
         let result = fx
             .vault

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 
+use stargazer_keys::i18n::Locale;
 use stargazer_keys::{Caller, KeyFailure, KeyUseError, KeyVault, LimitCheck, ResolvedKey};
 
 use crate::{Context, HasKeyVault};
@@ -32,6 +33,8 @@ pub struct KeyContext {
     pub channel_id: Option<u64>,
     /// The guild of the invocation (none in DMs).
     pub guild_id: Option<u64>,
+    /// The user's language, then the server's: the missing-key and limit messages are in it.
+    pub locale: Locale,
 }
 
 impl fmt::Debug for KeyContext {
@@ -40,22 +43,26 @@ impl fmt::Debug for KeyContext {
             .field("user_id", &self.user_id)
             .field("channel_id", &self.channel_id)
             .field("guild_id", &self.guild_id)
+            .field("locale", &self.locale)
             .finish_non_exhaustive()
     }
 }
 
 impl KeyContext {
-    /// The context of a poise command invocation.
+    /// The context of a poise command invocation, in the user's language (then the
+    /// server's).
     pub fn from_poise<U: HasKeyVault, E>(ctx: Context<'_, U, E>) -> Self {
         Self {
             vault: ctx.data().key_vault().clone(),
             user_id: ctx.author().id.get(),
             channel_id: Some(ctx.channel_id().get()),
             guild_id: ctx.guild_id().map(|id| id.get()),
+            locale: crate::text::locale_of(ctx),
         }
     }
 
-    /// A context from plain ids (for callers outside poise).
+    /// A context from plain ids (for callers outside poise), in English until
+    /// [`KeyContext::with_locale`].
     pub fn new(
         vault: KeyVault,
         user_id: u64,
@@ -67,7 +74,14 @@ impl KeyContext {
             user_id,
             channel_id,
             guild_id,
+            locale: Locale::english(),
         }
+    }
+
+    /// This context, its messages in `locale`.
+    pub fn with_locale(mut self, locale: Locale) -> Self {
+        self.locale = locale;
+        self
     }
 
     /// The vault.
@@ -110,19 +124,18 @@ impl KeyContext {
             .await;
     }
 
-    /// The message for a service with no key. (It does not know a user's choice to use only
-    /// their own key: [`KeyContext::with_api_key`] gives the message that does.)
+    /// The message for a service with no key, in the user's language. (It does not know a
+    /// user's choice to use only their own key: [`KeyContext::with_api_key`] gives the message
+    /// that does.)
     pub fn missing_key_message(&self, service: &str) -> String {
-        self.vault.catalogue().missing_api_key_error(service)
+        self.vault
+            .catalogue()
+            .missing_key_text(self.vault.texts(), &self.locale, service)
     }
 
     /// The caller, as the core knows it.
     pub fn caller(&self) -> Caller {
-        Caller {
-            user_id: self.user_id,
-            channel_id: self.channel_id,
-            guild_id: self.guild_id,
-        }
+        Caller::new(self.user_id, self.channel_id, self.guild_id).with_locale(self.locale.clone())
     }
 
     /// The one call for sibling tools ([`KeyVault::with_api_key`] for this invocation):

@@ -3,8 +3,14 @@
 
 use std::fmt;
 
+use std::any::Any;
+
 use poise::serenity_prelude as serenity;
 use stargazer_keys::KeyError;
+use stargazer_keys::i18n::{Locale, Texts};
+
+use crate::HasKeyVault;
+use crate::text::Voice;
 
 /// Why a command failed. Every variant's `Display` is the sentence the user sees.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +34,15 @@ fn sentence(err: &KeyError) -> String {
 }
 
 impl CommandError {
+    /// The sentence for a user reading `locale` (the `Display` form is the English one, for
+    /// the log and for hosts that show errors themselves).
+    pub fn localized(&self, texts: &Texts, locale: &Locale) -> String {
+        match self {
+            CommandError::Key(err) => err.localized(texts, locale),
+            CommandError::Discord(_) => texts.text(locale, "error-discord", &[]),
+        }
+    }
+
     /// The detail for the log: what Discord or the store said, never a secret.
     pub fn log_detail(&self) -> String {
         match self {
@@ -39,60 +54,71 @@ impl CommandError {
 
 /// What poise's error-hook needs to know about the host's error type.
 ///
-/// Implemented for every `E: Display`; the `Display` form is what the user sees.
+/// Implemented for every `E: Display`; the `Display` form is what the user sees, except for a
+/// [`CommandError`] (or one in a `Box<dyn Error + Send + Sync>`), which is put in the user's
+/// language.
 pub trait UserFacing: fmt::Display + fmt::Debug + Send + Sync {}
 impl<E: fmt::Display + fmt::Debug + Send + Sync> UserFacing for E {}
 
-/// The central error handler: replies with one ephemeral sentence and logs the detail.
+/// The sentence for the user: a [`CommandError`] in their language, any other error as its
+/// `Display` says.
+fn user_text<E: UserFacing + 'static>(error: &E, voice: &Voice) -> String {
+    let any: &dyn Any = error;
+    let ours = any.downcast_ref::<CommandError>().or_else(|| {
+        any.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>()
+            .and_then(|boxed| boxed.downcast_ref::<CommandError>())
+    });
+    match ours {
+        Some(err) => err.localized(voice.texts(), voice.locale()),
+        None => error.to_string(),
+    }
+}
+
+/// The central error handler: replies with one ephemeral sentence, in the user's language,
+/// and logs the detail.
 ///
 /// Use it as `on_error: |err| Box::pin(stargazer_keys_commands::on_error(err))`.
-pub async fn on_error<U: Send + Sync + 'static, E: UserFacing + 'static>(
+pub async fn on_error<U: HasKeyVault + Send + Sync + 'static, E: UserFacing + 'static>(
     error: poise::FrameworkError<'_, U, E>,
 ) {
     use poise::FrameworkError as F;
     let (ctx, text) = match error {
         F::Command { error, ctx, .. } => {
             tracing::warn!(command = %ctx.command().qualified_name, error = %error, "command failed");
-            (ctx, error.to_string())
+            (ctx, user_text(&error, &Voice::of(ctx)))
         }
         F::CommandCheckFailed { error, ctx, .. } => match error {
             // The check has already told the user why.
             None => return,
             Some(error) => {
                 tracing::warn!(command = %ctx.command().qualified_name, error = %error, "check failed");
-                (ctx, error.to_string())
+                (ctx, user_text(&error, &Voice::of(ctx)))
             }
         },
         F::ArgumentParse { error, ctx, .. } => (
             ctx,
-            format!(
-                "That option is not valid: {}.",
-                crate::slash::reply::escaped(&error.to_string())
+            Voice::of(ctx).t(
+                "error-argument",
+                &[(
+                    "detail",
+                    crate::slash::reply::escaped(&error.to_string()).into(),
+                )],
             ),
         ),
-        F::GuildOnly { ctx, .. } => (
-            ctx,
-            "This command works only in a server channel.".to_owned(),
-        ),
+        F::GuildOnly { ctx, .. } => (ctx, Voice::of(ctx).t("error-guild-only", &[])),
         F::CommandPanic { ctx, .. } => {
             tracing::error!(command = %ctx.command().qualified_name, "command panicked");
-            (
-                ctx,
-                "Something went wrong on our side; it has been logged.".to_owned(),
-            )
+            (ctx, Voice::of(ctx).t("error-panic", &[]))
         }
-        F::MissingUserPermissions { ctx, .. } => (
-            ctx,
-            "You do not have the permission this command needs here.".to_owned(),
-        ),
+        F::MissingUserPermissions { ctx, .. } => {
+            (ctx, Voice::of(ctx).t("error-missing-permissions", &[]))
+        }
         F::CommandStructureMismatch {
             description, ctx, ..
         } => {
             tracing::warn!(description, command = %ctx.command().qualified_name, "the registered command does not match; re-register the commands");
-            (
-                poise::Context::Application(ctx),
-                "This command's registration is out of date; try again in a minute.".to_owned(),
-            )
+            let ctx = poise::Context::Application(ctx);
+            (ctx, Voice::of(ctx).t("error-registration", &[]))
         }
         other => {
             tracing::warn!("unhandled framework error: {other}");

@@ -37,6 +37,7 @@ pub mod notices;
 mod slash;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod text;
 
 use std::time::Duration;
 

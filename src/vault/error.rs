@@ -90,8 +90,8 @@ pub enum KeyError {
         "{pool} already holds {max} {service} keys, the most STARGAZER_POOL_MAX_KEYS allows; remove one first"
     )]
     PoolFull {
-        /// The pool, as a phrase (`the global pool`).
-        pool: String,
+        /// The pool.
+        pool: super::Pool,
         /// The service id.
         service: String,
         /// The cap.
@@ -112,8 +112,8 @@ pub enum KeyError {
         "the key was written, but {cause}; it could not be taken back either, so it may not open: list the keys, and save it again if it shows as unreadable"
     )]
     WriteInDoubt {
-        /// Why it could not be confirmed (a [`KeyError`]'s sentence).
-        cause: String,
+        /// Why it could not be confirmed.
+        cause: Box<KeyError>,
     },
 }
 
@@ -132,6 +132,9 @@ pub enum OpenVaultError {
     /// Storage could not be set up.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The operator's catalogues (`STARGAZER_LOCALES_DIR`) could not be loaded.
+    #[error(transparent)]
+    Locales(#[from] crate::i18n::TextsError),
 }
 
 /// "Nothing was changed", unless the write did reach Redis and only its replication is in

@@ -9,12 +9,14 @@ use super::resolve::Resolution;
 use super::{KeyVault, PoolKeyRef, ResolvedKey};
 use crate::catalogue::Service;
 use crate::health::KeyOutcome;
+use crate::i18n::Locale;
 use crate::ids::{IntoServiceId, IntoToolName};
-use crate::messages::{default_key_limit_error, pool_limit_error};
+use crate::messages::{default_key_limit_text, pool_limit_error};
 use crate::quota::BYPASS_RATELIMIT_BIT;
 
-/// Who is calling, and where: the plain ids of one invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who is calling, and where: the plain ids of one invocation, and the languages its messages
+/// are written in.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The invoking user.
     pub user_id: u64,
@@ -22,6 +24,27 @@ pub struct Caller {
     pub channel_id: Option<u64>,
     /// The guild of the invocation (none in DMs).
     pub guild_id: Option<u64>,
+    /// The user's language, then the server's ([`Locale::discord`]); the missing-key and
+    /// limit messages are in the first of them the bot speaks, else in English.
+    pub locale: Locale,
+}
+
+impl Caller {
+    /// A caller in `channel_id` of `guild_id` (none in a DM), whose messages are in English.
+    pub fn new(user_id: u64, channel_id: Option<u64>, guild_id: Option<u64>) -> Self {
+        Self {
+            user_id,
+            channel_id,
+            guild_id,
+            locale: Locale::english(),
+        }
+    }
+
+    /// This caller, reading `locale`.
+    pub fn with_locale(mut self, locale: Locale) -> Self {
+        self.locale = locale;
+        self
+    }
 }
 
 /// Why a call with a key did not run, or failed. `Display` is the sentence for the user.
@@ -87,7 +110,7 @@ impl KeyVault {
     /// # use stargazer_keys::{Caller, KeyUseError, KeyVault};
     /// # async fn search(key: &str, query: &str) -> Result<String, std::io::Error> { Ok(String::new()) }
     /// # async fn demo(vault: KeyVault, query: String) -> Result<String, KeyUseError<std::io::Error>> {
-    /// let caller = Caller { user_id: 42, channel_id: Some(7), guild_id: Some(1) };
+    /// let caller = Caller::new(42, Some(7), Some(1));
     /// let answer = vault
     ///     .with_api_key(&caller, "brave", "web_search", |resolved| async move {
     ///         search(resolved.key.expose(), &query).await
@@ -233,10 +256,12 @@ impl KeyVault {
             (None, None) => None,
         };
         let Some(resolved) = resolved else {
+            let (texts, locale) = (self.texts(), &caller.locale);
             return Err(KeyUseError::MissingKey(if shared_keys_off {
-                self.catalogue().shared_keys_off_error(service)
+                self.catalogue()
+                    .shared_keys_off_text(texts, locale, service)
             } else {
-                self.catalogue().missing_api_key_error(service)
+                self.catalogue().missing_key_text(texts, locale, service)
             }));
         };
         let permit = match reservation {
@@ -248,15 +273,10 @@ impl KeyVault {
                     .get(service)
                     .cloned()
                     .unwrap_or_else(|| Service::new(service.clone(), service.as_str()));
+                let (texts, locale) = (self.texts(), &caller.locale);
                 return Err(KeyUseError::LimitReached(match pool {
-                    Some(pool) => pool_limit_error(pool, &entry, &reached),
-                    None => default_key_limit_error(
-                        tool,
-                        &entry,
-                        reached.current,
-                        reached.limit,
-                        reached.resets_in,
-                    ),
+                    Some(pool) => pool_limit_error(texts, locale, pool, &entry, &reached),
+                    None => default_key_limit_text(texts, locale, tool, &entry, &reached),
                 }));
             }
         };

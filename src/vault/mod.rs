@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use crate::catalogue::{Catalogue, Service};
 use crate::config::Config;
 use crate::crypto::DataKey;
+use crate::i18n::Texts;
 use crate::ids::IntoServiceId;
 use crate::key_store::KeyStore;
 use crate::storage::{self, BackendKind, Layout, StorageBackend};
@@ -23,6 +24,7 @@ use crate::storage::{self, BackendKind, Layout, StorageBackend};
 mod bench_notices;
 mod checks;
 mod error;
+mod error_text;
 mod gitea;
 mod health;
 mod hints;
@@ -78,6 +80,8 @@ struct Inner {
     legacy_marker: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
     /// Pool keys benched for a long reason, for whoever tells their contributors.
     bench_notices: tokio::sync::broadcast::Sender<BenchNotice>,
+    /// The sentences users read, in every language the bot speaks.
+    texts: Arc<Texts>,
 }
 
 impl fmt::Debug for KeyVault {
@@ -105,9 +109,10 @@ impl KeyVault {
             catalogue.load_file(path)?;
         }
         let keyring = config.keyring()?;
+        let texts = Texts::load(config.locales_dir.as_deref())?;
         let data_keys = KeyStore::open(&config, keyring).await?;
         let storage = storage::connect(&config).await?;
-        Ok(Self::from_parts(config, data_keys, storage, catalogue))
+        Ok(Self::from_parts(config, data_keys, storage, catalogue).with_texts(texts))
     }
 
     /// Builds a vault from parts already opened (tests, benchmarks, custom backends).
@@ -124,6 +129,7 @@ impl KeyVault {
                 legacy_marker: std::sync::Mutex::new(None),
                 original_pool_keys: tokio::sync::OnceCell::new(),
                 bench_notices: tokio::sync::broadcast::channel(bench_notices::NOTICE_BACKLOG).0,
+                texts: Texts::builtin(),
                 config,
                 data_keys: data_keys.into(),
                 storage,
@@ -140,6 +146,20 @@ impl KeyVault {
     /// The service catalogue.
     pub fn catalogue(&self) -> &Catalogue {
         &self.inner.catalogue
+    }
+
+    /// The sentences users read, in every language the bot speaks: the shipped catalogues
+    /// with the operator's `STARGAZER_LOCALES_DIR` laid over them.
+    pub fn texts(&self) -> &Arc<Texts> {
+        &self.inner.texts
+    }
+
+    /// This vault, just built, with the catalogues of `STARGAZER_LOCALES_DIR`.
+    fn with_texts(mut self, texts: Arc<Texts>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("a vault being opened is not shared yet")
+            .texts = texts;
+        self
     }
 
     /// The storage key layout (tests and benchmarks: feature `testkit`).

@@ -120,6 +120,23 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// The pool as a sentence names it, in the user's language ("the global pool").
+    pub fn localized(&self, texts: &crate::i18n::Texts, locale: &crate::i18n::Locale) -> String {
+        match self {
+            Pool::Global => texts.text(locale, "pool-global", &[]),
+            Pool::Channel(id) => texts.text(
+                locale,
+                "pool-channel",
+                &[("channel", id.to_string().into())],
+            ),
+            Pool::Guild(id) => {
+                texts.text(locale, "pool-server", &[("server", id.to_string().into())])
+            }
+        }
+    }
+}
+
 impl fmt::Display for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

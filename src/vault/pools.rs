@@ -159,7 +159,7 @@ impl KeyVault {
             .await?;
         if held >= max {
             return Err(KeyError::PoolFull {
-                pool: pool.to_string(),
+                pool,
                 service: service.to_string(),
                 max,
             });

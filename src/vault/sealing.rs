@@ -96,7 +96,7 @@ impl KeyVault {
         {
             tracing::warn!(owner, error = %err, "cannot take back a value written under a data key that could not be confirmed");
             return Err(KeyError::WriteInDoubt {
-                cause: failure.to_string(),
+                cause: Box::new(failure),
             });
         }
         Err(failure)

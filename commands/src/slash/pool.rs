@@ -670,7 +670,7 @@ async fn list<U: HasKeyVault, E: From<CommandError>>(
                 "• **{}** `{}` {masked}, added by {by} {}",
                 vault.catalogue().display_name(&key.service),
                 key.key_id,
-                reply::date(key.added_at)
+                reply::date(&crate::text::Voice::english(vault), key.added_at)
             );
             if key.uses_today > 0 {
                 let _ = write!(

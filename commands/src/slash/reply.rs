@@ -3,13 +3,14 @@
 use poise::serenity_prelude as serenity;
 use time::OffsetDateTime;
 
-use crate::{CommandError, Context};
+use crate::text::Voice;
+use crate::{CommandError, Context, HasKeyVault};
 
 /// Discord's limit on a message's content.
 const MAX_CONTENT: usize = 2_000;
 
 /// Replies with an ephemeral message that mentions nobody.
-pub async fn ephemeral<U: Send + Sync + 'static, E>(
+pub async fn ephemeral<U: HasKeyVault + Send + Sync + 'static, E>(
     ctx: Context<'_, U, E>,
     text: &str,
 ) -> Result<(), E>
@@ -18,7 +19,7 @@ where
 {
     ctx.send(
         poise::CreateReply::default()
-            .content(fit(text))
+            .content(fit(text, &Voice::of(ctx)))
             .ephemeral(true)
             .allowed_mentions(serenity::CreateAllowedMentions::new()),
     )
@@ -37,14 +38,17 @@ pub(crate) fn capitalised(text: &str) -> String {
 }
 
 /// Cuts a message to Discord's limit at a line boundary, saying how many lines were left out.
-pub fn fit(text: &str) -> String {
+pub(crate) fn fit(text: &str, voice: &Voice) -> String {
     if text.len() <= MAX_CONTENT {
         return text.to_owned();
     }
     let lines: Vec<&str> = text.lines().collect();
     let mut out = String::new();
     for (i, line) in lines.iter().enumerate() {
-        let more = format!("\n… and {} more lines", lines.len() - i);
+        let more = format!(
+            "\n{}",
+            voice.t("reply-more-lines", &[("count", (lines.len() - i).into())])
+        );
         if out.len() + line.len() + 1 + more.len() > MAX_CONTENT {
             out.push_str(&more);
             return out;
@@ -60,9 +64,9 @@ pub fn fit(text: &str) -> String {
 pub use stargazer_keys::escaped;
 
 /// A Discord timestamp that each reader sees in their own time zone, e.g. `<t:1700000000:D>`.
-pub fn date(at: Option<OffsetDateTime>) -> String {
+pub(crate) fn date(voice: &Voice, at: Option<OffsetDateTime>) -> String {
     at.map_or_else(
-        || "at an unknown date".to_owned(),
+        || voice.t("reply-unknown-date", &[]),
         |at| format!("<t:{}:D>", at.unix_timestamp()),
     )
 }
@@ -74,10 +78,16 @@ mod tests {
     #[test]
     fn long_messages_are_cut_at_a_line_with_a_count() {
         let text: String = (0..500).map(|i| format!("line {i}\n")).collect();
-        let cut = fit(&text);
+        let english = Voice::new(stargazer_keys::i18n::Texts::builtin(), Default::default());
+        let cut = fit(&text, &english);
         assert!(cut.len() <= MAX_CONTENT);
-        assert!(cut.ends_with("more lines"));
-        assert_eq!(fit("short"), "short");
+        assert!(cut.ends_with("more lines"), "{cut}");
+        assert_eq!(fit("short", &english), "short");
+        let german = Voice::new(
+            stargazer_keys::i18n::Texts::builtin(),
+            stargazer_keys::i18n::Locale::new("de"),
+        );
+        assert!(fit(&text, &german).ends_with("weitere Zeilen"));
     }
 
     #[test]

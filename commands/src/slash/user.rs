@@ -195,7 +195,10 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
                 "• **{}** (`{}`): {masked}, saved {}",
                 key.display_name,
                 key.service,
-                reply::date(key.set_at)
+                reply::date(
+                    &crate::text::Voice::english(ctx.data().key_vault()),
+                    key.set_at
+                )
             );
         }
     }
