@@ -304,7 +304,7 @@ impl Texts {
                 // Discord shows the isolation marks Fluent puts around placeables as boxes
                 // in some clients; the text here is one direction.
                 bundle.set_use_isolating(false);
-                let english = id.to_string() == ENGLISH;
+                let english = id.language.as_str() == ENGLISH && id.region.is_none();
                 let bundle = Bundle { id, bundle };
                 if english {
                     self.bundles.insert(0, bundle);

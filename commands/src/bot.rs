@@ -209,7 +209,7 @@ pub async fn run(
     extra: Vec<poise::Command<BotData, Error>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BotError> {
-    let mut commands = crate::commands::<BotData, Error>();
+    let mut commands = crate::commands_in::<BotData, Error>(vault.texts());
     commands.extend(extra);
     let guild_id = settings.guild_id;
     let data = BotData {

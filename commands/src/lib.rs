@@ -32,6 +32,7 @@
 pub mod bot;
 mod context;
 mod error;
+mod localize;
 pub mod logging;
 pub mod notices;
 mod slash;
@@ -45,6 +46,7 @@ use stargazer_keys::KeyVault;
 
 pub use context::KeyContext;
 pub use error::{CommandError, UserFacing, on_error};
+pub use localize::localize_commands;
 pub use notices::spawn_contributor_dms;
 pub use slash::modal;
 pub use slash::pool::{
@@ -85,10 +87,20 @@ impl HasKeyVault for KeyVault {
     }
 }
 
-/// Every command of this crate, ready for `FrameworkOptions::commands`.
+/// Every command of this crate, ready for `FrameworkOptions::commands`, described in English
+/// and German (the shipped catalogues). With an operator's `STARGAZER_LOCALES_DIR`, use
+/// [`commands_in`] with the vault's catalogues.
 pub fn commands<U: HasKeyVault, E: From<CommandError> + UserFacing + 'static>()
 -> Vec<poise::Command<U, E>> {
-    vec![
+    commands_in(&stargazer_keys::i18n::Texts::builtin())
+}
+
+/// Every command of this crate, described in each language of `texts`
+/// ([`KeyVault::texts`]).
+pub fn commands_in<U: HasKeyVault, E: From<CommandError> + UserFacing + 'static>(
+    texts: &stargazer_keys::i18n::Texts,
+) -> Vec<poise::Command<U, E>> {
+    let mut commands = vec![
         set_user_api_key(),
         remove_user_api_key(),
         list_user_api_keys(),
@@ -96,5 +108,7 @@ pub fn commands<U: HasKeyVault, E: From<CommandError> + UserFacing + 'static>()
         shared_keys(),
         pool_key_dms(),
         pool(),
-    ]
+    ];
+    localize_commands(&mut commands, texts);
+    commands
 }

@@ -8,8 +8,10 @@
 use std::sync::Arc;
 
 use poise::serenity_prelude as serenity;
-use stargazer_keys::{BenchNotice, BenchReason, KeyVault, Pool};
+use stargazer_keys::{BenchNotice, KeyVault, Pool};
 use tokio::sync::broadcast::error::RecvError;
+
+use crate::text::Voice;
 
 /// Starts telling contributors about their benched keys, with `http` (the bot's client). The
 /// production runner ([`crate::bot::run`]) calls it once connected; a host bot with its own
@@ -90,27 +92,28 @@ async fn tell_contributor(vault: &KeyVault, http: &serenity::Http, notice: &Benc
 }
 
 /// What the contributor reads: which key (by id, never the key), where, why, until when, what
-/// to do, and how to stop these messages.
+/// to do, and how to stop these messages. In English: there is no interaction to say which
+/// language the contributor reads.
 pub(crate) fn bench_message(vault: &KeyVault, notice: &BenchNotice) -> String {
-    let name = vault.catalogue().display_name(&notice.service);
-    let (place, unbench) = match notice.pool {
-        Pool::Global => ("the bot's global pool".to_owned(), "/pool unbench"),
-        Pool::Channel(id) => (format!("the pool of <#{id}>"), "/pool channel unbench"),
-        Pool::Guild(id) => (format!("the pool of server {id}"), "/pool server unbench"),
+    let (pool, channel, server) = match notice.pool {
+        Pool::Global => ("global", String::new(), String::new()),
+        Pool::Channel(id) => ("channel", id.to_string(), String::new()),
+        Pool::Guild(id) => ("server", String::new(), id.to_string()),
     };
-    let fix = match notice.reason {
-        BenchReason::QuotaExhausted => {
-            "The service says its credit or quota is spent: top it up at the service."
-        }
-        BenchReason::Unauthorized | BenchReason::RateLimited => {
-            "The service refused it as unauthorized or revoked: check it at the service, or remove it from the pool if you revoked it."
-        }
-    };
-    let until = notice.until.unix_timestamp();
-    format!(
-        "The {name} key you shared in {place} (key id `{key_id}`) was benched until <t:{until}:f>: {reason}. Calls skip it until then. {fix} Once it works again, whoever manages the pool can put it back with `{unbench} service:{service} key_id:{key_id}`.\nTo stop these messages: `/pool_key_dms enabled:False`.",
-        key_id = notice.key_id,
-        reason = notice.reason.describe(),
-        service = notice.service,
+    Voice::english(vault).t(
+        "notice-bench",
+        &[
+            (
+                "name",
+                vault.catalogue().display_name(&notice.service).into(),
+            ),
+            ("pool", pool.into()),
+            ("channel", channel.into()),
+            ("server", server.into()),
+            ("key_id", notice.key_id.as_str().into()),
+            ("until", notice.until.unix_timestamp().to_string().into()),
+            ("reason", notice.reason.as_str().into()),
+            ("service", notice.service.as_str().into()),
+        ],
     )
 }

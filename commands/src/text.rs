@@ -45,6 +45,7 @@ pub(crate) struct Voice {
 
 impl Voice {
     /// A voice from its parts.
+    #[cfg(test)]
     pub(crate) fn new(texts: std::sync::Arc<stargazer_keys::i18n::Texts>, locale: Locale) -> Self {
         Self { texts, locale }
     }

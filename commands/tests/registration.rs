@@ -135,3 +135,46 @@ fn every_node_has_a_description_within_discords_limits() {
     }
     assert!(commands.len() <= 100);
 }
+
+#[test]
+fn every_command_and_option_is_described_in_german_and_english_descriptions_are_unchanged() {
+    let list = registration();
+    let mut nodes = Vec::new();
+    for command in &list {
+        walk(command, &mut nodes);
+    }
+    let mut undescribed = Vec::new();
+    for node in &nodes {
+        let name = node["name"].as_str().unwrap();
+        let german = node["description_localizations"]["de"].as_str();
+        match german {
+            Some(text) if !text.is_empty() && text.chars().count() <= 100 => {
+                assert_ne!(
+                    Some(text),
+                    node["description"].as_str(),
+                    "{name}: not translated"
+                );
+            }
+            _ => undescribed.push(name.to_owned()),
+        }
+        // Names are the same in every language: messages quote them.
+        assert!(
+            node["name_localizations"]
+                .as_object()
+                .is_none_or(|m| m.is_empty()),
+            "{name}"
+        );
+    }
+    assert!(
+        undescribed.is_empty(),
+        "no German description: {undescribed:?}"
+    );
+    assert_eq!(
+        named(&list, "set_user_api_key")["description"],
+        "Save your own API key for a service; it works for you in every server and DM."
+    );
+    assert_eq!(
+        named(&list, "set_user_api_key")["description_localizations"]["de"],
+        "Speichere deinen eigenen API-Schlüssel für einen Dienst; er gilt für dich überall."
+    );
+}

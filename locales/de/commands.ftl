@@ -1,0 +1,61 @@
+# Die Beschreibungen, die Discord zu jedem Befehl und jeder Option zeigt (Befehls- und
+# Optionsnamen bleiben überall englisch: jede Nachricht und jede Hilfe zitiert sie).
+# cmd-<Befehlspfad> ist die Beschreibung eines Befehls (höchstens 100 Zeichen);
+# cmd-<Befehlspfad>-opt-<Option> die einer Option.
+
+cmd-set_user_api_key = Speichere deinen eigenen API-Schlüssel für einen Dienst; er gilt für dich überall.
+cmd-set_user_api_key-opt-service = Der Dienst, für den der Schlüssel ist
+cmd-remove_user_api_key = Entferne deinen eigenen API-Schlüssel für einen Dienst.
+cmd-remove_user_api_key-opt-service = Der Dienst, dessen Schlüssel entfernt wird
+cmd-list_user_api_keys = Zeige deine gespeicherten API-Schlüssel (maskiert) und die geteilten Schlüssel hier.
+cmd-forget_my_api_keys = Lösche alle API-Schlüssel, die du gespeichert hast, endgültig (mit Rückfrage).
+cmd-shared_keys = Wähle, ob deine Aufrufe geteilte Schlüssel nutzen dürfen, wenn du keinen eigenen hast.
+cmd-shared_keys-opt-use = False: deine Aufrufe nutzen nur deinen eigenen Schlüssel, nie einen geteilten
+cmd-shared_keys-opt-service = Nur für diesen Dienst (Standard: alle Dienste)
+cmd-pool_key_dms = Wähle, ob der Bot dir schreibt, wenn ein von dir geteilter Schlüssel nicht mehr geht.
+cmd-pool_key_dms-opt-enabled = False: keine DM, wenn ein von dir geteilter Schlüssel widerrufen oder leer ist
+cmd-pool = Geteilte API-Schlüssel, die andere nutzen können (mit Tageslimit).
+cmd-pool-add = Füge dem globalen Pool des Bots einen Schlüssel hinzu (Bot-Admins).
+cmd-pool-add-opt-service = Der Dienst, für den der Schlüssel ist
+cmd-pool-remove = Entferne einen Schlüssel aus dem globalen Pool des Bots (Bot-Admins).
+cmd-pool-remove-opt-service = Der Dienst, für den der Schlüssel ist
+cmd-pool-remove-opt-key_id = Die Schlüssel-ID, wie die Pool-Liste sie zeigt
+cmd-pool-list = Liste die Schlüssel des globalen Pools des Bots auf, maskiert (Bot-Admins).
+cmd-pool-list-opt-service = Nur dieser Dienst
+cmd-pool-unbench = Nimm einen gesperrten Schlüssel des globalen Pools wieder in Betrieb (Bot-Admins).
+cmd-pool-unbench-opt-service = Der Dienst, für den der Schlüssel ist
+cmd-pool-unbench-opt-key_id = Die Schlüssel-ID, wie die Pool-Liste sie zeigt
+cmd-pool-log = Das Protokoll des globalen Pools: Hinzufügen, Entfernen, Sperren (Bot-Admins).
+cmd-pool-limit = Lege fest, wie oft am Tag jedes Mitglied den globalen Pool nutzen darf (Bot-Admins).
+cmd-pool-limit-opt-service = Der Dienst der Schlüssel des Pools
+cmd-pool-limit-opt-uses = Nutzungen am Tag je Mitglied; weglassen, um zu den Limits des Bots zurückzukehren
+cmd-pool-channel = Die geteilten Schlüssel dieses Kanals (Mitglieder mit „Kanäle verwalten“).
+cmd-pool-channel-add = Füge dem Pool dieses Kanals einen Schlüssel hinzu („Kanäle verwalten“).
+cmd-pool-channel-add-opt-service = Der Dienst, für den der Schlüssel ist
+cmd-pool-channel-remove = Entferne einen Schlüssel aus dem Pool dieses Kanals („Kanäle verwalten“).
+cmd-pool-channel-remove-opt-service = Der Dienst, für den der Schlüssel ist
+cmd-pool-channel-remove-opt-key_id = Die Schlüssel-ID, wie die Pool-Liste sie zeigt
+cmd-pool-channel-list = Liste die Schlüssel des Pools dieses Kanals auf, maskiert („Kanäle verwalten“).
+cmd-pool-channel-list-opt-service = Nur dieser Dienst
+cmd-pool-channel-unbench = Nimm einen gesperrten Schlüssel dieses Kanals wieder in Betrieb („Kanäle verwalten“).
+cmd-pool-channel-unbench-opt-service = Der Dienst, für den der Schlüssel ist
+cmd-pool-channel-unbench-opt-key_id = Die Schlüssel-ID, wie die Pool-Liste sie zeigt
+cmd-pool-channel-log = Das Protokoll des Pools dieses Kanals: Hinzufügen, Entfernen, Sperren.
+cmd-pool-channel-limit = Lege fest, wie oft am Tag jedes Mitglied den Pool dieses Kanals nutzen darf.
+cmd-pool-channel-limit-opt-service = Der Dienst der Schlüssel des Pools
+cmd-pool-channel-limit-opt-uses = Nutzungen am Tag je Mitglied; weglassen, um zu den Limits des Bots zurückzukehren
+cmd-pool-server = Die geteilten API-Schlüssel dieses Servers („Server verwalten“).
+cmd-pool-server-add = Füge dem Pool dieses Servers einen Schlüssel hinzu („Server verwalten“).
+cmd-pool-server-add-opt-service = Der Dienst, für den der Schlüssel ist
+cmd-pool-server-remove = Entferne einen Schlüssel aus dem Pool dieses Servers („Server verwalten“).
+cmd-pool-server-remove-opt-service = Der Dienst, für den der Schlüssel ist
+cmd-pool-server-remove-opt-key_id = Die Schlüssel-ID, wie die Pool-Liste sie zeigt
+cmd-pool-server-list = Liste die Schlüssel des Pools dieses Servers auf, maskiert („Server verwalten“).
+cmd-pool-server-list-opt-service = Nur dieser Dienst
+cmd-pool-server-unbench = Nimm einen gesperrten Schlüssel dieses Servers wieder in Betrieb („Server verwalten“).
+cmd-pool-server-unbench-opt-service = Der Dienst, für den der Schlüssel ist
+cmd-pool-server-unbench-opt-key_id = Die Schlüssel-ID, wie die Pool-Liste sie zeigt
+cmd-pool-server-log = Das Protokoll des Pools dieses Servers: Hinzufügen, Entfernen, Sperren.
+cmd-pool-server-limit = Lege fest, wie oft am Tag jedes Mitglied den Pool dieses Servers nutzen darf.
+cmd-pool-server-limit-opt-service = Der Dienst der Schlüssel des Pools
+cmd-pool-server-limit-opt-uses = Nutzungen am Tag je Mitglied; weglassen, um zu den Limits des Bots zurückzukehren

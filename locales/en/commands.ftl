@@ -1,0 +1,61 @@
+# The descriptions Discord shows for each command and option (command and option names stay
+# English everywhere: they are what every message and help text quotes).
+# cmd-<command path> is a command's description (at most 100 characters);
+# cmd-<command path>-opt-<option> an option's.
+
+cmd-set_user_api_key = Save your own API key for a service; it works for you in every server and DM.
+cmd-set_user_api_key-opt-service = The service the key is for
+cmd-remove_user_api_key = Remove your own API key for a service.
+cmd-remove_user_api_key-opt-service = The service whose key to remove
+cmd-list_user_api_keys = List your saved API keys (masked), and the shared keys available in this channel.
+cmd-forget_my_api_keys = Erase every API key you saved, for good (asks you to confirm first).
+cmd-shared_keys = Choose whether your calls may use shared keys when you have no key of your own.
+cmd-shared_keys-opt-use = False: your calls use only your own key, never a shared one
+cmd-shared_keys-opt-service = Only for this service (default: every service)
+cmd-pool_key_dms = Choose whether the bot DMs you when a key you shared in a pool stops working.
+cmd-pool_key_dms-opt-enabled = False: no DM when a key you shared is revoked or out of credit
+cmd-pool = Shared API keys that others can use (with a daily limit).
+cmd-pool-add = Add a key to the bot's global pool (bot admins).
+cmd-pool-add-opt-service = The service the key is for
+cmd-pool-remove = Remove a key from the bot's global pool (bot admins).
+cmd-pool-remove-opt-service = The service the key is for
+cmd-pool-remove-opt-key_id = The key id, as the pool list shows it
+cmd-pool-list = List the keys of the bot's global pool, masked (bot admins).
+cmd-pool-list-opt-service = Only this service
+cmd-pool-unbench = Put a benched key of the bot's global pool back in use (bot admins).
+cmd-pool-unbench-opt-service = The service the key is for
+cmd-pool-unbench-opt-key_id = The key id, as the pool list shows it
+cmd-pool-log = The log of the bot's global pool: adds, removes, benches (bot admins).
+cmd-pool-limit = Set how many times a day each member may use the global pool's keys (bot admins).
+cmd-pool-limit-opt-service = The service of the pool's keys
+cmd-pool-limit-opt-uses = Uses a day for each member; leave out to go back to the bot's limits
+cmd-pool-channel = This channel's shared keys (members with Manage Channels).
+cmd-pool-channel-add = Add a key to this channel's pool (Manage Channels).
+cmd-pool-channel-add-opt-service = The service the key is for
+cmd-pool-channel-remove = Remove a key from this channel's pool (Manage Channels).
+cmd-pool-channel-remove-opt-service = The service the key is for
+cmd-pool-channel-remove-opt-key_id = The key id, as the pool list shows it
+cmd-pool-channel-list = List the keys of this channel's pool, masked (Manage Channels).
+cmd-pool-channel-list-opt-service = Only this service
+cmd-pool-channel-unbench = Put a benched key of this channel's pool back in use (Manage Channels).
+cmd-pool-channel-unbench-opt-service = The service the key is for
+cmd-pool-channel-unbench-opt-key_id = The key id, as the pool list shows it
+cmd-pool-channel-log = The log of this channel's pool: adds, removes, benches (Manage Channels).
+cmd-pool-channel-limit = Set how many times a day each member may use this channel's pool (Manage Channels).
+cmd-pool-channel-limit-opt-service = The service of the pool's keys
+cmd-pool-channel-limit-opt-uses = Uses a day for each member; leave out to go back to the bot's limits
+cmd-pool-server = Shared API keys of this server (Manage Server).
+cmd-pool-server-add = Add a key to this server's pool (Manage Server).
+cmd-pool-server-add-opt-service = The service the key is for
+cmd-pool-server-remove = Remove a key from this server's pool (Manage Server).
+cmd-pool-server-remove-opt-service = The service the key is for
+cmd-pool-server-remove-opt-key_id = The key id, as the pool list shows it
+cmd-pool-server-list = List the keys of this server's pool, masked (Manage Server).
+cmd-pool-server-list-opt-service = Only this service
+cmd-pool-server-unbench = Put a benched key of this server's pool back in use (Manage Server).
+cmd-pool-server-unbench-opt-service = The service the key is for
+cmd-pool-server-unbench-opt-key_id = The key id, as the pool list shows it
+cmd-pool-server-log = The log of this server's pool: adds, removes, benches (Manage Server).
+cmd-pool-server-limit = Set how many times a day each member may use this server's pool (Manage Server).
+cmd-pool-server-limit-opt-service = The service of the pool's keys
+cmd-pool-server-limit-opt-uses = Uses a day for each member; leave out to go back to the bot's limits

@@ -34,6 +34,7 @@ pub async fn own_service<U: HasKeyVault, E>(
     partial: &str,
 ) -> serenity::CreateAutocompleteResponse {
     let vault = ctx.data().key_vault();
+    let unreadable = crate::text::t(ctx, "user-suggest-unreadable", &[]);
     let needle = partial.trim().to_lowercase();
     let keys = vault
         .list_user_api_keys(ctx.author().id.get())
@@ -44,7 +45,7 @@ pub async fn own_service<U: HasKeyVault, E>(
         .filter(|k| k.service.contains(&needle) || k.display_name.to_lowercase().contains(&needle))
         .take(MAX_SUGGESTIONS)
         .map(|k| {
-            let masked = k.masked.unwrap_or_else(|| "unreadable".to_owned());
+            let masked = k.masked.unwrap_or_else(|| unreadable.clone());
             serenity::AutocompleteChoice::new(
                 format!("{} ({masked})", k.display_name),
                 k.service.as_str(),
@@ -60,6 +61,7 @@ async fn pool_key_ids<U: HasKeyVault, E>(
     partial: &str,
 ) -> serenity::CreateAutocompleteResponse {
     let vault = ctx.data().key_vault();
+    let unreadable = crate::text::t(ctx, "user-suggest-unreadable", &[]);
     let service = selected_service(ctx);
     // Bounded work on every keystroke: only the suggestions shown are opened.
     let keys = vault
@@ -69,7 +71,7 @@ async fn pool_key_ids<U: HasKeyVault, E>(
     let choices = keys
         .into_iter()
         .map(|k| {
-            let masked = k.masked.unwrap_or_else(|| "unreadable".to_owned());
+            let masked = k.masked.unwrap_or_else(|| unreadable.clone());
             serenity::AutocompleteChoice::new(
                 format!(
                     "{} {masked} ({})",

@@ -11,6 +11,7 @@ use stargazer_keys::{KeyVault, Pool};
 
 use super::modal::{self, Submitted};
 use super::reply;
+use crate::text::{Voice, t};
 use crate::{CommandError, Context, HasKeyVault};
 
 /// Whether this invocation is an autocomplete request (no reply possible).
@@ -80,45 +81,26 @@ enum Refusal {
 }
 
 impl Refusal {
-    /// The sentence for a command refused when it is run.
+    /// The message id of the sentence for a command refused when it is run.
     fn on_command(self) -> &'static str {
         match self {
-            Refusal::NotBotAdmin => {
-                "Only bot admins can manage the global pool. To share a key in this channel, use `/pool channel add` (it needs the Manage Channels permission)."
-            }
-            Refusal::DirectMessage => {
-                "Channel pools exist only in server channels, and this is a direct message."
-            }
-            Refusal::ServerPoolInDirectMessage => {
-                "Server pools exist only in servers, and this is a direct message."
-            }
-            Refusal::NoManageChannels => {
-                "You need the Manage Channels permission in this channel to manage its key pool."
-            }
-            Refusal::NoManageServer => {
-                "You need the Manage Server permission in this server to manage its key pool."
-            }
+            Refusal::NotBotAdmin => "check-not-bot-admin",
+            Refusal::DirectMessage => "check-channel-pool-in-dm",
+            Refusal::ServerPoolInDirectMessage => "check-server-pool-in-dm",
+            Refusal::NoManageChannels => "check-no-manage-channels",
+            Refusal::NoManageServer => "check-no-manage-server",
         }
     }
 
-    /// The sentence for a modal submit refused because the right went while the modal was open.
+    /// The message id of the sentence for a modal submit refused because the right went
+    /// while the modal was open.
     fn on_submit(self) -> &'static str {
         match self {
-            Refusal::NotBotAdmin => {
-                "You are no longer a bot admin, so the key was not added to the global pool."
-            }
-            Refusal::DirectMessage => {
-                "Channel pools exist only in server channels, so the key was not added."
-            }
-            Refusal::ServerPoolInDirectMessage => {
-                "Server pools exist only in servers, so the key was not added."
-            }
-            Refusal::NoManageChannels => {
-                "You no longer have the Manage Channels permission in this channel, so the key was not added to its pool."
-            }
-            Refusal::NoManageServer => {
-                "You no longer have the Manage Server permission in this server, so the key was not added to its pool."
-            }
+            Refusal::NotBotAdmin => "check-submit-not-bot-admin",
+            Refusal::DirectMessage => "check-submit-channel-pool-in-dm",
+            Refusal::ServerPoolInDirectMessage => "check-submit-server-pool-in-dm",
+            Refusal::NoManageChannels => "check-submit-no-manage-channels",
+            Refusal::NoManageServer => "check-submit-no-manage-server",
         }
     }
 }
@@ -190,7 +172,7 @@ where
             let command = ctx.command().qualified_name.clone();
             metrics::counter!("stargazer_command_refusals_total", "command" => command)
                 .increment(1);
-            reply::ephemeral(ctx, refusal.on_command()).await?;
+            reply::ephemeral(ctx, &t(ctx, refusal.on_command(), &[])).await?;
         }
     }
     Ok(false)
@@ -241,7 +223,8 @@ pub async fn pool_submit_allowed(
     ) {
         None => Ok(true),
         Some(refusal) => {
-            modal::answer(ctx, submitted, refusal.on_submit()).await?;
+            let voice = Voice::of_submit(vault, &submitted.interaction);
+            modal::answer(ctx, submitted, &voice.t(refusal.on_submit(), &[])).await?;
             Ok(false)
         }
     }

@@ -37,12 +37,12 @@ impl Drop for OpenModal {
     }
 }
 
-/// One text input of a secret-entry modal.
+/// One text input of a secret-entry modal, its label and placeholder in the user's language.
 pub struct Input {
     /// The label (cut to 45 characters).
     pub label: String,
-    /// Placeholder text.
-    pub placeholder: &'static str,
+    /// Placeholder text (at most 100 characters).
+    pub placeholder: String,
     /// Whether Discord requires a value.
     pub required: bool,
 }

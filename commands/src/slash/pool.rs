@@ -10,17 +10,41 @@
 
 use std::fmt::Write as _;
 
-use stargazer_keys::Pool;
+use stargazer_keys::{BenchReason, KeyCheck, Pool, PoolAction};
 
 use super::modal::{self, Input};
 use super::{autocomplete, checks, reply};
+use crate::text::Voice;
 use crate::{CommandError, Context, HasKeyVault};
 
-fn pool_name(pool: Pool) -> &'static str {
+/// The pool as the catalogue's `$pool` selector names it: `global`, `channel` or `server`.
+fn pool_kind(pool: Pool) -> &'static str {
     match pool {
-        Pool::Global => "the global pool",
-        Pool::Channel(_) => "this channel's pool",
-        Pool::Guild(_) => "this server's pool",
+        Pool::Global => "global",
+        Pool::Channel(_) => "channel",
+        Pool::Guild(_) => "server",
+    }
+}
+
+/// Why a key was benched, as listings and the log say it.
+fn bench_reason(voice: &Voice, reason: BenchReason) -> String {
+    let id = match reason {
+        BenchReason::RateLimited => "pool-bench-rate-limited",
+        BenchReason::QuotaExhausted => "pool-bench-quota-exhausted",
+        BenchReason::Unauthorized => "pool-bench-unauthorized",
+    };
+    voice.t(id, &[])
+}
+
+/// What checking a new key with its service found, when there is something to say.
+pub(crate) fn check_note(voice: &Voice, check: &KeyCheck, name: &str) -> Option<String> {
+    match check {
+        KeyCheck::NotChecked => None,
+        KeyCheck::Valid => Some(voice.t("pool-key-works", &[("name", name.into())])),
+        KeyCheck::Unverified(why) => Some(voice.t(
+            "pool-key-unchecked",
+            &[("name", name.into()), ("detail", why.into())],
+        )),
     }
 }
 
@@ -430,41 +454,46 @@ async fn set_limit<U: HasKeyVault, E: From<CommandError>>(
     service: &str,
     uses: Option<u32>,
 ) -> Result<(), E> {
+    let voice = Voice::of(ctx);
     let vault = ctx.data().key_vault();
-    let entry = match super::user::known_service(vault, service) {
+    let entry = match super::user::known_service_in(vault, &voice, service) {
         Ok(entry) => entry,
         Err(why) => return reply::ephemeral(ctx, &why).await,
     };
-    let name = &entry.display_name;
+    let name = entry.display_name.as_str();
+    let kind = pool_kind(pool);
     let text = match vault.set_pool_daily_limit(pool, &entry.id, uses).await {
         Ok(()) => match uses {
-            Some(0) => format!(
-                "Members can no longer use the {name} keys of {}: its daily limit is 0. Their calls are refused until you raise it.",
-                pool_name(pool)
+            Some(0) => voice.t(
+                "pool-limit-set-zero",
+                &[("name", name.into()), ("pool", kind.into())],
             ),
-            Some(uses) => format!(
-                "Each member may now use the {name} keys of {} {} a day (every tool together).",
-                pool_name(pool),
-                times(uses.into())
+            Some(uses) => voice.t(
+                "pool-limit-set",
+                &[
+                    ("name", name.into()),
+                    ("pool", kind.into()),
+                    ("uses", uses.into()),
+                ],
             ),
-            None => format!(
-                "The {name} keys of {} follow the bot's daily limits again ({} a day for each member and tool unless the operator set another for the tool).",
-                pool_name(pool),
-                vault.config().default_daily_limit
+            None => voice.t(
+                "pool-limit-cleared",
+                &[
+                    ("name", name.into()),
+                    ("pool", kind.into()),
+                    ("default", vault.config().default_daily_limit.into()),
+                ],
             ),
         },
-        Err(err) => format!("The limit was not changed: {}", CommandError::from(err)),
+        Err(err) => voice.t(
+            "pool-limit-not-changed",
+            &[(
+                "reason",
+                err.localized(voice.texts(), voice.locale()).into(),
+            )],
+        ),
     };
     reply::ephemeral(ctx, &text).await
-}
-
-/// "once", "twice", "5 times".
-fn times(n: u64) -> String {
-    match n {
-        1 => "once".to_owned(),
-        2 => "twice".to_owned(),
-        n => format!("{n} times"),
-    }
 }
 
 /// How many entries a `log` reply shows.
@@ -474,33 +503,47 @@ async fn log<U: HasKeyVault, E: From<CommandError>>(
     ctx: Context<'_, U, E>,
     pool: Pool,
 ) -> Result<(), E> {
+    let voice = Voice::of(ctx);
     let vault = ctx.data().key_vault();
     let entries = vault
         .pool_log(pool, LOG_SHOWN)
         .await
         .map_err(CommandError::from)?;
+    let kind = pool_kind(pool);
     let mut text = if entries.is_empty() {
-        format!("Nothing has happened in {} yet.", pool_name(pool))
+        voice.t("pool-log-empty", &[("pool", kind.into())])
     } else {
-        format!("What happened in {}, newest first:", pool_name(pool))
+        voice.t("pool-log-header", &[("pool", kind.into())])
     };
     for entry in entries {
-        let what = match (entry.action, entry.actor) {
-            (stargazer_keys::PoolAction::Benched(reason), Some(id)) => {
-                format!("benched ({}) after a call of <@{id}>", reason.describe())
-            }
-            (stargazer_keys::PoolAction::Benched(reason), None) => {
-                format!("benched ({})", reason.describe())
-            }
-            (action, Some(id)) => format!("{action} by <@{id}>"),
-            (action, None) => format!("{action} by the operator"),
+        let id = match (entry.action, entry.actor.is_some()) {
+            (PoolAction::Added, true) => "pool-log-added",
+            (PoolAction::Added, false) => "pool-log-added-by-operator",
+            (PoolAction::Removed, true) => "pool-log-removed",
+            (PoolAction::Removed, false) => "pool-log-removed-by-operator",
+            (PoolAction::Unbenched, true) => "pool-log-unbenched",
+            (PoolAction::Unbenched, false) => "pool-log-unbenched-by-operator",
+            (PoolAction::Benched(_), true) => "pool-log-benched-after-call",
+            (PoolAction::Benched(_), false) => "pool-log-benched",
         };
+        let mut args = vec![
+            (
+                "name",
+                vault.catalogue().display_name(&entry.service).into(),
+            ),
+            ("key", entry.key_id.to_string().into()),
+        ];
+        if let Some(user) = entry.actor {
+            args.push(("user", format!("<@{user}>").into()));
+        }
+        if let PoolAction::Benched(reason) = entry.action {
+            args.push(("reason", bench_reason(&voice, reason).into()));
+        }
         let _ = write!(
             text,
-            "\n• <t:{}:f>: the {} key `{}` was {what}",
+            "\n• <t:{}:f>: {}",
             entry.at.unix_timestamp(),
-            vault.catalogue().display_name(&entry.service),
-            entry.key_id
+            voice.t(id, &args)
         );
     }
     reply::ephemeral(ctx, &text).await
@@ -514,20 +557,21 @@ async fn add<U: HasKeyVault, E: From<CommandError>>(
     let poise::Context::Application(actx) = ctx else {
         return Ok(());
     };
+    let voice = Voice::of(ctx);
     let vault = ctx.data().key_vault();
-    let entry = match super::user::known_service(vault, service) {
+    let entry = match super::user::known_service_in(vault, &voice, service) {
         Ok(entry) => entry,
         Err(why) => return reply::ephemeral(ctx, &why).await,
     };
     let (service, name) = (&entry.id, entry.display_name.as_str());
-    let title = match pool {
-        Pool::Global => format!("Global pool: {name} key"),
-        Pool::Channel(_) => format!("Channel pool: {name} key"),
-        Pool::Guild(_) => format!("Server pool: {name} key"),
-    };
+    let kind = pool_kind(pool);
+    let title = voice.t(
+        "pool-add-title",
+        &[("pool", kind.into()), ("name", name.into())],
+    );
     let input = Input {
-        label: format!("{name} API key to share"),
-        placeholder: "Paste it here. Others can use it, with a daily limit.",
+        label: voice.t("pool-add-label", &[("name", name.into())]),
+        placeholder: voice.t("pool-add-placeholder", &[]),
         required: true,
     };
     let Some(submitted) = modal::ask(actx, &title, vec![input], ctx.data().modal_timeout()).await?
@@ -537,26 +581,34 @@ async fn add<U: HasKeyVault, E: From<CommandError>>(
     if !checks::pool_submit_allowed(ctx.serenity_context(), vault, pool, &submitted).await? {
         return Ok(());
     }
+    // The answer is in the language of the submit (the user may have switched it meanwhile).
+    let voice = Voice::of_submit(vault, &submitted.interaction);
     let secret = submitted.values.first().map_or("", |v| v.as_str());
     let text = match vault
         .add_pool_key(pool, service, secret, ctx.author().id.get())
         .await
     {
         Ok(added) if added.added => with_note(
-            format!(
-                "Added a {name} key ({}, id `{}`) to {}.",
-                added.masked,
-                added.key_id,
-                pool_name(pool)
+            voice.t(
+                "pool-added",
+                &[
+                    ("name", name.into()),
+                    ("masked", added.masked.as_str().into()),
+                    ("key", added.key_id.to_string().into()),
+                    ("pool", kind.into()),
+                ],
             ),
-            added.check.note(name),
+            check_note(&voice, &added.check, name),
         ),
-        Ok(added) => format!(
-            "That {name} key is already in {} (id `{}`), so nothing changed.",
-            pool_name(pool),
-            added.key_id
+        Ok(added) => voice.t(
+            "pool-already-added",
+            &[
+                ("name", name.into()),
+                ("pool", kind.into()),
+                ("key", added.key_id.to_string().into()),
+            ],
         ),
-        Err(err) => CommandError::from(err).to_string(),
+        Err(err) => err.localized(voice.texts(), voice.locale()),
     };
     modal::answer(ctx.serenity_context(), &submitted, &text).await?;
     Ok(())
@@ -595,6 +647,7 @@ async fn change_key<U: HasKeyVault, E: From<CommandError>>(
     key_id: &str,
     change: KeyChange,
 ) -> Result<(), E> {
+    let voice = Voice::of(ctx);
     let vault = ctx.data().key_vault();
     let service = service.trim().to_lowercase();
     let key_id = key_id.trim().to_lowercase();
@@ -613,19 +666,20 @@ async fn change_key<U: HasKeyVault, E: From<CommandError>>(
         }
     }
     .map_err(CommandError::from)?;
-    let pool = pool_name(pool);
-    let text = match (change, changed) {
-        (KeyChange::Remove, true) => format!("Removed the {name} key `{key_id}` from {pool}."),
-        (KeyChange::Remove, false) => {
-            format!("There is no {name} key `{key_id}` in {pool}, so nothing changed.")
-        }
-        (KeyChange::Unbench, true) => {
-            format!("The {name} key `{key_id}` of {pool} is off the bench: draws use it again.")
-        }
-        (KeyChange::Unbench, false) => {
-            format!("The {name} key `{key_id}` of {pool} was not benched, so nothing changed.")
-        }
+    let id = match (change, changed) {
+        (KeyChange::Remove, true) => "pool-removed",
+        (KeyChange::Remove, false) => "pool-not-removed",
+        (KeyChange::Unbench, true) => "pool-unbenched",
+        (KeyChange::Unbench, false) => "pool-not-benched",
     };
+    let text = voice.t(
+        id,
+        &[
+            ("name", name.into()),
+            ("key", key_id.into()),
+            ("pool", pool_kind(pool).into()),
+        ],
+    );
     reply::ephemeral(ctx, &text).await
 }
 
@@ -634,59 +688,83 @@ async fn list<U: HasKeyVault, E: From<CommandError>>(
     pool: Pool,
     service: Option<&str>,
 ) -> Result<(), E> {
+    let voice = Voice::of(ctx);
     let vault = ctx.data().key_vault();
     let service = service.map(|s| s.trim().to_lowercase());
     let keys = vault
         .list_pool_keys(pool, service.as_deref())
         .await
         .map_err(CommandError::from)?;
+    let kind = pool_kind(pool);
     let mut text = String::new();
     if keys.is_empty() {
-        let _ = write!(
-            text,
-            "{} has no keys",
-            super::reply::capitalised(pool_name(pool))
-        );
-        if let Some(service) = &service {
-            let _ = write!(text, " for {}", vault.catalogue().display_name(service));
-        }
-        text.push('.');
+        text = match &service {
+            Some(service) => voice.t(
+                "pool-list-empty-service",
+                &[
+                    ("pool", kind.into()),
+                    ("name", vault.catalogue().display_name(service).into()),
+                ],
+            ),
+            None => voice.t("pool-list-empty", &[("pool", kind.into())]),
+        };
     } else {
         let _ = writeln!(
             text,
-            "{} (only you can see this):",
-            super::reply::capitalised(pool_name(pool))
+            "{}",
+            voice.t("pool-list-header", &[("pool", kind.into())])
         );
         for key in &keys {
-            let masked = key
-                .masked
-                .as_deref()
-                .map_or_else(|| "unreadable".to_owned(), |m| format!("`{m}`"));
-            let by = key
-                .contributor
-                .map_or_else(|| "the operator".to_owned(), |id| format!("<@{id}>"));
+            let masked = key.masked.as_deref().map_or_else(
+                || voice.t("pool-list-unreadable", &[]),
+                |m| format!("`{m}`"),
+            );
+            let date = reply::date(&voice, key.added_at);
+            let added = match key.contributor {
+                Some(user) => voice.t(
+                    "pool-list-key",
+                    &[
+                        ("masked", masked.into()),
+                        ("user", format!("<@{user}>").into()),
+                        ("date", date.into()),
+                    ],
+                ),
+                None => voice.t(
+                    "pool-list-key-by-operator",
+                    &[("masked", masked.into()), ("date", date.into())],
+                ),
+            };
             let _ = write!(
                 text,
-                "• **{}** `{}` {masked}, added by {by} {}",
+                "• **{}** `{}` {}",
                 vault.catalogue().display_name(&key.service),
                 key.key_id,
-                reply::date(&crate::text::Voice::english(vault), key.added_at)
+                added
             );
             if key.uses_today > 0 {
                 let _ = write!(
                     text,
-                    "; today {} {}, {} failed",
-                    key.uses_today,
-                    if key.uses_today == 1 { "use" } else { "uses" },
-                    key.failures_today
+                    "; {}",
+                    voice.t(
+                        "pool-list-uses-today",
+                        &[
+                            ("count", key.uses_today.into()),
+                            ("failed", key.failures_today.into()),
+                        ],
+                    )
                 );
             }
-            if let Some(bench) = key.bench {
-                let until = bench.until.unix_timestamp();
+            if let Some(bench) = &key.bench {
                 let _ = write!(
                     text,
-                    "; **benched** until <t:{until}:f> (<t:{until}:R>): {}",
-                    bench.reason.describe()
+                    "; {}",
+                    voice.t(
+                        "pool-list-benched",
+                        &[
+                            ("until", bench.until.unix_timestamp().to_string().into()),
+                            ("reason", bench_reason(&voice, bench.reason).into()),
+                        ],
+                    )
                 );
             }
             text.push('\n');
@@ -700,9 +778,14 @@ async fn list<U: HasKeyVault, E: From<CommandError>>(
         if let Ok(Some(limit)) = vault.pool_daily_limit(pool, service).await {
             let _ = write!(
                 text,
-                "\nEach member may use its {} keys {} a day.",
-                vault.catalogue().display_name(service),
-                times(limit.into())
+                "\n{}",
+                voice.t(
+                    "pool-list-limit",
+                    &[
+                        ("name", vault.catalogue().display_name(service).into()),
+                        ("uses", limit.into()),
+                    ],
+                )
             );
         }
     }

@@ -4,25 +4,52 @@
 // without it, so the generated functions carry no docs of their own.
 #![allow(missing_docs)]
 
-use std::fmt::Write as _;
-
 use poise::serenity_prelude as serenity;
-use stargazer_keys::{KeyError, KeySource, KeyVault, Service, ServiceId};
+use stargazer_keys::{KeyError, KeyForm, KeySource, KeyVault, Pool, Service, ServiceId};
 
 use super::modal::{self, Input};
 use super::{autocomplete, reply};
+use crate::text::Voice;
 use crate::{CommandError, Context, HasKeyVault};
 
 /// How long the erase confirmation waits for a button press.
 const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The service named by `service`, or the sentence that says it is unknown (checked in memory,
-/// so a modal can still be the first response).
-pub(crate) fn known_service<'a>(vault: &'a KeyVault, service: &str) -> Result<&'a Service, String> {
+/// The service named by `service`, or the sentence in `voice`'s language that says it is
+/// unknown (checked in memory, so a modal can still be the first response).
+pub(crate) fn known_service_in<'a>(
+    vault: &'a KeyVault,
+    voice: &Voice,
+    service: &str,
+) -> Result<&'a Service, String> {
     vault
         .catalogue()
         .lookup(&service.trim().to_lowercase())
-        .map_err(|err| CommandError::from(KeyError::from(err)).to_string())
+        .map_err(|err| {
+            CommandError::from(KeyError::from(err)).localized(voice.texts(), voice.locale())
+        })
+}
+
+/// The inputs of `entry`'s key-entry form, labelled in `voice`'s language.
+fn form_inputs(voice: &Voice, entry: &Service) -> Vec<Input> {
+    let name = entry.display_name.as_str();
+    entry
+        .form_fields()
+        .into_iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let (label, placeholder) = match (entry.form, i) {
+                (KeyForm::TokenAndBaseUrl, 0) => ("user-form-token", "user-form-secret-hint"),
+                (KeyForm::TokenAndBaseUrl, _) => ("user-form-base-url", "user-form-base-url-hint"),
+                (KeyForm::ApiKey, _) => ("user-form-api-key", "user-form-secret-hint"),
+            };
+            Input {
+                label: voice.t(label, &[("name", name.into())]),
+                placeholder: voice.t(placeholder, &[]),
+                required: field.required,
+            }
+        })
+        .collect()
 }
 
 /// Save your own API key for a service; it works for you in every server and DM.
@@ -37,40 +64,39 @@ pub async fn set_user_api_key<U: HasKeyVault, E: From<CommandError>>(
         return Ok(());
     };
     let vault = ctx.data().key_vault();
-    let entry = match known_service(vault, &service) {
+    let voice = Voice::of(ctx);
+    let entry = match known_service_in(vault, &voice, &service) {
         Ok(entry) => entry,
         Err(why) => return reply::ephemeral(ctx, &why).await,
     };
     let (service, name) = (&entry.id, entry.display_name.as_str());
-    let inputs = entry
-        .form_fields()
-        .into_iter()
-        .map(|field| Input {
-            label: field.label,
-            placeholder: field.placeholder,
-            required: field.required,
-        })
-        .collect();
-    let title = format!("Your {name} key");
+    let inputs = form_inputs(&voice, entry);
+    let title = voice.t("user-form-title", &[("name", name.into())]);
     let Some(submitted) = modal::ask(actx, &title, inputs, ctx.data().modal_timeout()).await?
     else {
         return Ok(());
     };
+    // The user may have switched languages while the form was open.
+    let voice = Voice::of_submit(vault, &submitted.interaction);
     let values: Vec<&str> = submitted.values.iter().map(|v| v.as_str()).collect();
     let saved = vault
         .set_user_key_from_form(ctx.author().id.get(), service, &values)
         .await;
     let text = match saved {
         Ok(info) => super::pool::with_note(
-            format!(
-                "Saved your {name} key ({}). It now works for you in every server and DM; remove it with `/remove_user_api_key service:{service}`.",
-                info.masked.unwrap_or_default()
+            voice.t(
+                "user-saved",
+                &[
+                    ("name", name.into()),
+                    ("masked", info.masked.unwrap_or_default().into()),
+                    ("service", service.as_str().into()),
+                ],
             ),
-            info.check.note(name),
+            super::pool::check_note(&voice, &info.check, name),
         ),
         Err(err) => {
             tracing::info!(%service, error = %err, "a key was refused");
-            CommandError::from(err).to_string()
+            CommandError::from(err).localized(voice.texts(), voice.locale())
         }
     };
     modal::answer(ctx.serenity_context(), &submitted, &text).await?;
@@ -92,12 +118,12 @@ pub async fn remove_user_api_key<U: HasKeyVault, E: From<CommandError>>(
         .remove_user_api_key(ctx.author().id.get(), &service)
         .await
         .map_err(CommandError::from)?;
-    let text = if removed {
-        format!("Removed your {name} key.")
+    let id = if removed {
+        "user-removed"
     } else {
-        format!("You had no {name} key saved, so nothing changed.")
+        "user-remove-none"
     };
-    reply::ephemeral(ctx, &text).await
+    reply::ephemeral(ctx, &crate::text::t(ctx, id, &[("name", name.into())])).await
 }
 
 /// Choose whether your calls may use shared keys when you have no key of your own.
@@ -112,7 +138,11 @@ pub async fn shared_keys<U: HasKeyVault, E: From<CommandError>>(
     service: Option<String>,
 ) -> Result<(), E> {
     let vault = ctx.data().key_vault();
-    let entry = match service.as_deref().map(|name| known_service(vault, name)) {
+    let voice = Voice::of(ctx);
+    let entry = match service
+        .as_deref()
+        .map(|name| known_service_in(vault, &voice, name))
+    {
         None => None,
         Some(Ok(entry)) => Some(entry),
         Some(Err(why)) => return reply::ephemeral(ctx, &why).await,
@@ -122,21 +152,19 @@ pub async fn shared_keys<U: HasKeyVault, E: From<CommandError>>(
         .await
         .map_err(CommandError::from)?;
     let text = match (entry, allowed) {
-        (Some(entry), true) => format!(
-            "Your {} calls may use shared keys again when you have no key of your own.",
-            entry.display_name
+        (Some(entry), allowed) => voice.t(
+            if allowed {
+                "user-shared-on-service"
+            } else {
+                "user-shared-off-service"
+            },
+            &[
+                ("name", entry.display_name.as_str().into()),
+                ("id", entry.id.as_str().into()),
+            ],
         ),
-        (Some(entry), false) => format!(
-            "Shared keys are off for your {name} calls: they use only your own {name} key. Turn them back on with `/shared_keys use:True service:{id}`.",
-            name = entry.display_name,
-            id = entry.id
-        ),
-        (None, true) => {
-            "Your calls may use shared keys again, for every service, when you have no key of your own.".to_owned()
-        }
-        (None, false) => {
-            "Shared keys are off for all your calls: they use only your own keys. Turn them back on with `/shared_keys use:True`.".to_owned()
-        }
+        (None, true) => voice.t("user-shared-on-all", &[]),
+        (None, false) => voice.t("user-shared-off-all", &[]),
     };
     reply::ephemeral(ctx, &text).await
 }
@@ -152,20 +180,21 @@ pub async fn pool_key_dms<U: HasKeyVault, E: From<CommandError>>(
         .set_bench_dms(ctx.author().id.get(), enabled)
         .await
         .map_err(CommandError::from)?;
-    let text = if enabled {
-        "You will get a DM when a key you shared in a pool is benched as revoked or out of credit."
+    let id = if enabled {
+        "user-dms-on"
     } else {
-        "You will no longer get DMs about keys you shared. Turn them back on with `/pool_key_dms enabled:True`."
+        "user-dms-off"
     };
-    reply::ephemeral(ctx, text).await
+    reply::ephemeral(ctx, &crate::text::t(ctx, id, &[])).await
 }
 
-fn shared_source_text(source: Option<KeySource>) -> &'static str {
+/// Where a shared key comes from, as the `$source` of `user-list-shared-item`.
+fn shared_source_tag(source: Option<KeySource>) -> &'static str {
     match source {
-        Some(KeySource::ChannelPool) => "this channel's pool",
-        Some(KeySource::GuildPool) => "this server's pool",
-        Some(KeySource::GlobalPool) => "the bot's shared pool",
-        Some(KeySource::Env) => "the bot's own key",
+        Some(KeySource::ChannelPool) => "channel",
+        Some(KeySource::GuildPool) => "server",
+        Some(KeySource::GlobalPool) => "global",
+        Some(KeySource::Env) => "env",
         Some(KeySource::User) | None => "none",
     }
 }
@@ -176,30 +205,33 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
     ctx: Context<'_, U, E>,
 ) -> Result<(), E> {
     let vault = ctx.data().key_vault();
+    let voice = Voice::of(ctx);
     let keys = vault
         .list_user_api_keys(ctx.author().id.get())
         .await
         .map_err(CommandError::from)?;
     let mut text = String::new();
     if keys.is_empty() {
-        text.push_str("You have no API keys saved. Add one with `/set_user_api_key`.\n");
+        text.push_str(&voice.t("user-list-none", &[]));
+        text.push('\n');
     } else {
-        text.push_str("Your API keys (only you can see this):\n");
+        text.push_str(&voice.t("user-list-header", &[]));
+        text.push('\n');
         for key in &keys {
-            let masked = key.masked.as_deref().map_or_else(
-                || "unreadable: save it again".to_owned(),
-                |m| format!("`{m}`"),
-            );
-            let _ = writeln!(
-                text,
-                "• **{}** (`{}`): {masked}, saved {}",
-                key.display_name,
-                key.service,
-                reply::date(
-                    &crate::text::Voice::english(ctx.data().key_vault()),
-                    key.set_at
-                )
-            );
+            let mut args = vec![
+                ("name", key.display_name.as_str().into()),
+                ("service", key.service.to_string().into()),
+                ("date", reply::date(&voice, key.set_at).into()),
+            ];
+            let id = match key.masked.as_deref() {
+                Some(masked) => {
+                    args.push(("masked", masked.into()));
+                    "user-list-key"
+                }
+                None => "user-list-key-unreadable",
+            };
+            text.push_str(&voice.t(id, &args));
+            text.push('\n');
         }
     }
     let (channel, guild) = (ctx.channel_id().get(), ctx.guild_id().map(|id| id.get()));
@@ -223,10 +255,12 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
         .iter()
         .filter(|(id, source)| source.is_some() && choice.allows(id))
         .map(|(id, source)| {
-            format!(
-                "{} ({})",
-                vault.catalogue().display_name(id),
-                shared_source_text(*source)
+            voice.t(
+                "user-list-shared-item",
+                &[
+                    ("name", vault.catalogue().display_name(id).into()),
+                    ("source", shared_source_tag(*source).into()),
+                ],
             )
         })
         .collect();
@@ -236,35 +270,43 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let mut line = |sentence: String| {
+        text.push('\n');
+        text.push_str(&sentence);
+    };
     if choice.off_for_all {
-        let _ = write!(
-            text,
-            "\nYou turned shared keys off: your calls use only your own keys{}.",
-            if choice.on.is_empty() {
-                String::new()
-            } else {
-                format!(" (except {})", names(&choice.on))
-            }
-        );
+        line(if choice.on.is_empty() {
+            voice.t("user-list-off-all", &[])
+        } else {
+            voice.t(
+                "user-list-off-all-except",
+                &[("services", names(&choice.on).into())],
+            )
+        });
     } else if !choice.off.is_empty() {
-        let _ = write!(
-            text,
-            "\nYou turned shared keys off for {}: those calls use only your own key.",
-            names(&choice.off)
-        );
+        line(voice.t(
+            "user-list-off-some",
+            &[("services", names(&choice.off).into())],
+        ));
     }
+    let duration = |left| stargazer_keys::duration_text(voice.texts(), voice.locale(), left);
     match vault.default_key_usage(ctx.author().id.get(), None).await {
         Ok(usage) if !usage.is_empty() => {
-            text.push_str("\nYour shared-key uses today:");
+            line(voice.t("user-list-uses-header", &[]));
             for tool in usage {
-                let resets = tool.resets_in.map_or_else(String::new, |left| {
-                    format!(", resets in {}", stargazer_keys::human_duration(left))
-                });
-                let _ = write!(
-                    text,
-                    "\n• `{}`: {} of {}{resets}",
-                    tool.tool, tool.count, tool.limit
-                );
+                let mut args = vec![
+                    ("tool", tool.tool.to_string().into()),
+                    ("count", tool.count.into()),
+                    ("limit", tool.limit.into()),
+                ];
+                let id = match tool.resets_in {
+                    Some(left) => {
+                        args.push(("duration", duration(left).into()));
+                        "user-list-use-resets"
+                    }
+                    None => "user-list-use",
+                };
+                line(voice.t(id, &args));
             }
         }
         Ok(_) => {}
@@ -272,39 +314,52 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
     }
     match vault.pool_key_usage(ctx.author().id.get()).await {
         Ok(usage) if !usage.is_empty() => {
-            text.push_str("\nYour uses today of pools with their own limit:");
+            line(voice.t("user-list-pool-uses-header", &[]));
             let here = ctx.guild_id().map(|id| id.get());
             for used in usage {
-                let name = vault.catalogue().display_name(&used.service);
-                let pool = match used.pool {
-                    stargazer_keys::Pool::Global => format!("the bot's {name} pool"),
-                    stargazer_keys::Pool::Guild(id) if Some(id) == here => {
-                        format!("this server's {name} pool")
-                    }
-                    stargazer_keys::Pool::Guild(id) => format!("the {name} pool of server {id}"),
-                    stargazer_keys::Pool::Channel(id) => format!("the {name} pool of <#{id}>"),
+                let (kind, id) = match used.pool {
+                    Pool::Global => ("global", String::new()),
+                    Pool::Guild(id) if Some(id) == here => ("here", String::new()),
+                    Pool::Guild(id) => ("server", id.to_string()),
+                    Pool::Channel(id) => ("channel", id.to_string()),
                 };
-                let limit = used
-                    .limit
-                    .map_or_else(|| "no pool limit now".to_owned(), |l| format!("of {l}"));
-                let resets = used.resets_in.map_or_else(String::new, |left| {
-                    format!(", resets in {}", stargazer_keys::human_duration(left))
-                });
-                let _ = write!(text, "\n• {pool}: {} {limit}{resets}", used.count);
+                let pool = voice.t(
+                    "user-list-pool",
+                    &[
+                        ("kind", kind.into()),
+                        ("name", vault.catalogue().display_name(&used.service).into()),
+                        ("id", id.into()),
+                    ],
+                );
+                let mut args = vec![("pool", pool.into()), ("count", used.count.into())];
+                if let Some(limit) = used.limit {
+                    args.push(("limit", limit.into()));
+                }
+                if let Some(left) = used.resets_in {
+                    args.push(("duration", duration(left).into()));
+                }
+                let id = match (used.limit.is_some(), used.resets_in.is_some()) {
+                    (true, false) => "user-list-pool-use",
+                    (true, true) => "user-list-pool-use-resets",
+                    (false, false) => "user-list-pool-use-unlimited",
+                    (false, true) => "user-list-pool-use-unlimited-resets",
+                };
+                line(voice.t(id, &args));
             }
         }
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, "cannot read a user's pool uses"),
     }
     if available.is_empty() {
-        text.push_str("\nNo shared keys are available in this channel.");
+        line(voice.t("user-list-no-shared", &[]));
     } else {
-        let _ = write!(
-            text,
-            "\nShared keys you can use here without your own: {}. Shared keys are limited to {} uses per tool per day; your own keys have no limit.",
-            available.join(", "),
-            vault.config().default_daily_limit
-        );
+        line(voice.t(
+            "user-list-shared",
+            &[
+                ("services", available.join(", ").into()),
+                ("limit", vault.config().default_daily_limit.into()),
+            ],
+        ));
     }
     reply::ephemeral(ctx, &text).await
 }
@@ -314,14 +369,15 @@ pub async fn list_user_api_keys<U: HasKeyVault, E: From<CommandError>>(
 pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
     ctx: Context<'_, U, E>,
 ) -> Result<(), E> {
+    let voice = Voice::of(ctx);
     let confirm_id = format!("stargazer-keys:forget:{}", ctx.id());
     let cancel_id = format!("stargazer-keys:keep:{}", ctx.id());
     let buttons = vec![serenity::CreateActionRow::Buttons(vec![
         serenity::CreateButton::new(&confirm_id)
-            .label("Erase all my keys")
+            .label(voice.t("user-forget-confirm-button", &[]))
             .style(serenity::ButtonStyle::Danger),
         serenity::CreateButton::new(&cancel_id)
-            .label("Cancel")
+            .label(voice.t("user-forget-cancel-button", &[]))
             .style(serenity::ButtonStyle::Secondary),
     ])];
     // Listen before showing the buttons, so even an instant press is caught.
@@ -335,7 +391,7 @@ pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
     let handle = ctx
         .send(
             poise::CreateReply::default()
-                .content("This erases every API key you saved, and the encryption key that protects them. It cannot be undone. Keys you added to shared pools stay in those pools.")
+                .content(voice.t("user-forget-prompt", &[]))
                 .components(buttons)
                 .ephemeral(true),
         )
@@ -347,7 +403,7 @@ pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
             .edit(
                 ctx,
                 poise::CreateReply::default()
-                    .content("No answer within a minute, so nothing was erased.")
+                    .content(voice.t("user-forget-timeout", &[]))
                     .components(vec![]),
             )
             .await
@@ -361,11 +417,11 @@ pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
             .forget_user(ctx.author().id.get())
             .await
         {
-            Ok(forgotten) => forgotten_sentence(&forgotten),
-            Err(err) => CommandError::from(err).to_string(),
+            Ok(forgotten) => forgotten_sentence(&voice, &forgotten),
+            Err(err) => CommandError::from(err).localized(voice.texts(), voice.locale()),
         }
     } else {
-        "Cancelled; nothing was erased.".to_owned()
+        voice.t("user-forget-cancelled", &[])
     };
     press
         .create_response(
@@ -383,19 +439,12 @@ pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
 
 /// What `/forget_my_api_keys` did, in the user's words: how many keys, and whether a wrapped
 /// copy of the encryption key is still in the database's log.
-fn forgotten_sentence(forgotten: &stargazer_keys::Forgotten) -> String {
-    let erased = match forgotten.keys {
-        0 => "You had no keys saved; your encryption key is erased too.".to_owned(),
-        1 => "Erased your API key and its encryption key. Nothing of it can be read any more."
-            .to_owned(),
-        n => format!(
-            "Erased your {n} API keys and their encryption key. Nothing of them can be read any more."
-        ),
-    };
+fn forgotten_sentence(voice: &Voice, forgotten: &stargazer_keys::Forgotten) -> String {
+    let erased = voice.t("user-forget-done", &[("count", forgotten.keys.into())]);
     match forgotten.checkpoint {
         stargazer_keys::Checkpoint::Complete => erased,
-        stargazer_keys::Checkpoint::Blocked => format!(
-            "{erased} One trace is left for now: the database still holds a copy of the encryption key, itself encrypted under the bot's master key, until it is cleared in the background."
-        ),
+        stargazer_keys::Checkpoint::Blocked => {
+            format!("{erased} {}", voice.t("user-forget-trace", &[]))
+        }
     }
 }

@@ -38,6 +38,7 @@ pub struct Caller {
     app_permissions: Permissions,
     roles: Vec<u64>,
     locale: String,
+    guild_locale: String,
 }
 
 impl Caller {
@@ -53,6 +54,7 @@ impl Caller {
             app_permissions: PRESET_GENERAL,
             roles: Vec::new(),
             locale: "en-US".to_owned(),
+            guild_locale: "en-US".to_owned(),
         }
     }
 
@@ -86,6 +88,13 @@ impl Caller {
     /// Sets the user's client locale (default `en-US`).
     pub fn with_locale(mut self, locale: &str) -> Self {
         self.locale = locale.to_owned();
+        self
+    }
+
+    /// Sets the server's preferred locale, sent as `guild_locale` (default `en-US`; a DM
+    /// sends none).
+    pub fn with_guild_locale(mut self, locale: &str) -> Self {
+        self.guild_locale = locale.to_owned();
         self
     }
 
@@ -306,7 +315,7 @@ pub(crate) fn base_interaction(
     match caller.guild_id {
         Some(guild_id) => {
             m.insert("guild_id".into(), json!(guild_id.to_string()));
-            m.insert("guild_locale".into(), json!("en-US"));
+            m.insert("guild_locale".into(), json!(caller.guild_locale));
             m.insert("member".into(), member_json(caller));
             m.insert(
                 "channel".into(),
