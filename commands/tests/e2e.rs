@@ -1515,6 +1515,183 @@ async fn the_example_command_says_how_to_add_a_key_when_there_is_none() {
     .await;
 }
 
+// ---- languages ----------------------------------------------------------------------------
+
+/// A member whose Discord client is in German, in a server whose language is English.
+fn german(user_id: u64, name: &str) -> Caller {
+    Caller::in_guild(user_id, name, GUILD, CHANNEL).with_locale("de")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_german_user_reads_the_form_replies_refusals_listing_and_the_tools_messages_in_german() {
+    bounded(async {
+        let brave = fake_brave().await;
+        let bot = Bot::start_with(
+            Store::SharedRedis,
+            &[
+                ("BRAVE_API_BASE_URL", brave),
+                ("DEFAULT_KEY_DAILY_LIMIT", "1".into()),
+            ],
+        )
+        .await;
+        let anna = german(ALICE, "anna");
+
+        // The command descriptions were registered in German, the names in English.
+        let registered = bot.fake.registered_commands();
+        let set = registered[0]
+            .commands
+            .iter()
+            .find(|c| c["name"] == "set_user_api_key")
+            .expect("set_user_api_key is registered");
+        assert_eq!(
+            set["description_localizations"]["de"],
+            "Speichere deinen eigenen API-Schlüssel für einen Dienst; er gilt für dich überall."
+        );
+        assert_eq!(
+            set["description"],
+            "Save your own API key for a service; it works for you in every server and DM."
+        );
+
+        // The sibling tool with no key anywhere.
+        assert_eq!(
+            web_search(&bot, &anna, "rust").await,
+            "Für dich ist kein API-Schlüssel für Brave Search verfügbar. Einen bekommst du unter \
+             https://brave.com/search/api/. Füge deinen eigenen mit `/set_user_api_key \
+             service:brave` hinzu: Du fügst ihn in ein privates Formular ein, und er gilt für \
+             dich auf jedem Server."
+        );
+
+        // The form, a refused value, then the key.
+        let modal = bot.answer(&anna, set_key("brave")).await;
+        let shown = modal.modal().expect("the first response is the modal");
+        assert_eq!(shown.title, "Dein Brave Search-Schlüssel");
+        assert_eq!(shown.inputs[0].label, "Brave Search-API-Schlüssel");
+        let refused = bot
+            .fake
+            .submit_modal(&anna, &modal, &["   "])
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert_eq!(
+            refused.content(),
+            Some("Der Schlüssel ist leer: Füge den Schlüssel selbst ein.")
+        );
+        let key = secret("brave");
+        let modal = bot.answer(&anna, set_key("brave")).await;
+        let saved = bot
+            .fake
+            .submit_modal(&anna, &modal, &[&key])
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert_eq!(
+            saved.content().unwrap(),
+            format!(
+                "Dein Brave Search-Schlüssel ({}) ist gespeichert. Er gilt jetzt für dich auf \
+                 jedem Server und in DMs; entfernen kannst du ihn mit \
+                 `/remove_user_api_key service:brave`.",
+                masked(&key)
+            )
+        );
+
+        // A refusal: the global pool is for bot admins.
+        let pool = bot
+            .answer(
+                &anna,
+                SlashCommand::new("pool add").option("service", "brave"),
+            )
+            .await;
+        assert!(!pool.is_modal());
+        assert_eq!(
+            pool.content(),
+            Some(
+                "Nur die Admins des Bots können den globalen Pool verwalten. Um einen Schlüssel \
+                 in diesem Kanal zu teilen, nutze `/pool channel add` (dafür brauchst du die \
+                 Berechtigung „Kanäle verwalten“)."
+            )
+        );
+
+        // The listing.
+        let listed = bot
+            .answer(&anna, SlashCommand::new("list_user_api_keys"))
+            .await;
+        let text = listed.content().unwrap();
+        assert!(
+            text.starts_with("Deine API-Schlüssel (nur du siehst das):\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "• **Brave Search** (`brave`): `{}`, gespeichert <t:",
+                masked(&key)
+            )),
+            "{text}"
+        );
+
+        // The sibling tool's daily-limit message, for a German member using the shared key.
+        let shared = secret("shared");
+        bot.vault
+            .add_pool_key(Pool::Global, "brave", &shared, ADMIN)
+            .await
+            .unwrap();
+        let bernd = german(BOB, "bernd");
+        assert!(
+            web_search(&bot, &bernd, "eins")
+                .await
+                .starts_with("• [eins")
+        );
+        let limited = web_search(&bot, &bernd, "zwei").await;
+        assert!(
+            limited.starts_with(
+                "Du hast web_search einmal mit dem geteilten Brave Search-Schlüssel des Bots \
+                 genutzt, und das Tageslimit ist 1. Es wird in "
+            ),
+            "{limited}"
+        );
+        assert!(
+            limited.ends_with(
+                "zurückgesetzt. Um jetzt weiterzumachen, füge deinen eigenen Schlüssel mit \
+                 `/set_user_api_key service:brave` hinzu (einen bekommst du unter \
+                 https://brave.com/search/api/); dein eigener Schlüssel hat kein Tageslimit."
+            ),
+            "{limited}"
+        );
+
+        // A user whose language the bot does not speak reads the server's; the English run of
+        // the same command is unchanged.
+        let in_german_server = Caller::in_guild(ADMIN, "admin", GUILD, CHANNEL)
+            .with_locale("fr")
+            .with_guild_locale("de");
+        let none = bot
+            .answer(&in_german_server, SlashCommand::new("list_user_api_keys"))
+            .await;
+        assert!(
+            none.content().unwrap().starts_with(
+                "Du hast keine API-Schlüssel gespeichert. Füge einen mit `/set_user_api_key` hinzu."
+            ),
+            "{none:?}"
+        );
+        let english = bot
+            .answer(&admin(), SlashCommand::new("list_user_api_keys"))
+            .await;
+        assert!(
+            english
+                .content()
+                .unwrap()
+                .starts_with("You have no API keys saved. Add one with `/set_user_api_key`."),
+            "{english:?}"
+        );
+        bot.assert_no_leak(&[&key, &shared]);
+        bot.assert_every_reply_ephemeral();
+        bot.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_command_benches_a_key_revoked_for_two_users_and_the_pool_list_says_why() {
     bounded(async {
