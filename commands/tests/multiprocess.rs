@@ -9,13 +9,19 @@
 //!   opens everywhere;
 //! - a forget in one bot stops the other opening a restored copy within a second;
 //! - a key removed in one bot is gone in the other and in the CLI;
-//! - any number of processes may open one fresh database at once, bots included.
+//! - any number of processes may open one fresh database at once, bots included;
+//! - a pool key benched again and again by two host bots (the example tool beside the key
+//!   commands) at once DMs its contributor once.
 //!
 //! Each bot logs at `RUST_LOG=info` to `{name}.stderr.log` in the deployment's directory; a
 //! failed assertion prints those logs. Every reply must be ephemeral and no secret may appear
 //! in a bot's output or in what it sent to Discord.
 
 mod support;
+
+#[allow(dead_code, reason = "the example's main is not run here")]
+#[path = "../examples/web_search.rs"]
+mod web_search_example;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -146,11 +152,33 @@ impl Deployment {
 
     /// Spawns `stargazer-keys bot` on a fake Discord of its own, without waiting for it.
     async fn spawn_bot(&self, name: &'static str) -> BotProcess {
+        self.spawn_process(name, self.command(&["bot"])).await
+    }
+
+    /// Spawns a host bot, the key commands and the example `/web_search` (this test binary,
+    /// run as [`host_bot_process`]), with the shared settings, and waits until it registered
+    /// its commands.
+    async fn start_host(&self, name: &'static str) -> BotProcess {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["--ignored", "--exact", "host_bot_process", "--nocapture"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .env(HOST_PROCESS, "1")
+            .current_dir(self.dir.path())
+            .kill_on_drop(true);
+        let mut host = self.spawn_process(name, command).await;
+        host.registered().await;
+        host
+    }
+
+    /// Spawns `command` (a bot) on a fake Discord of its own, without waiting for it.
+    async fn spawn_process(&self, name: &'static str, mut command: Command) -> BotProcess {
         let fake = FakeDiscord::start().await.expect("start a fake Discord");
         let stderr = self.dir.path().join(format!("{name}.stderr.log"));
         let stdout = self.dir.path().join(format!("{name}.stdout.log"));
-        let child = self
-            .command(&["bot"])
+        let child = command
             .env("DISCORD_TOKEN", fake.token())
             .env("DISCORD_HTTP_PROXY", fake.http_url())
             .env("DISCORD_GUILD_ID", GUILD.to_string())
@@ -1512,4 +1540,170 @@ async fn a_master_key_rotation_while_two_bots_run_fails_no_call(backend: Backend
 on_every_backend!(
     a_master_key_rotation_while_two_bots_run_fails_no_list_and_no_save,
     a_master_key_rotation_while_two_bots_run_fails_no_call
+);
+
+// ---- 8. a contributor told once by two host bots ------------------------------------------------
+
+/// Set in the environment of this test binary when it runs as a host bot.
+const HOST_PROCESS: &str = "STARGAZER_TEST_HOST_BOT";
+
+/// Not a test of its own: the host bot process of [`a_key_benched_by_two_host_bots_dms_its_contributor_once`]
+/// (this binary, started again with `--ignored --exact host_bot_process`): the key commands and
+/// the example `/web_search`, run by the production runner, as a host bot runs them.
+#[test]
+#[ignore = "a host bot process that the multi-process tests start"]
+fn host_bot_process() {
+    if std::env::var_os(HOST_PROCESS).is_none() {
+        return;
+    }
+    use tracing_subscriber::prelude::*;
+    tracing_subscriber::registry()
+        .with(stargazer_keys_commands::logging::secret_safe_filter())
+        .with(tracing_subscriber::fmt::layer().with_ansi(false))
+        .with(tracing_subscriber::EnvFilter::new("info"))
+        .init();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = stargazer_keys::Config::from_env().expect("the shared settings");
+        let settings = stargazer_keys_commands::bot::BotSettings::from_config(&config).unwrap();
+        let vault = stargazer_keys::KeyVault::open(config)
+            .await
+            .expect("open the vault");
+        stargazer_keys_commands::bot::run(
+            settings,
+            vault,
+            vec![web_search_example::web_search()],
+            stargazer_keys_commands::bot::shutdown_signal(),
+        )
+        .await
+        .expect("the host bot ran");
+    });
+}
+
+/// A Brave Search double that refuses every key (401), and answers only once `held` requests
+/// are waiting (or two seconds passed), one every `gap`: every call draws the key before any
+/// report benches it, and the reports reach the store one after the other.
+async fn fake_brave_refusing_together(held: usize, gap: Duration) -> String {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let released = Arc::new(tokio::sync::Mutex::new(()));
+    let refuse = move || {
+        let (arrived, released) = (arrived.clone(), released.clone());
+        async move {
+            arrived.fetch_add(1, Ordering::SeqCst);
+            let waiting = Instant::now();
+            while arrived.load(Ordering::SeqCst) < held
+                && waiting.elapsed() < Duration::from_secs(2)
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // One answer at a time, `gap` apart.
+            let _turn = released.lock().await;
+            tokio::time::sleep(gap).await;
+            (StatusCode::UNAUTHORIZED, String::new())
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::new().route("/res/v1/web/search", get(refuse)),
+        )
+        .await
+        .unwrap();
+    });
+    url
+}
+
+/// Alice shared a Brave key in the global pool. Three members in each of two host bots search at
+/// once; the service refuses the key in every call, so the second report on, each in its own
+/// process, benches it again (later). Alice gets one DM, from one of the bots, with the key id
+/// and never the key.
+async fn a_key_benched_by_two_host_bots_dms_its_contributor_once(backend: Backend) {
+    const CALLS_PER_HOST: u64 = 3;
+    let mut dep = Deployment::new(backend).await;
+    let brave =
+        fake_brave_refusing_together(2 * CALLS_PER_HOST as usize, Duration::from_millis(150)).await;
+    dep.set_var("BRAVE_API_BASE_URL", &brave);
+    let host1 = dep.start_host("host1").await;
+    let host2 = dep.start_host("host2").await;
+    let shared = secret("revoked");
+    dep.cli_ok(
+        &[
+            "pool",
+            "add",
+            "--service",
+            "brave",
+            "--contributor",
+            &ALICE.to_string(),
+        ],
+        &shared,
+    )
+    .await;
+
+    let searches = (0..2 * CALLS_PER_HOST).map(|i| {
+        let host = if i < CALLS_PER_HOST { &host1 } else { &host2 };
+        let member = Caller::in_guild(BOB + 10 + i, "member", GUILD, CHANNEL);
+        async move {
+            let handle = host
+                .fake
+                .slash(
+                    &member,
+                    SlashCommand::new("web_search").option("query", "rust"),
+                )
+                .await
+                .unwrap();
+            handle.callback(WAIT).await.unwrap();
+            handle.followups(WAIT, 1).await.unwrap_or_else(|err| {
+                panic!("{} sent no answer: {err}\n{}", host.name, host.output())
+            })
+        }
+    });
+    futures_util::future::join_all(searches).await;
+
+    // The log says how many times the key was benched: more than once, by whichever process.
+    let log = dep.cli_ok(&["pool", "log", "--json"], "").await;
+    let entries: serde_json::Value = serde_json::from_str(log.stdout.trim()).unwrap();
+    let benches = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "benched")
+        .count();
+    assert!(
+        benches >= 2,
+        "the key was benched {benches} time(s): {entries:#}\n{}",
+        dep.logs()
+    );
+
+    // Every bench was announced where it was set; the DM went out once.
+    let first = tokio::select! {
+        dm = host1.fake.wait_direct_messages(ALICE, 1, WAIT) => dm,
+        dm = host2.fake.wait_direct_messages(ALICE, 1, WAIT) => dm,
+    }
+    .unwrap_or_else(|err| panic!("no DM: {err}\n{}\n{}", host1.output(), host2.output()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent: Vec<_> = [&host1, &host2]
+        .iter()
+        .flat_map(|host| host.fake.direct_message_attempts())
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    let text = first[0].content().unwrap_or_default().to_owned();
+    let key_id = entries[0]["key_id"].as_str().unwrap();
+    assert!(text.contains(&format!("(key id `{key_id}`)")), "{text}");
+    assert!(!text.contains(&shared), "the DM holds the key");
+    for host in [host1, host2] {
+        host.assert_clean(&[&shared]);
+        host.stop().await;
+    }
+}
+
+on_every_backend!(
+    a_key_benched_by_two_host_bots_dms_its_contributor_once_everywhere,
+    a_key_benched_by_two_host_bots_dms_its_contributor_once
 );
