@@ -218,8 +218,8 @@ contract!(
         assert!(matches!(limit, KeyUseError::LimitReached(_)), "{text}");
         assert!(
             text.starts_with(
-                "Du hast web_search einmal mit dem geteilten Brave Search-Schlüssel des Bots \
-                 genutzt, und das Tageslimit ist 1. Es wird in "
+                "Du hast web_search einmal mit dem geteilten Schlüssel des Bots für Brave Search \
+                 genutzt, und das Tageslimit ist 1. Der Zähler wird in "
             ),
             "{text}"
         );

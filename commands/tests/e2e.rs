@@ -1564,8 +1564,8 @@ async fn a_german_user_reads_the_form_replies_refusals_listing_and_the_tools_mes
         // The form, a refused value, then the key.
         let modal = bot.answer(&anna, set_key("brave")).await;
         let shown = modal.modal().expect("the first response is the modal");
-        assert_eq!(shown.title, "Dein Brave Search-Schlüssel");
-        assert_eq!(shown.inputs[0].label, "Brave Search-API-Schlüssel");
+        assert_eq!(shown.title, "Dein Schlüssel für Brave Search");
+        assert_eq!(shown.inputs[0].label, "API-Schlüssel für Brave Search");
         let refused = bot
             .fake
             .submit_modal(&anna, &modal, &["   "])
@@ -1591,7 +1591,7 @@ async fn a_german_user_reads_the_form_replies_refusals_listing_and_the_tools_mes
         assert_eq!(
             saved.content().unwrap(),
             format!(
-                "Dein Brave Search-Schlüssel ({}) ist gespeichert. Er gilt jetzt für dich auf \
+                "Dein Schlüssel für Brave Search ({}) ist gespeichert. Er gilt jetzt für dich auf \
                  jedem Server und in DMs; entfernen kannst du ihn mit \
                  `/remove_user_api_key service:brave`.",
                 masked(&key)
@@ -1626,7 +1626,7 @@ async fn a_german_user_reads_the_form_replies_refusals_listing_and_the_tools_mes
         );
         assert!(
             text.contains(&format!(
-                "• **Brave Search** (`brave`): `{}`, gespeichert <t:",
+                "• **Brave Search** (`brave`): `{}` (gespeichert: <t:",
                 masked(&key)
             )),
             "{text}"
@@ -1647,8 +1647,8 @@ async fn a_german_user_reads_the_form_replies_refusals_listing_and_the_tools_mes
         let limited = web_search(&bot, &bernd, "zwei").await;
         assert!(
             limited.starts_with(
-                "Du hast web_search einmal mit dem geteilten Brave Search-Schlüssel des Bots \
-                 genutzt, und das Tageslimit ist 1. Es wird in "
+                "Du hast web_search einmal mit dem geteilten Schlüssel des Bots für Brave Search \
+                 genutzt, und das Tageslimit ist 1. Der Zähler wird in "
             ),
             "{limited}"
         );

@@ -13,28 +13,31 @@ shared-keys-off = Du hast geteilte Schlüssel ausgeschaltet, deshalb nutzen dein
 default-key-limit-used = Du hast { $tool } { $current ->
         [one] einmal
        *[other] { $current }-mal
-    } mit dem geteilten { $name }-Schlüssel des Bots genutzt, und das Tageslimit ist { $limit }.
-pool-limit-closed = Die { $name }-Schlüssel { $pool ->
-        [global] des geteilten Pools des Bots
-        [channel] des geteilten Pools dieses Kanals
-       *[server] des geteilten Pools dieses Servers
+    } mit dem geteilten Schlüssel des Bots für { $name } genutzt, und das Tageslimit ist { $limit }.
+pool-limit-closed = Die Schlüssel für { $name } im geteilten Pool { $pool ->
+        [global] des Bots
+        [channel] dieses Kanals
+       *[server] dieses Servers
     } sind für Mitglieder gerade nicht freigegeben ({ $pool ->
         [global] die Admins des Bots haben
        *[other] seine Admins haben
-    } sein Tageslimit auf 0 gesetzt).
+    } das Tageslimit des Pools auf 0 gesetzt).
 pool-limit-used = Du hast { $current ->
         [one] heute einmal einen Schlüssel
        *[other] heute { $current }-mal die Schlüssel
-    } { $pool ->
-        [global] des geteilten { $name }-Pools des Bots
-        [channel] des geteilten { $name }-Pools dieses Kanals
-       *[server] des geteilten { $name }-Pools dieses Servers
+    } für { $name } aus dem geteilten Pool { $pool ->
+        [global] des Bots
+        [channel] dieses Kanals
+       *[server] dieses Servers
     } genutzt, und { $pool ->
         [global] die Admins des Bots erlauben
        *[other] seine Admins erlauben
-    } jedem Mitglied { $limit } am Tag.
-limit-resets-in = Es wird in { $duration } zurückgesetzt.
-limit-resets-within-a-day = Es wird innerhalb von 24 Stunden zurückgesetzt.
+    } jedem Mitglied { $limit ->
+        [one] eine Nutzung
+       *[other] { $limit } Nutzungen
+    } am Tag.
+limit-resets-in = Der Zähler wird in { $duration } zurückgesetzt.
+limit-resets-within-a-day = Der Zähler wird innerhalb von 24 Stunden zurückgesetzt.
 limit-own-key = Um jetzt weiterzumachen, füge deinen eigenen Schlüssel mit `/set_user_api_key service:{ $id }` hinzu; dein eigener Schlüssel hat kein Tageslimit.
 limit-own-key-signup = Um jetzt weiterzumachen, füge deinen eigenen Schlüssel mit `/set_user_api_key service:{ $id }` hinzu (einen bekommst du unter { $url }); dein eigener Schlüssel hat kein Tageslimit.
 
@@ -83,11 +86,11 @@ key-error-gitea-url-scheme = Die Gitea-Basis-URL muss mit https:// beginnen (ein
 key-error-gitea-url-user = Die Gitea-Basis-URL darf keinen Benutzernamen und kein Passwort enthalten (user@host).
 key-error-gitea-url-query = Die Gitea-Basis-URL darf keine Abfrage (?) und kein Fragment (#) enthalten.
 key-error-gitea-url-private = Die Gitea-Basis-URL nennt eine lokale oder private Adresse; verwende den öffentlichen Hostnamen der Instanz.
-key-error-gitea-url-pool-host = Ein geteiltes Gitea-Token darf nur für die Hosts sein, die der Betreiber in STARGAZER_GITEA_POOL_HOSTS erlaubt.
+key-error-gitea-url-pool-host = Ein geteiltes Gitea-Token darf nur für Hosts gelten, die der Betreiber in STARGAZER_GITEA_POOL_HOSTS erlaubt.
 key-error-gitea-json = Der Gitea-Wert ist JSON, aber nicht {"{"}"token": "...", "base_url": "..."{"}"}; füge nur das Token ein und die Basis-URL in ihr eigenes Feld.
-key-error-rejected = { $service } hat diesen Schlüssel abgelehnt ({ $status }), deshalb wurde er nicht gespeichert: Prüfe, ob du ihn vollständig kopiert hast und ob er nicht widerrufen wurde.
+key-error-rejected = { $service } hat diesen Schlüssel abgelehnt ({ $status }), deshalb wurde er nicht gespeichert: Prüfe, ob du ihn vollständig kopiert hast und dass er nicht widerrufen wurde.
 key-error-pool-limit-too-high = { $limit } Nutzungen am Tag liegen über dem Höchstwert, den dieser Bot einem Pool erlaubt ({ $max }, STARGAZER_POOL_DAILY_LIMIT_MAX).
-key-error-pool-full = { $pool } enthält schon { $max } Schlüssel für { $service }, so viele wie STARGAZER_POOL_MAX_KEYS erlaubt; entferne zuerst einen.
+key-error-pool-full = Es lässt sich kein weiterer Schlüssel für `{ $service }` hinzufügen, denn { $pool } enthält schon { $max }, so viele, wie STARGAZER_POOL_MAX_KEYS erlaubt; entferne zuerst einen.
 key-error-storage = Der Schlüsselspeicher ist nicht erreichbar, deshalb wurde nichts geändert: { $detail }.
 key-error-not-replicated = Die Änderung wurde gemacht, aber { $detail }; prüfe sie, und mache sie noch einmal, falls sie fehlt.
 key-error-values-remain = { $keys ->

@@ -1,7 +1,7 @@
 # Direktnachrichten, die der Bot von sich aus schickt: an jemanden, dessen Pool-Schlüssel
 # gesperrt wurde.
 
-notice-bench = Der { $name }-Schlüssel, den du { $pool ->
+notice-bench = Der Schlüssel für { $name }, den du { $pool ->
         [global] im globalen Pool des Bots
         [channel] im Pool des Kanals <#{ $channel }>
        *[server] im Pool des Servers { $server }
@@ -16,5 +16,5 @@ notice-bench = Der { $name }-Schlüssel, den du { $pool ->
         [global] /pool unbench
         [channel] /pool channel unbench
        *[server] /pool server unbench
-    } service:{ $service } key_id:{ $key_id }` zurückholen.
+    } service:{ $service } key_id:{ $key_id }` wieder in Betrieb nehmen.
     Um diese Nachrichten abzustellen: `/pool_key_dms enabled:False`.

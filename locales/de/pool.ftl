@@ -72,8 +72,8 @@ pool-list-header = { $pool ->
 # Ein Schlüssel der Liste, nach Dienst und Schlüssel-ID. $masked ist der maskierte Schlüssel
 # in Backticks oder pool-list-unreadable; $date, wann er hinzugefügt wurde (ein
 # Discord-Zeitstempel, der als Datum erscheint, oder reply-unknown-date).
-pool-list-key = { $masked }, hinzugefügt von { $user } { $date }
-pool-list-key-by-operator = { $masked }, hinzugefügt vom Betreiber { $date }
+pool-list-key = { $masked }, hinzugefügt von { $user } (Datum: { $date })
+pool-list-key-by-operator = { $masked }, hinzugefügt vom Betreiber (Datum: { $date })
 pool-list-unreadable = unlesbar
 pool-list-uses-today = heute { $count ->
         [one] { $count } Nutzung
@@ -82,7 +82,7 @@ pool-list-uses-today = heute { $count ->
 # $until ist ein Unix-Zeitstempel (Discord zeigt ihn als Datum und als „in 3 Stunden“);
 # $reason eine der pool-bench-Nachrichten.
 pool-list-benched = **gesperrt** bis <t:{ $until }:f> (<t:{ $until }:R>): { $reason }
-pool-list-limit = Jedes Mitglied darf die Schlüssel für { $name } dieses Pools { $uses ->
+pool-list-limit = Jedes Mitglied darf die Schlüssel dieses Pools für { $name } { $uses ->
         [1] einmal
         [2] zweimal
        *[other] { $uses }-mal
@@ -119,24 +119,24 @@ pool-log-benched = Der Schlüssel `{ $key }` für { $name } wurde gesperrt ({ $r
 
 ## Das eigene Tageslimit eines Pools für jedes Mitglied (/pool … limit).
 
-pool-limit-set-zero = Mitglieder können die { $name }-Schlüssel { $pool ->
+pool-limit-set-zero = Mitglieder können die Schlüssel { $pool ->
         [global] des globalen Pools
         [channel] des Pools dieses Kanals
        *[server] des Pools dieses Servers
-    } nicht mehr nutzen: Sein Tageslimit ist 0. Ihre Aufrufe werden abgelehnt, bis du es erhöhst.
-pool-limit-set = Jedes Mitglied darf die { $name }-Schlüssel { $pool ->
+    } für { $name } nicht mehr nutzen: Das Tageslimit des Pools ist 0. Ihre Aufrufe werden abgelehnt, bis du es erhöhst.
+pool-limit-set = Jedes Mitglied darf die Schlüssel { $pool ->
         [global] des globalen Pools
         [channel] des Pools dieses Kanals
        *[server] des Pools dieses Servers
-    } jetzt { $uses ->
+    } für { $name } jetzt { $uses ->
         [1] einmal
         [2] zweimal
        *[other] { $uses }-mal
     } am Tag nutzen (alle Werkzeuge zusammen).
 # $default ist das Tageslimit des Bots für jedes Mitglied und Werkzeug.
-pool-limit-cleared = Für die { $name }-Schlüssel { $pool ->
+pool-limit-cleared = Für die Schlüssel { $pool ->
         [global] des globalen Pools
         [channel] des Pools dieses Kanals
        *[server] des Pools dieses Servers
-    } gelten wieder die Tageslimits des Bots ({ $default } am Tag für jedes Mitglied und Werkzeug, sofern der Betreiber für das Werkzeug kein anderes festgelegt hat).
+    } für { $name } gelten wieder die Tageslimits des Bots ({ $default } am Tag für jedes Mitglied und Werkzeug, sofern der Betreiber für das Werkzeug kein anderes festgelegt hat).
 pool-limit-not-changed = Das Limit wurde nicht geändert: { $reason }

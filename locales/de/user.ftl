@@ -6,29 +6,26 @@ reply-more-lines = { $count ->
         [one] … und 1 weitere Zeile
        *[other] … und { $count } weitere Zeilen
     }
-reply-unknown-date = an einem unbekannten Datum
-
+reply-unknown-date = unbekannt
 ## /set_user_api_key: das Formular für den Schlüssel und die Antwort darauf.
 
-user-form-title = Dein { $name }-Schlüssel
-user-form-api-key = { $name }-API-Schlüssel
+user-form-title = Dein Schlüssel für { $name }
+user-form-api-key = API-Schlüssel für { $name }
 user-form-token = Zugangstoken
 user-form-base-url = Basis-URL (leer lassen für den Standard)
 user-form-secret-hint = Hier einfügen. Wird verschlüsselt gespeichert und nie wieder angezeigt.
 user-form-base-url-hint = https://gitea.example.com
-user-saved = Dein { $name }-Schlüssel ({ $masked }) ist gespeichert. Er gilt jetzt für dich auf jedem Server und in DMs; entfernen kannst du ihn mit `/remove_user_api_key service:{ $service }`.
-
+user-saved = Dein Schlüssel für { $name } ({ $masked }) ist gespeichert. Er gilt jetzt für dich auf jedem Server und in DMs; entfernen kannst du ihn mit `/remove_user_api_key service:{ $service }`.
 ## /remove_user_api_key
 
-user-removed = Dein { $name }-Schlüssel wurde entfernt.
-user-remove-none = Du hattest keinen { $name }-Schlüssel gespeichert, also hat sich nichts geändert.
-
+user-removed = Dein Schlüssel für { $name } wurde entfernt.
+user-remove-none = Du hattest keinen Schlüssel für { $name } gespeichert, also hat sich nichts geändert.
 ## /shared_keys
 
-user-shared-on-service = Deine { $name }-Aufrufe dürfen wieder geteilte Schlüssel nutzen, wenn du keinen eigenen Schlüssel hast.
-user-shared-off-service = Geteilte Schlüssel sind für deine { $name }-Aufrufe ausgeschaltet: Sie nutzen nur deinen eigenen { $name }-Schlüssel. Schalte sie mit `/shared_keys use:True service:{ $id }` wieder ein.
+user-shared-on-service = Deine Aufrufe an { $name } dürfen wieder geteilte Schlüssel nutzen, wenn du keinen eigenen Schlüssel hast.
+user-shared-off-service = Geteilte Schlüssel sind für deine Aufrufe an { $name } ausgeschaltet: Diese nutzen nur deinen eigenen Schlüssel für { $name }. Schalte sie mit `/shared_keys use:True service:{ $id }` wieder ein.
 user-shared-on-all = Deine Aufrufe dürfen wieder geteilte Schlüssel nutzen, für jeden Dienst, wenn du keinen eigenen Schlüssel hast.
-user-shared-off-all = Geteilte Schlüssel sind für alle deine Aufrufe ausgeschaltet: Sie nutzen nur deine eigenen Schlüssel. Schalte sie mit `/shared_keys use:True` wieder ein.
+user-shared-off-all = Geteilte Schlüssel sind für alle deine Aufrufe ausgeschaltet: Diese nutzen nur deine eigenen Schlüssel. Schalte sie mit `/shared_keys use:True` wieder ein.
 
 ## /pool_key_dms
 
@@ -39,8 +36,8 @@ user-dms-off = Du bekommst keine DMs mehr über Schlüssel, die du geteilt hast.
 
 user-list-none = Du hast keine API-Schlüssel gespeichert. Füge einen mit `/set_user_api_key` hinzu.
 user-list-header = Deine API-Schlüssel (nur du siehst das):
-user-list-key = • **{ $name }** (`{ $service }`): `{ $masked }`, gespeichert { $date }
-user-list-key-unreadable = • **{ $name }** (`{ $service }`): unlesbar: speichere ihn noch einmal, gespeichert { $date }
+user-list-key = • **{ $name }** (`{ $service }`): `{ $masked }` (gespeichert: { $date })
+user-list-key-unreadable = • **{ $name }** (`{ $service }`): unlesbar (gespeichert: { $date }): Speichere ihn noch einmal.
 user-list-shared-item = { $name } ({ $source ->
         [channel] Pool dieses Kanals
         [server] Pool dieses Servers
@@ -57,10 +54,10 @@ user-list-use-resets = • `{ $tool }`: { $count } von { $limit }, wird in { $du
 user-list-pool-uses-header = Deine heutigen Nutzungen von Pools mit eigenem Limit:
 # Steht am Anfang einer Zeile, daher ohne Artikel.
 user-list-pool = { $kind ->
-        [global] { $name }-Pool des Bots
-        [here] { $name }-Pool dieses Servers
-        [channel] { $name }-Pool des Kanals <#{ $id }>
-       *[server] { $name }-Pool des Servers { $id }
+        [global] Pool des Bots für { $name }
+        [here] Pool dieses Servers für { $name }
+        [channel] Pool des Kanals <#{ $id }> für { $name }
+       *[server] Pool des Servers { $id } für { $name }
     }
 user-list-pool-use = • { $pool }: { $count } von { $limit }
 user-list-pool-use-resets = • { $pool }: { $count } von { $limit }, wird in { $duration } zurückgesetzt
