@@ -348,12 +348,9 @@ impl Catalogue {
 
     /// The service named `name`, or the sentence that says there is none.
     pub fn lookup(&self, name: &str) -> Result<&Service, UnknownService> {
-        self.get(name).ok_or_else(|| {
-            let shown: String = name.chars().take(40).collect();
-            UnknownService {
-                name: crate::secret::escaped(&shown).replace('`', "'"),
-                known: self.ids().collect::<Vec<_>>().join(", "),
-            }
+        self.get(name).ok_or_else(|| UnknownService {
+            name: crate::secret::escaped(&crate::ids::shown_name(name)).replace('`', "'"),
+            known: self.ids().collect::<Vec<_>>().join(", "),
         })
     }
 

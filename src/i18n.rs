@@ -7,9 +7,10 @@
 //! language, or rewords a sentence, with a directory of `.ftl` files named by
 //! `STARGAZER_LOCALES_DIR` ([`Texts::load`]).
 //!
-//! A sentence is looked up in the user's language, then the server's, then English. A message
-//! that a language lacks comes from English; one that English lacks too comes out as its id
-//! (and a warning in the log), so a reply is never blank.
+//! A reply is in the first of the user's language and the server's that the bot speaks, else
+//! in English. A message that language lacks comes from English (never from a third
+//! language, so one reply speaks at most one language besides English); one that English
+//! lacks too comes out as its id (and a warning in the log), so a reply is never blank.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -32,13 +33,14 @@ use unic_langid::LanguageIdentifier;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Locale {
-    wanted: Vec<LanguageIdentifier>,
+    /// Shared, so that cloning a locale (once per call of a sibling tool) allocates nothing.
+    wanted: Option<Arc<[LanguageIdentifier]>>,
 }
 
 impl Locale {
     /// English (no preference).
     pub const fn english() -> Self {
-        Self { wanted: Vec::new() }
+        Self { wanted: None }
     }
 
     /// One language, by its tag (`de`, `pt-BR`); English when `tag` is not a language tag.
@@ -58,17 +60,25 @@ impl Locale {
                 wanted.push(id);
             }
         }
-        Self { wanted }
+        Self {
+            wanted: (!wanted.is_empty()).then(|| wanted.into()),
+        }
     }
 
-    /// Whether nothing but English is asked for.
+    /// Whether only English is asked for (or nothing at all).
     pub fn is_english(&self) -> bool {
-        self.wanted.is_empty()
+        self.wanted()
+            .iter()
+            .all(|id| id.language.as_str() == ENGLISH)
     }
 
     /// The tags asked for, best first.
     pub fn tags(&self) -> Vec<String> {
-        self.wanted.iter().map(ToString::to_string).collect()
+        self.wanted().iter().map(ToString::to_string).collect()
+    }
+
+    fn wanted(&self) -> &[LanguageIdentifier] {
+        self.wanted.as_deref().unwrap_or_default()
     }
 }
 
@@ -110,7 +120,9 @@ macro_rules! number_args {
     ($($t:ty),*) => {$(
         impl From<$t> for Arg<'_> {
             fn from(n: $t) -> Self {
-                // Counts here are far below 2^53, where f64 is exact.
+                // For counts, which are far below 2^53, where f64 is exact. A Discord id is
+                // not a count: pass it as text.
+                debug_assert!((n as f64).abs() < 9_007_199_254_740_992.0, "pass ids as text");
                 Arg::Number(n as f64)
             }
         }
@@ -250,7 +262,13 @@ impl Texts {
                 source,
             })?;
         languages.sort();
-        for language in languages.into_iter().filter(|p| p.is_dir()) {
+        // Hidden directories (`.git`) are not languages.
+        let hidden = |path: &Path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with('.'))
+        };
+        for language in languages.into_iter().filter(|p| p.is_dir() && !hidden(p)) {
             let id: LanguageIdentifier = language
                 .file_name()
                 .and_then(|name| name.to_str())
@@ -323,7 +341,7 @@ impl Texts {
         self.bundles.iter().map(|b| b.id.to_string()).collect()
     }
 
-    /// The message `id` in the first language of `locale` that has it (an exact tag first,
+    /// The message `id` in the first language of `locale` the bot speaks (an exact tag first,
     /// then the same language: `de-AT` finds `de`), else in English, else the id itself.
     ///
     /// ```
@@ -335,12 +353,8 @@ impl Texts {
     /// assert_eq!(english, "1 hour");
     /// ```
     pub fn text(&self, locale: &Locale, id: &str, args: &[(&str, Arg<'_>)]) -> String {
-        let bundle = locale
-            .wanted
-            .iter()
-            .find_map(|wanted| self.with_message(wanted, id))
-            .or_else(|| self.bundles.first().filter(|b| b.bundle.has_message(id)));
-        match bundle {
+        let spoken = self.language_of(locale).filter(|b| has_value(b, id));
+        match spoken.or_else(|| self.bundles.first().filter(|b| has_value(b, id))) {
             Some(bundle) => format(bundle, id, args),
             None => {
                 tracing::warn!(message = id, "no catalogue has this message");
@@ -349,30 +363,36 @@ impl Texts {
         }
     }
 
+    /// The language a reply to `locale` is in: the first it asks for that the bot speaks (by
+    /// exact tag, then by language), or none (English).
+    fn language_of(&self, locale: &Locale) -> Option<&Bundle> {
+        locale.wanted().iter().find_map(|wanted| {
+            self.bundles.iter().find(|b| b.id == *wanted).or_else(|| {
+                self.bundles
+                    .iter()
+                    .find(|b| b.id.language == wanted.language)
+            })
+        })
+    }
+
     /// The message `id` in exactly the language `tag`, if that language has it (for Discord's
     /// localization maps, which should hold only real translations).
     pub fn text_exactly(&self, tag: &str, id: &str, args: &[(&str, Arg<'_>)]) -> Option<String> {
         let wanted: LanguageIdentifier = tag.parse().ok()?;
         self.bundles
             .iter()
-            .find(|b| b.id == wanted && b.bundle.has_message(id))
+            .find(|b| b.id == wanted && has_value(b, id))
             .map(|bundle| format(bundle, id, args))
     }
+}
 
-    /// The bundle of `wanted`'s exact tag holding `id`, else one of its language.
-    fn with_message(&self, wanted: &LanguageIdentifier, id: &str) -> Option<&Bundle> {
-        let has = |b: &&Bundle| b.bundle.has_message(id);
-        self.bundles
-            .iter()
-            .filter(has)
-            .find(|b| b.id == *wanted)
-            .or_else(|| {
-                self.bundles
-                    .iter()
-                    .filter(has)
-                    .find(|b| b.id.language == wanted.language)
-            })
-    }
+/// Whether the bundle has message `id` with a value (a message of attributes alone is no
+/// sentence).
+fn has_value(bundle: &Bundle, id: &str) -> bool {
+    bundle
+        .bundle
+        .get_message(id)
+        .is_some_and(|message| message.value().is_some())
 }
 
 fn format(bundle: &Bundle, id: &str, args: &[(&str, Arg<'_>)]) -> String {
@@ -410,13 +430,32 @@ mod tests {
 
     #[test]
     fn a_missing_message_falls_back_to_english_then_to_its_id() {
-        let texts = Texts::builtin();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("en")).unwrap();
+        std::fs::create_dir_all(dir.path().join("de")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        std::fs::write(dir.path().join("en/host.ftl"), "only-english = Hello\n").unwrap();
+        // A German message of attributes alone is no sentence: English it is.
+        std::fs::write(
+            dir.path().join("de/host.ftl"),
+            "only-english =\n    .title = Hallo\n",
+        )
+        .unwrap();
+        let texts = Texts::load(Some(dir.path())).unwrap();
         let german = Locale::new("de");
+        assert_eq!(texts.text(&german, "only-english", &[]), "Hello");
         assert_eq!(
             texts.text(&german, "no-such-message", &[]),
             "no-such-message"
         );
-        assert!(!texts.text(&german, "duration", &[]).is_empty());
+        assert_eq!(texts.locales(), ["en", "de"]);
+    }
+
+    #[test]
+    fn a_locale_is_english_only_when_it_asks_for_english_or_nothing() {
+        assert!(Locale::english().is_english());
+        assert!(Locale::discord(Some("en-US"), Some("en-GB")).is_english());
+        assert!(!Locale::discord(Some("en-US"), Some("de")).is_english());
     }
 
     #[test]

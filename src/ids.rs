@@ -86,6 +86,21 @@ impl InvalidKeyId {
     }
 }
 
+/// A name a user typed, as an error may echo it: as typed when it is short (a mistyped
+/// service), masked otherwise (a key pasted into the name's option must not come back, nor
+/// reach the log).
+pub(crate) fn shown_name(text: &str) -> String {
+    if text.chars().count() <= SHOWN_NAME {
+        text.to_owned()
+    } else {
+        crate::secret::mask(text)
+    }
+}
+
+/// The longest name [`shown_name`] echoes as typed: longer than every built-in service id,
+/// shorter than the keys of the services (which are 32 characters and more).
+const SHOWN_NAME: usize = 20;
+
 fn shown(text: &str) -> String {
     text.chars().take(SHOWN).collect()
 }
@@ -200,7 +215,7 @@ impl ServiceId {
         if valid {
             Ok(Self(text.into()))
         } else {
-            Err(InvalidServiceId(shown(text)))
+            Err(InvalidServiceId(shown_name(text)))
         }
     }
 
@@ -369,6 +384,33 @@ text_into!(&str, &String, String);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_pasted_as_a_service_name_is_not_echoed() {
+        let key = "sk-proj-0123456789abcdefABCDEF0123456789";
+        let err = ServiceId::new(key).unwrap_err();
+        assert!(!err.to_string().contains("0123456789"), "{err}");
+        assert!(
+            err.as_typed().ends_with("6789"),
+            "masked: {}",
+            err.as_typed()
+        );
+        let lowercase = "0123456789abcdef0123456789abcdef";
+        let unknown = crate::catalogue::Catalogue::builtin()
+            .lookup(lowercase)
+            .unwrap_err();
+        assert!(
+            !unknown.to_string().contains("0123456789abcdef"),
+            "{unknown}"
+        );
+        // A mistyped service is echoed as typed.
+        assert!(
+            ServiceId::new("Brave")
+                .unwrap_err()
+                .to_string()
+                .contains("\"Brave\"")
+        );
+    }
 
     #[test]
     fn service_ids_are_restricted_to_safe_characters() {

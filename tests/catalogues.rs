@@ -200,6 +200,13 @@ fn an_override_directory_rewords_a_sentence_and_adds_a_language() {
         "It resets within 24 hours."
     );
     assert!(texts.locales().contains(&"fr".to_owned()));
+    // A French user in a German server reads French, and English where French has nothing,
+    // never German: one reply, one language besides English.
+    let french_in_german_server = Locale::discord(Some("fr"), Some("de"));
+    assert_eq!(
+        texts.text(&french_in_german_server, "limit-resets-within-a-day", &[]),
+        "It resets within 24 hours."
+    );
 }
 
 #[test]

@@ -12,7 +12,8 @@ use stargazer_keys::i18n::{Locale, Texts};
 use crate::HasKeyVault;
 use crate::text::Voice;
 
-/// Why a command failed. Every variant's `Display` is the sentence the user sees.
+/// Why a command failed. Users read [`CommandError::localized`], in their language; `Display`
+/// is the English sentence (for the log, and for hosts that show errors themselves).
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// A vault operation failed or was refused.

@@ -57,16 +57,74 @@ fn localize<U, E>(
 /// A Discord localization map: (locale, text) pairs.
 type Localizations = Vec<(Cow<'static, str>, Cow<'static, str>)>;
 
-/// The English text of message `id`, and its translations.
+/// Discord's bounds on a description, in characters: outside them it refuses the whole
+/// registration, so an operator's over-long rewording is left out (with a warning).
+const DESCRIPTION_CHARS: std::ops::RangeInclusive<usize> = 1..=100;
+
+/// The English text of message `id`, and its translations, each within Discord's bounds.
 fn described(texts: &Texts, locales: &[String], id: &str) -> Option<(String, Localizations)> {
-    let english = texts.text_exactly("en", id, &[])?;
+    let fits = |tag: &str, text: String| {
+        let chars = text.chars().count();
+        if DESCRIPTION_CHARS.contains(&chars) {
+            Some(text)
+        } else {
+            tracing::warn!(
+                message = id,
+                locale = tag,
+                chars,
+                "a command description is not 1 to 100 characters long; Discord would refuse it, so it is left out"
+            );
+            None
+        }
+    };
+    let english = texts
+        .text_exactly("en", id, &[])
+        .and_then(|text| fits("en", text))?;
     let localized = locales
         .iter()
         .filter_map(|tag| {
             texts
                 .text_exactly(tag, id, &[])
+                .and_then(|text| fits(tag, text))
                 .map(|text| (Cow::Owned(tag.clone()), Cow::Owned(text)))
         })
         .collect();
     Some((english, localized))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_description_discord_would_refuse_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("de")).unwrap();
+        std::fs::create_dir_all(dir.path().join("en")).unwrap();
+        let long = "x".repeat(101);
+        std::fs::write(
+            dir.path().join("de/long.ftl"),
+            format!("cmd-pool = {long}\ncmd-pool-add = Kurz genug.\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("en/long.ftl"),
+            format!("cmd-pool-list = {long}\n"),
+        )
+        .unwrap();
+        let texts = Texts::load(Some(dir.path())).unwrap();
+        let locales = vec!["de".to_owned()];
+        let (english, german) = described(&texts, &locales, "cmd-pool").unwrap();
+        assert_eq!(
+            english,
+            "Shared API keys that others can use (with a daily limit)."
+        );
+        assert!(german.is_empty(), "{german:?}");
+        assert_eq!(
+            described(&texts, &locales, "cmd-pool-add").unwrap().1[0].1,
+            "Kurz genug."
+        );
+        // An English description out of bounds leaves the command's own (its doc comment).
+        assert!(described(&texts, &locales, "cmd-pool-list").is_none());
+    }
 }

@@ -1578,6 +1578,21 @@ async fn a_german_user_reads_the_form_replies_refusals_listing_and_the_tools_mes
             refused.content(),
             Some("Der Schlüssel ist leer: Füge den Schlüssel selbst ein.")
         );
+        // The answer to a form follows the language its submit carries (the user switched
+        // their client to English while the form was open).
+        let modal = bot.answer(&anna, set_key("brave")).await;
+        let switched = bot
+            .fake
+            .submit_modal(&anna.clone().with_locale("en-US"), &modal, &["   "])
+            .await
+            .unwrap()
+            .callback(WAIT)
+            .await
+            .unwrap();
+        assert_eq!(
+            switched.content(),
+            Some("The key is empty: paste the key itself.")
+        );
         let key = secret("brave");
         let modal = bot.answer(&anna, set_key("brave")).await;
         let saved = bot

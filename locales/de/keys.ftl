@@ -100,3 +100,4 @@ key-error-values-remain = { $keys ->
 key-error-data-key-churn = Der Verschlüsselungsschlüssel hat sich beim Speichern dreimal geändert (er wird anderswo gelöscht), deshalb wurde der Schlüssel nicht gespeichert; versuche es noch einmal.
 key-error-data-keys = Der Speicher der Verschlüsselungsschlüssel ist ausgefallen, deshalb wurde nichts geändert: { $detail }.
 key-error-write-in-doubt = Der Schlüssel wurde geschrieben, aber { $cause }; er konnte auch nicht zurückgenommen werden und lässt sich deshalb vielleicht nicht öffnen: Liste die Schlüssel auf, und speichere ihn noch einmal, wenn er als unlesbar erscheint.
+key-error-misconfigured = Dieser Befehl ist falsch eingerichtet ({ $detail }), deshalb lief er nicht; sag dem Betreiber des Bots Bescheid.

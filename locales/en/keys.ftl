@@ -109,3 +109,5 @@ key-error-data-key-churn = The encryption key changed three times while the key 
 key-error-data-keys = The encryption key store failed, so nothing was changed: { $detail }.
 # $cause is another of these sentences, without its full stop.
 key-error-write-in-doubt = The key was written, but { $cause }; it could not be taken back either, so it may not open: list the keys, and save it again if it shows as unreadable.
+# $detail says what is wrong with the tool or service name the command uses (in English).
+key-error-misconfigured = This command is misconfigured ({ $detail }), so it did not run; tell the bot's operator.

@@ -75,8 +75,8 @@ user-list-pool = { $kind ->
 user-list-pool-use = • { $pool }: { $count } of { $limit }
 user-list-pool-use-resets = • { $pool }: { $count } of { $limit }, resets in { $duration }
 # The pool's admins have since cleared its limit.
-user-list-pool-use-unlimited = • { $pool }: { $count } no pool limit now
-user-list-pool-use-unlimited-resets = • { $pool }: { $count } no pool limit now, resets in { $duration }
+user-list-pool-use-unlimited = • { $pool }: { $count }, no pool limit now
+user-list-pool-use-unlimited-resets = • { $pool }: { $count }, no pool limit now, resets in { $duration }
 user-list-no-shared = No shared keys are available in this channel.
 # $services is a list of user-list-shared-item, joined with commas; $limit the daily limit.
 user-list-shared = Shared keys you can use here without your own: { $services }. Shared keys are limited to { $limit ->

@@ -170,8 +170,10 @@ impl KeyVault {
             Ok(tool) => tool,
             Err(err) => {
                 tracing::error!(error = %err, "a key was asked for with a bad tool name; refused");
-                return Err(KeyUseError::InvalidTool(format!(
-                    "This command is misconfigured ({err}), so it did not run; tell the bot's operator."
+                return Err(KeyUseError::InvalidTool(self.texts().text(
+                    &caller.locale,
+                    "key-error-misconfigured",
+                    &[("detail", err.to_string().into())],
                 )));
             }
         };
@@ -179,8 +181,10 @@ impl KeyVault {
             Ok(service) => service,
             Err(err) => {
                 tracing::error!(error = %err, "a key was asked for with a bad service id; refused");
-                return Err(KeyUseError::MissingKey(format!(
-                    "This command is misconfigured ({err}), so it did not run; tell the bot's operator."
+                return Err(KeyUseError::MissingKey(self.texts().text(
+                    &caller.locale,
+                    "key-error-misconfigured",
+                    &[("detail", err.to_string().into())],
                 )));
             }
         };

@@ -112,15 +112,30 @@ impl KeyVault {
         let texts = Texts::load(config.locales_dir.as_deref())?;
         let data_keys = KeyStore::open(&config, keyring).await?;
         let storage = storage::connect(&config).await?;
-        Ok(Self::from_parts(config, data_keys, storage, catalogue).with_texts(texts))
+        Ok(Self::from_parts_with_texts(
+            config, data_keys, storage, catalogue, texts,
+        ))
     }
 
-    /// Builds a vault from parts already opened (tests, benchmarks, custom backends).
+    /// Builds a vault from parts already opened (tests, benchmarks, custom backends), with
+    /// the shipped catalogues ([`KeyVault::from_parts_with_texts`] takes others).
     pub fn from_parts(
         config: Config,
         data_keys: impl Into<KeyStore>,
         storage: Arc<dyn StorageBackend>,
         catalogue: Catalogue,
+    ) -> Self {
+        Self::from_parts_with_texts(config, data_keys, storage, catalogue, Texts::builtin())
+    }
+
+    /// [`KeyVault::from_parts`] with the sentences of `texts` (for instance
+    /// `Texts::load(config.locales_dir.as_deref())?`).
+    pub fn from_parts_with_texts(
+        config: Config,
+        data_keys: impl Into<KeyStore>,
+        storage: Arc<dyn StorageBackend>,
+        catalogue: Catalogue,
+        texts: Arc<Texts>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -129,7 +144,7 @@ impl KeyVault {
                 legacy_marker: std::sync::Mutex::new(None),
                 original_pool_keys: tokio::sync::OnceCell::new(),
                 bench_notices: tokio::sync::broadcast::channel(bench_notices::NOTICE_BACKLOG).0,
-                texts: Texts::builtin(),
+                texts,
                 config,
                 data_keys: data_keys.into(),
                 storage,
@@ -148,18 +163,10 @@ impl KeyVault {
         &self.inner.catalogue
     }
 
-    /// The sentences users read, in every language the bot speaks: the shipped catalogues
-    /// with the operator's `STARGAZER_LOCALES_DIR` laid over them.
+    /// The sentences users read, in every language the bot speaks: the shipped catalogues,
+    /// with the operator's `STARGAZER_LOCALES_DIR` laid over them by [`KeyVault::open`].
     pub fn texts(&self) -> &Arc<Texts> {
         &self.inner.texts
-    }
-
-    /// This vault, just built, with the catalogues of `STARGAZER_LOCALES_DIR`.
-    fn with_texts(mut self, texts: Arc<Texts>) -> Self {
-        Arc::get_mut(&mut self.inner)
-            .expect("a vault being opened is not shared yet")
-            .texts = texts;
-        self
     }
 
     /// The storage key layout (tests and benchmarks: feature `testkit`).
