@@ -29,16 +29,6 @@ async fn call_ok(vault: &KeyVault, user_id: u64) -> Result<KeySource, KeyUseErro
         .await
 }
 
-/// Today's shared-key uses of `TOOL` by the user.
-async fn uses(vault: &KeyVault, user_id: u64) -> u64 {
-    vault
-        .default_key_usage(user_id, Some(TOOL))
-        .await
-        .unwrap()
-        .first()
-        .map_or(0, |usage| usage.count)
-}
-
 async fn limited(backend: Backend, limit: &str) -> Fixture {
     Fixture::builder(backend)
         .env("DEFAULT_KEY_DAILY_LIMIT", limit)
@@ -61,7 +51,7 @@ contract!(
                 call_ok(&fx.vault, USER).await.unwrap(),
                 KeySource::GlobalPool
             );
-            assert_eq!(uses(&fx.vault, USER).await, expected);
+            assert_eq!(tool_uses(&fx.vault, USER, TOOL).await, expected);
         }
         let refused = fx
             .vault
@@ -74,7 +64,7 @@ contract!(
 
         assert!(matches!(refused, KeyUseError::LimitReached(_)), "{refused}");
         assert_eq!(calls.load(Ordering::SeqCst), 0, "the call did not run");
-        assert_eq!(uses(&fx.vault, USER).await, 2);
+        assert_eq!(tool_uses(&fx.vault, USER, TOOL).await, 2);
     }
 );
 
@@ -97,7 +87,7 @@ contract!(
             assert_eq!(call_ok(&vault, USER).await.unwrap(), KeySource::User);
         }
 
-        assert_eq!(uses(&vault, USER).await, 0);
+        assert_eq!(tool_uses(&vault, USER, TOOL).await, 0);
     }
 );
 
@@ -109,7 +99,7 @@ contract!(
         let err = call_ok(&fx.vault, USER).await.unwrap_err();
 
         assert!(matches!(err, KeyUseError::MissingKey(_)), "{err}");
-        assert_eq!(uses(&fx.vault, USER).await, 0);
+        assert_eq!(tool_uses(&fx.vault, USER, TOOL).await, 0);
         // The one use of the day is still there for a key added later.
         fx.vault
             .add_pool_key(Pool::Global, "brave", &secret("pooled"), ADMIN)
@@ -143,7 +133,7 @@ contract!(
             );
         }
 
-        assert_eq!(uses(&fx.vault, USER).await, 0);
+        assert_eq!(tool_uses(&fx.vault, USER, TOOL).await, 0);
     }
 );
 
@@ -165,7 +155,7 @@ contract!(
             .unwrap_err();
 
         assert!(matches!(failed, KeyUseError::Call(_)));
-        assert_eq!(uses(&fx.vault, USER).await, 0);
+        assert_eq!(tool_uses(&fx.vault, USER, TOOL).await, 0);
         assert_eq!(
             call_ok(&fx.vault, USER).await.unwrap(),
             KeySource::GlobalPool

@@ -34,16 +34,6 @@ async fn call(vault: &KeyVault, caller: Caller, tool: &str) -> Result<KeySource,
         })
 }
 
-/// Today's uses of `TOOL`'s own counter by the user.
-async fn tool_uses(vault: &KeyVault, user_id: u64) -> u64 {
-    vault
-        .default_key_usage(user_id, Some(TOOL))
-        .await
-        .unwrap()
-        .first()
-        .map_or(0, |usage| usage.count)
-}
-
 /// Today's uses of `pool`'s keys by the user, as the usage view lists them.
 async fn pool_uses(vault: &KeyVault, user_id: u64, pool: Pool) -> u64 {
     vault
@@ -106,7 +96,7 @@ contract!(
         );
         assert_eq!(pool_uses(&fx.vault, ALICE, Pool::Guild(GUILD)).await, 2);
         assert_eq!(
-            tool_uses(&fx.vault, ALICE).await,
+            tool_uses(&fx.vault, ALICE, TOOL).await,
             0,
             "the speculative reservation on the tool's counter was given back"
         );
@@ -117,7 +107,7 @@ contract!(
             call(&fx.vault, in_guild(ALICE, OTHER_GUILD), TOOL).await,
             Ok(KeySource::GlobalPool)
         );
-        assert_eq!(tool_uses(&fx.vault, ALICE).await, 1);
+        assert_eq!(tool_uses(&fx.vault, ALICE, TOOL).await, 1);
         assert_eq!(
             call(&fx.vault, in_guild(BOB, GUILD), TOOL).await,
             Ok(KeySource::GuildPool)
@@ -167,7 +157,7 @@ contract!(
             call(&fx.vault, in_guild(ALICE, GUILD), TOOL).await,
             Ok(KeySource::GuildPool)
         );
-        assert_eq!(tool_uses(&fx.vault, ALICE).await, 1);
+        assert_eq!(tool_uses(&fx.vault, ALICE, TOOL).await, 1);
         assert_eq!(pool_uses(&fx.vault, ALICE, pool).await, 0);
     }
 );

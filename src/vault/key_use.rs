@@ -166,26 +166,25 @@ impl KeyVault {
         F: FnOnce(ResolvedKey) -> Fut,
         Fut: Future<Output = Result<T, Err>>,
     {
+        let misconfigured = |err: &dyn fmt::Display| {
+            self.texts().text(
+                &caller.locale,
+                "key-error-misconfigured",
+                &[("detail", err.to_string().into())],
+            )
+        };
         let tool = match tool.into_tool_name() {
             Ok(tool) => tool,
             Err(err) => {
                 tracing::error!(error = %err, "a key was asked for with a bad tool name; refused");
-                return Err(KeyUseError::InvalidTool(self.texts().text(
-                    &caller.locale,
-                    "key-error-misconfigured",
-                    &[("detail", err.to_string().into())],
-                )));
+                return Err(KeyUseError::InvalidTool(misconfigured(&err)));
             }
         };
         let service = match service.into_service_id() {
             Ok(service) => service,
             Err(err) => {
                 tracing::error!(error = %err, "a key was asked for with a bad service id; refused");
-                return Err(KeyUseError::MissingKey(self.texts().text(
-                    &caller.locale,
-                    "key-error-misconfigured",
-                    &[("detail", err.to_string().into())],
-                )));
+                return Err(KeyUseError::MissingKey(misconfigured(&err)));
             }
         };
         let (service, tool) = (&service, &tool);

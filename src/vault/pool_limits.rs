@@ -131,13 +131,7 @@ impl KeyVault {
             else {
                 continue;
             };
-            let count = self
-                .inner
-                .storage
-                .get(&key)
-                .await?
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let (count, resets_in) = self.read_counter(&key).await?;
             let limit = match self.pool_daily_limit(pool, &service).await {
                 Ok(limit) => limit,
                 Err(err) => {
@@ -146,7 +140,7 @@ impl KeyVault {
                 }
             };
             usage.push(PoolUsage {
-                resets_in: self.inner.storage.ttl(&key).await?.map(Duration::from_secs),
+                resets_in,
                 pool,
                 service,
                 count,

@@ -9,6 +9,7 @@ use crate::quota::{
     BYPASS_RATELIMIT_BIT, LimitCheck, LimitReached, QUOTA_TTL_SECS, QuotaPermit, ToolUsage,
     UsageError,
 };
+use crate::storage::StorageError;
 
 impl KeyVault {
     /// The daily limit of `tool`: its `STARGAZER_TOOL_DAILY_LIMITS` override, else
@@ -107,6 +108,22 @@ impl KeyVault {
         let limit = daily_limit.unwrap_or_else(|| self.daily_limit(&tool));
         let key = self.inner.layout.usage_key(user_id, &tool);
         self.reserve_counter(key, limit).await
+    }
+
+    /// A usage counter's count (0 when absent or not a number) and the time until it resets.
+    pub(super) async fn read_counter(
+        &self,
+        key: &str,
+    ) -> Result<(u64, Option<Duration>), StorageError> {
+        let count = self
+            .inner
+            .storage
+            .get(key)
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let resets_in = self.inner.storage.ttl(key).await?.map(Duration::from_secs);
+        Ok((count, resets_in))
     }
 
     /// Reserves one use of the counter `key` within `limit`: never admits more than the limit,
@@ -263,16 +280,10 @@ impl KeyVault {
         let mut usage = Vec::with_capacity(tools.len());
         for tool in tools {
             let key = self.inner.layout.usage_key(user_id, &tool);
-            let count = self
-                .inner
-                .storage
-                .get(&key)
-                .await?
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+            let (count, resets_in) = self.read_counter(&key).await?;
             usage.push(ToolUsage {
                 limit: self.daily_limit(&tool),
-                resets_in: self.inner.storage.ttl(&key).await?.map(Duration::from_secs),
+                resets_in,
                 count,
                 tool,
             });

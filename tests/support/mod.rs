@@ -339,6 +339,16 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
 }
 
 /// A fresh secret that looks like an API key.
+/// Today's shared-key uses of `tool` by the user (its own counter).
+pub async fn tool_uses(vault: &KeyVault, user_id: u64, tool: &str) -> u64 {
+    vault
+        .default_key_usage(user_id, Some(tool))
+        .await
+        .unwrap()
+        .first()
+        .map_or(0, |usage| usage.count)
+}
+
 pub fn secret(tag: &str) -> String {
     format!("sk-{tag}-{}", hex::encode(rand_bytes::<12>()))
 }

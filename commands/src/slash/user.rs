@@ -25,9 +25,7 @@ pub(crate) fn known_service_in<'a>(
     vault
         .catalogue()
         .lookup(&service.trim().to_lowercase())
-        .map_err(|err| {
-            CommandError::from(KeyError::from(err)).localized(voice.texts(), voice.locale())
-        })
+        .map_err(|err| KeyError::from(err).localized(voice.texts(), voice.locale()))
 }
 
 /// The inputs of `entry`'s key-entry form, labelled in `voice`'s language.
@@ -96,7 +94,7 @@ pub async fn set_user_api_key<U: HasKeyVault, E: From<CommandError>>(
         ),
         Err(err) => {
             tracing::info!(%service, error = %err, "a key was refused");
-            CommandError::from(err).localized(voice.texts(), voice.locale())
+            err.localized(voice.texts(), voice.locale())
         }
     };
     modal::answer(ctx.serenity_context(), &submitted, &text).await?;
@@ -418,7 +416,7 @@ pub async fn forget_my_api_keys<U: HasKeyVault, E: From<CommandError>>(
             .await
         {
             Ok(forgotten) => forgotten_sentence(&voice, &forgotten),
-            Err(err) => CommandError::from(err).localized(voice.texts(), voice.locale()),
+            Err(err) => err.localized(voice.texts(), voice.locale()),
         }
     } else {
         voice.t("user-forget-cancelled", &[])
