@@ -70,7 +70,7 @@ enum Command {
     #[command(subcommand)]
     User(keys::UserCommand),
 
-    /// Add, list or remove keys of the global pool or of a channel's pool
+    /// Add, list, remove or unbench keys of the global pool or of a server's or channel's pool; set a pool's daily limit; show its log
     ///
     /// Without --channel, the global pool; with --channel ID, that channel's pool. Keys are
     /// read from stdin, never from the command line, and printed masked.

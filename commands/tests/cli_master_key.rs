@@ -716,6 +716,49 @@ fn doctor_reports_bad_settings_without_the_key_text() {
 }
 
 #[test]
+fn doctor_names_the_languages_and_fails_on_a_broken_locales_directory() {
+    let mut setup = Setup::new();
+    let key = MasterKey::generate();
+    seed(&setup.db_path(), only_key(&key), 1, 1);
+    setup.set("STARGAZER_MASTER_KEY", key_text(&key));
+    let run = setup.run(&["doctor"]);
+    assert_eq!(
+        run.line_starting("ok   languages"),
+        "ok   languages: en, de (shipped; STARGAZER_LOCALES_DIR unset)"
+    );
+
+    let locales = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(locales.path().join("fr")).unwrap();
+    std::fs::write(
+        locales.path().join("fr/keys.ftl"),
+        "key-error-empty = La clé est vide.\n",
+    )
+    .unwrap();
+    setup.set(
+        "STARGAZER_LOCALES_DIR",
+        locales.path().display().to_string(),
+    );
+    let run = setup.run(&["doctor"]);
+    assert!(
+        run.line_starting("ok   languages: en, de, fr")
+            .contains("laid over them")
+    );
+
+    std::fs::write(
+        locales.path().join("fr/broken.ftl"),
+        "broken = { $unclosed\n",
+    )
+    .unwrap();
+    let run = setup.run(&["doctor"]);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    let failed = run.line_starting("FAIL languages");
+    assert!(
+        failed.contains("broken.ftl") && failed.contains("line 1"),
+        "{failed}"
+    );
+}
+
+#[test]
 fn doctor_passes_with_a_running_redis() {
     // Persistent, as a deployment's should be (doctor warns about one that keeps nothing).
     let redis = RedisServer::start_with_args(&["--appendonly", "yes"]).unwrap();

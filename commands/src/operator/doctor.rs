@@ -59,6 +59,7 @@ async fn checks(
                 "data keys",
                 "storage",
                 "legacy values",
+                "languages",
             ] {
                 report.skip(what, "the settings do not parse")?;
             }
@@ -88,7 +89,28 @@ async fn checks(
     check_data_keys(report, &config, database_opens, keyring).await?;
     check_storage(report, &config).await?;
     check_legacy_values(report, &config).await?;
+    check_languages(report, &config)?;
     Ok(report.exit_code())
+}
+
+/// That the operator's catalogues load (the bot refuses to start otherwise), and which
+/// languages the bot speaks.
+fn check_languages(report: &mut Report, config: &Config) -> io::Result<()> {
+    match (
+        stargazer_keys::i18n::Texts::load(config.locales_dir.as_deref()),
+        &config.locales_dir,
+    ) {
+        (Ok(texts), None) => report.ok(format_args!(
+            "languages: {} (shipped; STARGAZER_LOCALES_DIR unset)",
+            texts.locales().join(", ")
+        )),
+        (Ok(texts), Some(dir)) => report.ok(format_args!(
+            "languages: {} (the shipped ones with {} laid over them)",
+            texts.locales().join(", "),
+            dir.display()
+        )),
+        (Err(err), _) => report.fail("languages", format_args!("{err} (STARGAZER_LOCALES_DIR)")),
+    }
 }
 
 /// That only their owner can open the database and its `-wal` and `-shm`, and that group and
